@@ -1,0 +1,86 @@
+// A per-thread pool of reusable resources (pipes, buffers) handed out as RAII leases.
+// Not thread-safe: each worker thread owns its pools, so the data path takes no lock.
+#pragma once
+
+#include <cstddef>
+#include <functional>
+#include <optional>
+#include <utility>
+#include <vector>
+
+namespace zcproxy {
+
+// Resource: move-only, with `bool reusable() const` (may it go back to the pool?).
+template <class Resource>
+class pool {
+ public:
+  // make: creates a resource, or nullopt when the system refuses (e.g. out of fds).
+  // max_leased: leases out at once, past which lease() fails. keep_idle: resources kept for reuse.
+  pool(std::function<std::optional<Resource>()> make, std::size_t max_leased, std::size_t keep_idle)
+      : make_(std::move(make)), max_leased_(max_leased), keep_idle_(keep_idle) {}
+  pool(const pool&) = delete;
+  pool& operator=(const pool&) = delete;
+
+  class lease {
+   public:
+    lease() = default;
+    lease(lease&& o) noexcept : pool_(std::exchange(o.pool_, nullptr)), r_(std::move(o.r_)) {}
+    lease& operator=(lease&& o) noexcept {
+      if (this != &o) {
+        reset();
+        pool_ = std::exchange(o.pool_, nullptr);
+        r_ = std::move(o.r_);
+      }
+      return *this;
+    }
+    ~lease() { reset(); }
+
+    explicit operator bool() const { return pool_ != nullptr; }
+    Resource& operator*() { return *r_; }
+    Resource* operator->() { return &*r_; }
+    // Give the resource back now (pooled if reusable, destroyed otherwise).
+    void reset() {
+      if (pool_) std::exchange(pool_, nullptr)->give_back(std::move(*r_));
+      r_.reset();
+    }
+
+   private:
+    friend class pool;
+    lease(pool* p, Resource r) : pool_(p), r_(std::move(r)) {}
+    pool* pool_ = nullptr;
+    std::optional<Resource> r_;
+  };
+
+  // A resource, or an empty lease when max_leased are out or make() failed.
+  lease get() {
+    if (leased_ >= max_leased_) return {};
+    if (!idle_.empty()) {
+      Resource r = std::move(idle_.back());
+      idle_.pop_back();
+      ++leased_;
+      return lease(this, std::move(r));
+    }
+    std::optional<Resource> r = make_();
+    if (!r) return {};
+    ++leased_;
+    return lease(this, std::move(*r));
+  }
+
+  std::size_t leased() const { return leased_; }
+  std::size_t idle() const { return idle_.size(); }
+  std::size_t max_leased() const { return max_leased_; }
+
+ private:
+  void give_back(Resource&& r) {
+    --leased_;
+    if (r.reusable() && idle_.size() < keep_idle_) idle_.push_back(std::move(r));
+  }
+
+  std::function<std::optional<Resource>()> make_;
+  std::size_t max_leased_;
+  std::size_t keep_idle_;
+  std::size_t leased_ = 0;
+  std::vector<Resource> idle_;
+};
+
+}  // namespace zcproxy

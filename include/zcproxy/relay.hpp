@@ -1,0 +1,64 @@
+// The relay: moves one direction of a connection, socket to socket, through a staging area that is
+// either a pooled pipe (splice engine) or a pooled buffer (copy engine). Both engines share one
+// loop: wait until readable, fill the stage, flush it whole, repeat; idle directions hold nothing.
+#pragma once
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <cstdint>
+#include <system_error>
+
+#include "zcproxy/buffer_pool.hpp"
+#include "zcproxy/config.hpp"
+#include "zcproxy/pipe_pool.hpp"
+
+namespace zcproxy {
+
+using tcp = boost::asio::ip::tcp;
+
+// Per-thread resources every relay on that thread draws from.
+struct relay_resources {
+  engine_mode engine;
+  pipe_pool pipes;
+  buffer_pool buffers;
+};
+
+// What both directions of one connection share. Either direction that fails calls stop(), which
+// wakes the other wherever it waits, so a reset on one side ends the whole connection.
+class relay_link {
+ public:
+  relay_link(tcp::socket& client, tcp::socket& upstream) : client_(client), upstream_(upstream) {}
+  // Idempotent; safe to call from the owning thread only.
+  void stop();
+  bool stopped() const { return stopped_; }
+
+ private:
+  tcp::socket& client_;
+  tcp::socket& upstream_;
+  bool stopped_ = false;
+};
+
+enum class direction_end {
+  eof,             // the source sent FIN; forwarded with shutdown(SHUT_WR) after the stage emptied
+  reset,           // the source or the destination failed (RST, EPIPE, ...)
+  stopped,         // the link was stopped (the other direction failed, or the server shut down)
+  splice_refused,  // engine splice required, and the kernel refused splice for these sockets
+};
+const char* to_string(direction_end e);
+
+struct direction_result {
+  std::uint64_t spliced = 0;  // bytes moved by splice
+  std::uint64_t copied = 0;   // bytes moved by copy
+  direction_end end = direction_end::eof;
+  std::error_code error;  // the errno behind reset/splice_refused
+  bool on_copy = false;   // the engine this direction ended on
+  std::uint64_t bytes() const { return spliced + copied; }
+  // The engine(s) actually used: "splice", "copy" or "splice+copy".
+  const char* engine() const;
+};
+
+// Relay from -> to until EOF, error or link.stop(). Both sockets must be non-blocking.
+boost::asio::awaitable<direction_result> relay(tcp::socket& from, tcp::socket& to,
+                                               relay_resources& res, relay_link& link);
+
+}  // namespace zcproxy

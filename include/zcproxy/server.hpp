@@ -1,0 +1,52 @@
+// The server: one worker thread per configured thread, each with its own io_context, acceptors
+// (SO_REUSEPORT) and relay resources. This header exposes no Asio type, so code that only drives
+// a server (main, tests) does not compile Asio.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "zcproxy/config.hpp"
+
+namespace zcproxy {
+
+class server {
+ public:
+  explicit server(config cfg);
+  ~server();  // shuts down at once if still running, and joins the threads
+  server(const server&) = delete;
+  server& operator=(const server&) = delete;
+
+  // Bind every listener on every worker and start the threads. Throws std::runtime_error naming
+  // the listener and address when one cannot be bound; nothing is left running then.
+  void start();
+  // Where each listener listens, in config order (a port of 0 in the config is resolved).
+  std::vector<address> listening() const;
+  // Stop accepting; close open connections at once (now) or once drain_timeout has passed.
+  // Thread-safe; may be called more than once (a later `now` cuts a drain short).
+  void shutdown(bool now = false);
+  // Block until every worker has finished.
+  void wait();
+  // start(), then serve until SIGINT/SIGTERM: the first drains, a second closes at once.
+  // Returns the process exit code.
+  int run_until_signalled();
+
+  struct stats {
+    std::size_t sessions = 0;        // open client connections
+    std::size_t pipes_leased = 0;    // pipes holding or moving bytes
+    std::size_t pipes_idle = 0;      // pipes kept open for reuse
+    std::size_t buffers_leased = 0;  // copy buffers in use
+    std::uint64_t bytes_spliced = 0;  // moved by splice, by connections that have closed
+    std::uint64_t bytes_copied = 0;   // moved by copy, likewise
+  };
+  // Summed over workers. Call while running (before shutdown()) or after wait().
+  stats snapshot();
+
+ private:
+  struct impl;
+  std::unique_ptr<impl> impl_;
+};
+
+}  // namespace zcproxy

@@ -1,0 +1,59 @@
+#include "zcproxy/listener.hpp"
+
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <chrono>
+
+#include "zcproxy/log.hpp"
+#include "zcproxy/session.hpp"
+
+namespace zcproxy {
+namespace asio = boost::asio;
+
+tcp::acceptor open_acceptor(asio::io_context& io, const address& at) {
+  tcp::endpoint ep(asio::ip::make_address(at.ip), at.port);
+  tcp::acceptor acc(io, ep.protocol());
+  acc.set_option(tcp::acceptor::reuse_address(true));
+  // One acceptor per worker thread on the same address: the kernel balances accepts among them.
+  acc.set_option(asio::detail::socket_option::boolean<SOL_SOCKET, SO_REUSEPORT>(true));
+  acc.bind(ep);
+  acc.listen(asio::socket_base::max_listen_connections);
+  return acc;
+}
+
+asio::awaitable<void> accept_loop(worker& w, bound_listener& l) {
+  using namespace std::chrono_literals;
+  constexpr auto min_backoff = 10ms, max_backoff = 1000ms;
+  auto backoff = min_backoff;
+  asio::steady_timer timer(w.io);
+  while (l.acceptor.is_open()) {
+    auto [ec, client] = co_await l.acceptor.async_accept(asio::as_tuple(asio::use_awaitable));
+    if (!l.acceptor.is_open() || ec == asio::error::operation_aborted) break;
+    if (!ec) {
+      backoff = min_backoff;
+      asio::co_spawn(w.io, serve(w, l, std::move(client)), [](std::exception_ptr e) {
+        if (!e) return;
+        try {
+          std::rethrow_exception(e);
+        } catch (const std::exception& x) {
+          main_log().error("session failed: {}", x.what());  // a bug: sessions report errors as values
+        }
+      });
+      continue;
+    }
+    if (ec == asio::error::connection_aborted) continue;  // the client left before we took it
+    // EMFILE, ENFILE, ENOBUFS, ENOMEM: the connection waits in the backlog; retrying at once
+    // would spin, so wait and try again, longer each time while it persists.
+    main_log().warn("listener {}: accept failed: {}; retrying in {} ms", l.config->name,
+                    ec.message(), backoff.count());
+    timer.expires_after(backoff);
+    co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+    backoff = std::min(backoff * 2, max_backoff);
+  }
+}
+
+}  // namespace zcproxy

@@ -1,0 +1,82 @@
+// zcproxy: parse the command line, load the config, run the server.
+#include <cstdio>
+#include <cstring>
+#include <exception>
+#include <string>
+
+#include "zcproxy/config.hpp"
+#include "zcproxy/server.hpp"
+
+namespace {
+
+constexpr const char* usage =
+    "usage: zcproxy -c FILE          run with the config in FILE\n"
+    "       zcproxy --check -c FILE  validate FILE, print what it would listen on and forward to\n"
+    "       zcproxy --version | --help\n"
+    "\n"
+    "Signals: SIGINT/SIGTERM stop accepting and let open connections finish for up to\n"
+    "drain_timeout; a second one closes them at once.\n"
+    "Exit codes: 0 ok, 2 bad usage or config, 1 failure to start (e.g. address in use).\n";
+
+void print_plan(const zcproxy::config& cfg) {
+  std::printf("config %s is valid\n", cfg.source.c_str());
+  std::printf("threads: %u, engine: %s, pipe_size: %zu, max_pipes: %zu, buffer_size: %zu\n",
+              cfg.effective_threads(), std::string(to_string(cfg.relay.engine)).c_str(),
+              cfg.relay.pipe_size, cfg.relay.max_pipes, cfg.relay.buffer_size);
+  for (const auto& l : cfg.listeners) {
+    const auto* u = cfg.find_upstream(l.upstream);
+    std::printf("listener %s: %s -> upstream %s [", l.name.c_str(), l.bind.to_string().c_str(),
+                l.upstream.c_str());
+    for (std::size_t i = 0; i < u->endpoints.size(); ++i)
+      std::printf("%s%s", i ? ", " : "", u->endpoints[i].to_string().c_str());
+    std::printf("] connect_timeout %lldms\n", static_cast<long long>(u->connect_timeout.count()));
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string file;
+  bool check = false;
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (arg == "--help" || arg == "-h") {
+      std::fputs(usage, stdout);
+      return 0;
+    } else if (arg == "--version" || arg == "-V") {
+      std::printf("zcproxy %s\n", ZCPROXY_VERSION);
+      return 0;
+    } else if (arg == "--check") {
+      check = true;
+    } else if ((arg == "-c" || arg == "--config") && i + 1 < argc) {
+      file = argv[++i];
+    } else {
+      std::fprintf(stderr, "zcproxy: unexpected argument '%s'\n%s", arg.c_str(), usage);
+      return 2;
+    }
+  }
+  if (file.empty()) {
+    std::fprintf(stderr, "zcproxy: no config file given (-c FILE)\n%s", usage);
+    return 2;
+  }
+
+  zcproxy::config cfg;
+  try {
+    cfg = zcproxy::load_config_file(file);
+  } catch (const zcproxy::config_error& e) {
+    std::fprintf(stderr, "zcproxy: invalid config:\n");
+    for (const auto& line : e.errors()) std::fprintf(stderr, "  %s\n", line.c_str());
+    return 2;
+  }
+  if (check) {
+    print_plan(cfg);
+    return 0;
+  }
+  try {
+    zcproxy::server srv(std::move(cfg));
+    return srv.run_until_signalled();
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "zcproxy: %s\n", e.what());
+    return 1;
+  }
+}

@@ -1,0 +1,243 @@
+#include "support/net.hpp"
+
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <random>
+#include <stdexcept>
+
+namespace test {
+namespace {
+
+[[noreturn]] void fail(const std::string& what) {
+  throw std::runtime_error(what + ": " + std::strerror(errno));
+}
+
+void set_timeouts(int s) {
+  timeval tv{};
+  tv.tv_sec = std::chrono::duration_cast<std::chrono::seconds>(io_timeout).count();
+  ::setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  ::setsockopt(s, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+}
+
+sockaddr_in loopback(std::uint16_t port) {
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_port = htons(port);
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  return sa;
+}
+
+}  // namespace
+
+fd& fd::operator=(fd&& o) noexcept {
+  if (this != &o) {
+    close();
+    v_ = o.release();
+  }
+  return *this;
+}
+
+int fd::release() { return std::exchange(v_, -1); }
+
+void fd::close() {
+  if (v_ >= 0) ::close(v_);
+  v_ = -1;
+}
+
+fd listen_loopback(std::uint16_t& port, int backlog) {
+  fd s(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!s) fail("socket");
+  sockaddr_in sa = loopback(0);
+  if (::bind(s.get(), reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0) fail("bind");
+  if (::listen(s.get(), backlog) != 0) fail("listen");
+  socklen_t len = sizeof sa;
+  ::getsockname(s.get(), reinterpret_cast<sockaddr*>(&sa), &len);
+  port = ntohs(sa.sin_port);
+  return s;
+}
+
+std::uint16_t dead_port() {
+  std::uint16_t port = 0;
+  listen_loopback(port);  // closed again at once
+  return port;
+}
+
+fd connect_to(std::uint16_t port) {
+  fd s(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!s) fail("socket");
+  set_timeouts(s.get());
+  sockaddr_in sa = loopback(port);
+  if (::connect(s.get(), reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0)
+    fail("connect to port " + std::to_string(port));
+  int one = 1;
+  ::setsockopt(s.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  return s;
+}
+
+fd connect_to(const zcproxy::address& a) { return connect_to(a.port); }
+
+fd accept_one(int listener, std::chrono::milliseconds timeout) {
+  pollfd p{listener, POLLIN, 0};
+  int r = ::poll(&p, 1, static_cast<int>(timeout.count()));
+  if (r <= 0) throw std::runtime_error("accept: nothing to accept within the deadline");
+  fd s(::accept4(listener, nullptr, nullptr, SOCK_CLOEXEC));
+  if (!s) fail("accept");
+  set_timeouts(s.get());
+  return s;
+}
+
+void send_all(int s, const char* data, std::size_t n) {
+  while (n > 0) {
+    ssize_t m = ::send(s, data, n, MSG_NOSIGNAL);
+    if (m < 0 && errno == EINTR) continue;
+    if (m <= 0) fail("send");
+    data += m;
+    n -= static_cast<std::size_t>(m);
+  }
+}
+
+bytes recv_all(int s) {
+  bytes out;
+  char buf[1 << 16];
+  for (;;) {
+    ssize_t m = ::recv(s, buf, sizeof buf, 0);
+    if (m < 0 && errno == EINTR) continue;
+    if (m < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) fail("recv (timed out)");
+    if (m <= 0) return out;  // EOF, or a reset: the stream ended either way
+    out.insert(out.end(), buf, buf + m);
+  }
+}
+
+bytes recv_exact(int s, std::size_t n) {
+  bytes out(n);
+  std::size_t got = 0;
+  while (got < n) {
+    ssize_t m = ::recv(s, out.data() + got, n - got, 0);
+    if (m < 0 && errno == EINTR) continue;
+    if (m == 0) throw std::runtime_error("recv: EOF after " + std::to_string(got) + " of " +
+                                         std::to_string(n) + " bytes");
+    if (m < 0) fail("recv");
+    got += static_cast<std::size_t>(m);
+  }
+  return out;
+}
+
+void shutdown_write(int s) {
+  if (::shutdown(s, SHUT_WR) != 0) fail("shutdown");
+}
+
+void close_with_reset(fd& s) {
+  linger l{1, 0};
+  ::setsockopt(s.get(), SOL_SOCKET, SO_LINGER, &l, sizeof l);
+  s.close();
+}
+
+bytes random_bytes(std::size_t n, std::uint32_t seed) {
+  bytes out(n);
+  std::mt19937 rng(seed);
+  for (std::size_t i = 0; i < n; i += 4) {
+    std::uint32_t v = rng();
+    std::memcpy(out.data() + i, &v, std::min<std::size_t>(4, n - i));
+  }
+  return out;
+}
+
+std::uint64_t checksum(const bytes& b) {
+  std::uint64_t h = 1469598103934665603ull;
+  for (char c : b) h = (h ^ static_cast<unsigned char>(c)) * 1099511628211ull;
+  return h;
+}
+
+std::size_t count_open_fds() {
+  std::size_t n = 0;
+  DIR* d = ::opendir("/proc/self/fd");
+  if (!d) fail("opendir /proc/self/fd");
+  while (dirent* e = ::readdir(d))
+    if (e->d_name[0] != '.') ++n;
+  ::closedir(d);
+  return n - 1;  // the directory stream's own fd
+}
+
+bool wait_until(const std::function<bool()>& ready, std::chrono::milliseconds deadline) {
+  const auto end = std::chrono::steady_clock::now() + deadline;
+  while (!ready()) {
+    if (std::chrono::steady_clock::now() > end) return ready();
+    std::this_thread::sleep_for(5ms);
+  }
+  return true;
+}
+
+void thread_group::spawn(std::function<void()> f) {
+  threads_.emplace_back([this, f = std::move(f)] {
+    try {
+      f();
+    } catch (const std::exception& e) {
+      std::lock_guard lock(mutex_);
+      errors_.push_back(e.what());
+    }
+  });
+}
+
+void thread_group::join() {
+  for (auto& t : threads_)
+    if (t.joinable()) t.join();
+}
+
+std::vector<std::string> thread_group::errors() {
+  join();
+  std::lock_guard lock(mutex_);
+  return errors_;
+}
+
+upstream_server::upstream_server(std::function<void(fd)> handler, int backlog)
+    : listener_(listen_loopback(port_, backlog)) {
+  acceptor_ = std::thread([this, handler = std::move(handler)] {
+    while (!stop_) {
+      pollfd p{listener_.get(), POLLIN, 0};
+      if (::poll(&p, 1, 20) <= 0) continue;  // wakes regularly to see stop_
+      fd s(::accept4(listener_.get(), nullptr, nullptr, SOCK_CLOEXEC));
+      if (!s) continue;
+      set_timeouts(s.get());
+      ++accepted_;
+      handlers_.spawn([handler, s = std::make_shared<fd>(std::move(s))] { handler(std::move(*s)); });
+    }
+  });
+}
+
+std::vector<std::string> upstream_server::stop_and_collect_errors() {
+  stop_ = true;
+  if (acceptor_.joinable()) acceptor_.join();
+  return handlers_.errors();
+}
+
+upstream_server::~upstream_server() { stop_and_collect_errors(); }
+
+proxy::proxy(const std::string& relay, std::vector<std::uint16_t> endpoints,
+             const std::string& extra, unsigned threads) {
+  std::string eps;
+  for (auto p : endpoints) eps += (eps.empty() ? "" : ", ") + ("\"127.0.0.1:" + std::to_string(p) + "\"");
+  std::string yaml = "threads: " + std::to_string(threads) +
+                     "\nlog: { level: warn, access_log: false }\n"
+                     "relay: { " + relay + " }\n"
+                     "listeners:\n  - { name: test, bind: \"127.0.0.1:0\", upstream: app }\n"
+                     "upstreams:\n  app:\n    endpoints: [" + eps + "]\n    connect_timeout: 2s\n" +
+                     extra;
+  cfg = zcproxy::load_config_string(yaml, "test.yaml");
+  srv = std::make_unique<zcproxy::server>(cfg);
+  srv->start();
+}
+
+proxy::~proxy() {
+  srv->shutdown(true);
+  srv->wait();
+}
+
+}  // namespace test

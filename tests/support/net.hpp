@@ -1,0 +1,117 @@
+// Test support: blocking loopback sockets with deadlines, test upstream servers in threads, and a
+// zcproxy server started in-process. Every socket gets SO_RCVTIMEO/SO_SNDTIMEO, so a test that
+// would hang fails instead.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "zcproxy/config.hpp"
+#include "zcproxy/server.hpp"
+
+namespace test {
+
+using namespace std::chrono_literals;
+using bytes = std::vector<char>;
+
+// Move-only fd owner.
+class fd {
+ public:
+  fd() = default;
+  explicit fd(int v) : v_(v) {}
+  fd(fd&& o) noexcept : v_(o.release()) {}
+  fd& operator=(fd&& o) noexcept;
+  ~fd() { close(); }
+  int get() const { return v_; }
+  int release();
+  void close();
+  explicit operator bool() const { return v_ >= 0; }
+
+ private:
+  int v_ = -1;
+};
+
+constexpr auto io_timeout = 60s;
+
+// A TCP listener on 127.0.0.1, port chosen by the kernel.
+fd listen_loopback(std::uint16_t& port, int backlog = 512);
+// A port on 127.0.0.1 with nothing listening (bound, then closed): connects are refused.
+std::uint16_t dead_port();
+fd connect_to(const zcproxy::address& a);
+fd connect_to(std::uint16_t port);
+// accept() with a deadline; throws on timeout.
+fd accept_one(int listener, std::chrono::milliseconds timeout = io_timeout);
+
+void send_all(int s, const char* data, std::size_t n);
+inline void send_all(int s, const bytes& b) { send_all(s, b.data(), b.size()); }
+// Read until EOF (or an error, such as a reset, which ends the stream too).
+bytes recv_all(int s);
+bytes recv_exact(int s, std::size_t n);
+void shutdown_write(int s);
+// Close with RST instead of FIN.
+void close_with_reset(fd& s);
+
+bytes random_bytes(std::size_t n, std::uint32_t seed);
+// FNV-1a over the bytes: compared instead of the bytes, so a failure does not print megabytes.
+std::uint64_t checksum(const bytes& b);
+std::size_t count_open_fds();
+// Poll `ready` every few ms until it holds or the deadline passes; returns its last value.
+bool wait_until(const std::function<bool()>& ready, std::chrono::milliseconds deadline = 30s);
+
+// Threads a test starts: an exception in one is recorded (not fatal to the process), and all are
+// joined before the group goes away.
+class thread_group {
+ public:
+  void spawn(std::function<void()> f);
+  void join();
+  // What the threads threw, after join().
+  std::vector<std::string> errors();
+  ~thread_group() { join(); }
+
+ private:
+  std::mutex mutex_;
+  std::vector<std::string> errors_;
+  std::vector<std::thread> threads_;
+};
+
+// An upstream server: accepts connections on 127.0.0.1 and runs `handler` on each, in its own
+// thread. Joins everything on destruction.
+class upstream_server {
+ public:
+  explicit upstream_server(std::function<void(fd)> handler, int backlog = 512);
+  ~upstream_server();
+  std::uint16_t port() const { return port_; }
+  int accepted() const { return accepted_; }
+  // What handlers threw, after the server is stopped (call stop() first).
+  std::vector<std::string> stop_and_collect_errors();
+
+ private:
+  std::uint16_t port_ = 0;
+  fd listener_;
+  std::atomic<bool> stop_{false};
+  std::atomic<int> accepted_{0};
+  thread_group handlers_;
+  std::thread acceptor_;
+};
+
+// A zcproxy server in this process, in front of `endpoints`.
+struct proxy {
+  // relay: the inside of the config's relay map, e.g. "engine: splice"; extra: top-level YAML.
+  explicit proxy(const std::string& relay, std::vector<std::uint16_t> endpoints,
+                 const std::string& extra = "", unsigned threads = 2);
+  ~proxy();
+  std::uint16_t port() const { return srv->listening().at(0).port; }
+  zcproxy::config cfg;
+  std::unique_ptr<zcproxy::server> srv;
+};
+
+
+
+}  // namespace test
