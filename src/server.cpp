@@ -67,11 +67,10 @@ struct server::impl {
   std::vector<std::unique_ptr<worker>> workers;
   std::vector<std::thread> threads;
   std::vector<address> listening;
-  std::mutex mutex;  // guards shutdown_requested and the threads' joining
-  bool shutdown_requested = false;
+  std::mutex join_mutex;  // serialises wait() callers
   bool joined = false;
   std::atomic<unsigned> running{0};
-  asio::io_context* signal_io = nullptr;  // set while run_until_signalled() runs
+  std::atomic<asio::io_context*> signal_io{nullptr};  // set while run_until_signalled() runs
 };
 
 server::server(config cfg) : impl_(std::make_unique<impl>(std::move(cfg))) {}
@@ -138,10 +137,8 @@ void server::start() {
           main_log().error("worker {}: {}", w->index, e.what());  // a bug; keep serving
         }
       }
-      if (--impl_->running == 0) {
-        std::lock_guard lock(impl_->mutex);
-        if (impl_->signal_io) impl_->signal_io->stop();
-      }
+      if (--impl_->running == 0)
+        if (auto* io = impl_->signal_io.load()) io->stop();
     });
   }
 }
@@ -149,13 +146,12 @@ void server::start() {
 std::vector<address> server::listening() const { return impl_->listening; }
 
 void server::shutdown(bool now) {
-  std::lock_guard lock(impl_->mutex);
-  impl_->shutdown_requested = true;
+  // workers is fixed once started, and post() is thread-safe: no lock needed.
   for (auto& w : impl_->workers) asio::post(w->io, [w = w.get(), now] { w->shutdown(now); });
 }
 
 void server::wait() {
-  std::lock_guard lock(impl_->mutex);
+  std::lock_guard lock(impl_->join_mutex);
   if (impl_->joined) return;
   for (auto& t : impl_->threads) t.join();
   impl_->joined = true;
@@ -189,10 +185,7 @@ server::stats server::snapshot() {
 int server::run_until_signalled() {
   asio::io_context io(1);
   asio::signal_set signals(io, SIGINT, SIGTERM);
-  {
-    std::lock_guard lock(impl_->mutex);
-    impl_->signal_io = &io;
-  }
+  impl_->signal_io = &io;
   start();
   int received = 0;
   std::function<void(boost::system::error_code, int)> on_signal =
@@ -207,10 +200,7 @@ int server::run_until_signalled() {
       };
   signals.async_wait(on_signal);
   if (impl_->running > 0) io.run();
-  {
-    std::lock_guard lock(impl_->mutex);
-    impl_->signal_io = nullptr;
-  }
+  impl_->signal_io = nullptr;
   wait();
   main_log().info("stopped");
   return 0;

@@ -1,0 +1,685 @@
+// Config loading: YAML text -> validated zcproxy::config.
+// The whole document is checked before anything is returned, and every problem is collected so
+// an operator fixes a config in one round instead of one error per restart.
+#include "zcproxy/config.hpp"
+
+#include <arpa/inet.h>
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <charconv>
+#include <cstdio>
+#include <cstring>
+#include <limits>
+#include <map>
+#include <memory>
+#include <thread>
+#include <utility>
+#include <variant>
+
+namespace zcproxy {
+
+namespace detail {
+namespace {
+
+// An address, or the reason the text is not one (the config checker shows the reason; the public
+// parse_address only needs yes/no).
+using address_or_reason = std::variant<address, std::string>;
+
+std::optional<std::uint64_t> parse_digits(std::string_view text) {
+  // from_chars alone would accept a leading '-' for some types and stop at the first junk byte;
+  // demand digits and nothing else.
+  if (text.empty() ||
+      !std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; }))
+    return std::nullopt;
+  std::uint64_t value = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (ec != std::errc{} || end != text.data() + text.size()) return std::nullopt;  // overflow
+  return value;
+}
+
+// Splits "123 unit" into the number and the unit; spaces between them are tolerated.
+std::optional<std::pair<std::uint64_t, std::string_view>> split_number(std::string_view text) {
+  std::size_t digits = 0;
+  while (digits < text.size() && text[digits] >= '0' && text[digits] <= '9') ++digits;
+  auto number = parse_digits(text.substr(0, digits));
+  if (!number) return std::nullopt;
+  auto unit = text.substr(digits);
+  while (!unit.empty() && unit.front() == ' ') unit.remove_prefix(1);
+  return std::pair{*number, unit};
+}
+
+address_or_reason parse_address_verbose(std::string_view text) {
+  if (text.empty()) return std::string("empty address");
+  address result;
+  std::string_view host;
+  std::string_view port;
+  if (text.front() == '[') {
+    auto close = text.find(']');
+    if (close == std::string_view::npos) return std::string("missing ']' after the IPv6 address");
+    if (close + 1 >= text.size() || text[close + 1] != ':')
+      return std::string("missing ':port' after the IPv6 address");
+    host = text.substr(1, close - 1);
+    port = text.substr(close + 2);
+    result.v6 = true;
+  } else {
+    auto colon = text.rfind(':');
+    if (colon == std::string_view::npos) return std::string("missing ':port'");
+    host = text.substr(0, colon);
+    port = text.substr(colon + 1);
+    // Without brackets the last ':' of an IPv6 address would be taken for the port separator.
+    if (host.find(':') != std::string_view::npos)
+      return std::string("an IPv6 address must be in brackets, e.g. [::1]:9000");
+  }
+
+  std::string host_str(host);
+  unsigned char raw[sizeof(in6_addr)];
+  int family = result.v6 ? AF_INET6 : AF_INET;
+  if (host.empty() || ::inet_pton(family, host_str.c_str(), raw) != 1) {
+    if (result.v6) return "\"" + host_str + "\" is not an IPv6 address";
+    return "\"" + host_str + "\" is not an IP address (host names are not accepted)";
+  }
+  // Store the canonical spelling so "::0001" and "::1" compare equal (duplicate-bind check).
+  // inet_ntop cannot fail here (valid family, big enough buffer); keep the text if it ever does.
+  char canonical[INET6_ADDRSTRLEN];
+  bool printed = ::inet_ntop(family, raw, canonical, sizeof canonical) != nullptr;
+  result.ip = printed ? canonical : host_str;
+
+  auto port_value = parse_digits(port);
+  if (!port_value) return "port \"" + std::string(port) + "\" is not a number";
+  if (*port_value > 65535) return "port " + std::string(port) + " is out of range 0..65535";
+  result.port = static_cast<std::uint16_t>(*port_value);
+  return result;
+}
+
+constexpr std::string_view address_hint =
+    "an IP literal and port, e.g. 127.0.0.1:9000 or [::1]:9000";
+constexpr std::string_view size_hint =
+    "a size in bytes, e.g. 65536, 64KiB or 1MiB (units B, KiB, MiB, GiB, KB, MB, GB)";
+constexpr std::string_view duration_hint =
+    "a duration with a unit, e.g. 500ms, 10s, 1m or 1h (units ms, s, m, h)";
+
+std::string join(const std::vector<std::string_view>& words) {
+  std::string out;
+  for (auto w : words) {
+    if (!out.empty()) out += ", ";
+    out += w;
+  }
+  return out;
+}
+
+std::string quoted(std::string_view s) {
+  return "\"" + std::string(s) + "\"";
+}
+
+std::string child(const std::string& path, std::string_view key) {
+  return path.empty() ? std::string(key) : path + "." + std::string(key);
+}
+
+std::string element(const std::string& path, std::size_t index) {
+  return path + "[" + std::to_string(index) + "]";
+}
+
+std::string describe(const YAML::Node& node) {
+  switch (node.Type()) {
+    case YAML::NodeType::Scalar:
+      return quoted(node.Scalar());
+    case YAML::NodeType::Sequence:
+      return "a sequence";
+    case YAML::NodeType::Map:
+      return "a map";
+    case YAML::NodeType::Null:
+    case YAML::NodeType::Undefined:
+      break;
+  }
+  return "an empty value";
+}
+
+// One key/value of a YAML map, with the key's node kept for its position.
+struct entry {
+  std::string key;
+  YAML::Node key_node;
+  YAML::Node value;
+};
+
+// Walks a config document, collecting every problem with its position.
+class checker {
+ public:
+  explicit checker(std::string source) : source_(std::move(source)) {}
+
+  config check(const YAML::Node& root);
+
+  void fail_at(const YAML::Mark& mark, const std::string& key, const std::string& what) {
+    // A null mark happens for nodes the parser synthesised; point at the start of the file.
+    int line = mark.is_null() ? 1 : mark.line + 1;
+    int column = mark.is_null() ? 1 : mark.column + 1;
+    errors_.push_back({line, column,
+                       source_ + ":" + std::to_string(line) + ":" + std::to_string(column) + ": " +
+                           key + ": " + what});
+  }
+
+  std::vector<std::string> take_errors() {
+    // Cross-checks (e.g. listener -> upstream) run after the walk; sort so the report reads in
+    // file order regardless of which pass found a problem.
+    std::stable_sort(errors_.begin(), errors_.end(), [](const auto& a, const auto& b) {
+      return std::pair(a.line, a.column) < std::pair(b.line, b.column);
+    });
+    std::vector<std::string> out;
+    for (auto& e : errors_) out.push_back(std::move(e.text));
+    errors_.clear();
+    return out;
+  }
+
+ private:
+  struct located_error {
+    int line;
+    int column;
+    std::string text;
+  };
+
+  // Where to point for a value: a null value (`key:` with nothing after it) carries the mark of
+  // whatever follows it, so the key's own position is the useful one.
+  static YAML::Mark mark_of(const entry& e) {
+    return e.value.IsNull() ? e.key_node.Mark() : e.value.Mark();
+  }
+
+  void fail(const entry& e, const std::string& key, const std::string& what) {
+    fail_at(mark_of(e), key, what);
+  }
+
+  // Map entries in document order. Reports non-scalar keys, unknown keys (when `allowed` is not
+  // empty) and duplicate keys: yaml-cpp keeps both copies of a repeated key and lookups would
+  // silently see only the first.
+  std::vector<entry> entries(const YAML::Node& map, const std::string& path,
+                             const std::vector<std::string_view>& allowed,
+                             std::string_view what = "key") {
+    std::vector<entry> out;
+    std::map<std::string, int> first_line;
+    // By value: yaml-cpp's iterator hands out a temporary pair, so a reference would dangle.
+    for (auto kv : map) {
+      YAML::Node key_node = kv.first;
+      if (!key_node.IsScalar()) {
+        fail_at(key_node.Mark(), path.empty() ? "(top level)" : path,
+                "expected a plain string key, got " + describe(key_node));
+        continue;
+      }
+      std::string key = key_node.Scalar();
+      std::string key_path = child(path, key);
+      if (!allowed.empty() && std::find(allowed.begin(), allowed.end(), key) == allowed.end()) {
+        fail_at(key_node.Mark(), key_path, "unknown key; expected one of: " + join(allowed));
+        continue;
+      }
+      auto [it_first, inserted] = first_line.emplace(key, key_node.Mark().line + 1);
+      if (!inserted) {
+        fail_at(key_node.Mark(), key_path,
+                "duplicate " + std::string(what) + " " + quoted(key) + " (first given at line " +
+                    std::to_string(it_first->second) + "); expected each " + std::string(what) +
+                    " once");
+        continue;
+      }
+      out.push_back({std::move(key), key_node, kv.second});
+    }
+    return out;
+  }
+
+  static const entry* find(const std::vector<entry>& list, std::string_view key) {
+    for (const auto& e : list)
+      if (e.key == key) return &e;
+    return nullptr;
+  }
+
+  // A missing required key has no node of its own; point at the map that should hold it.
+  void require(const std::vector<entry>& list, const YAML::Node& map, const std::string& path,
+               std::string_view key, std::string_view expected) {
+    if (find(list, key) == nullptr)
+      fail_at(map.Mark(), child(path, key),
+              "required key is missing; expected " + std::string(expected));
+  }
+
+  bool expect_map(const entry& e, const std::string& path, std::string_view expected) {
+    if (e.value.IsMap()) return true;
+    fail(e, path, "expected " + std::string(expected) + ", got " + describe(e.value));
+    return false;
+  }
+
+  std::optional<std::string> scalar(const entry& e, const std::string& path,
+                                    std::string_view expected) {
+    if (e.value.IsScalar()) return e.value.Scalar();
+    fail(e, path, "expected " + std::string(expected) + ", got " + describe(e.value));
+    return std::nullopt;
+  }
+
+  template <typename T>
+  void integer(const entry& e, const std::string& path, std::uint64_t min, std::uint64_t max,
+               std::string_view note, T& out) {
+    std::string expected =
+        "an integer from " + std::to_string(min) + " to " + std::to_string(max) + std::string(note);
+    auto text = scalar(e, path, expected);
+    if (!text) return;
+    auto value = parse_digits(*text);
+    if (!value || *value < min || *value > max) {
+      fail(e, path, "expected " + expected + ", got " + quoted(*text));
+      return;
+    }
+    out = static_cast<T>(*value);
+  }
+
+  void size(const entry& e, const std::string& path, std::size_t min, std::size_t max,
+            std::string_view range, std::size_t& out) {
+    auto text = scalar(e, path, size_hint);
+    if (!text) return;
+    auto value = parse_size(*text);
+    if (!value) {
+      fail(e, path, "expected " + std::string(size_hint) + ", got " + quoted(*text));
+    } else if (*value < min || *value > max) {
+      fail(e, path, "expected a size from " + std::string(range) + ", got " + quoted(*text));
+    } else {
+      out = *value;
+    }
+  }
+
+  void duration(const entry& e, const std::string& path, std::chrono::milliseconds min,
+                std::chrono::milliseconds max, std::string_view range,
+                std::chrono::milliseconds& out) {
+    auto text = scalar(e, path, duration_hint);
+    if (!text) return;
+    auto value = parse_duration(*text);
+    if (!value) {
+      fail(e, path, "expected " + std::string(duration_hint) + ", got " + quoted(*text));
+    } else if (*value < min || *value > max) {
+      fail(e, path, "expected a duration from " + std::string(range) + ", got " + quoted(*text));
+    } else {
+      out = *value;
+    }
+  }
+
+  std::optional<address> addr(const entry& e, const YAML::Node& node, const std::string& path,
+                              bool allow_port_zero) {
+    // `node` differs from e.value for sequence elements (endpoints).
+    auto at = node.IsNull() ? mark_of(e) : node.Mark();
+    if (!node.IsScalar()) {
+      fail_at(at, path, "expected " + std::string(address_hint) + ", got " + describe(node));
+      return std::nullopt;
+    }
+    auto parsed = parse_address_verbose(node.Scalar());
+    if (auto* reason = std::get_if<std::string>(&parsed)) {
+      fail_at(at, path,
+              "expected " + std::string(address_hint) + ", got " + quoted(node.Scalar()) + ": " +
+                  *reason);
+      return std::nullopt;
+    }
+    auto& a = std::get<address>(parsed);
+    if (a.port == 0 && !allow_port_zero) {
+      fail_at(at, path,
+              "expected a port from 1 to 65535, got " + quoted(node.Scalar()) +
+                  " (port 0 is only meaningful for a listener)");
+      return std::nullopt;
+    }
+    return a;
+  }
+
+  std::optional<std::string> name(const entry& e, const std::string& path) {
+    auto text = scalar(e, path, "a non-empty name");
+    if (text && text->empty()) {
+      fail(e, path, "expected a non-empty name, got \"\"");
+      return std::nullopt;
+    }
+    return text;
+  }
+
+  void check_log(const entry& e, log_config& out);
+  void check_relay(const entry& e, relay_config& out);
+  void check_upstreams(const entry& e, config& out);
+  void check_listeners(const entry& e, config& out);
+  void check_upstream(const entry& e, const std::string& path, upstream_config& out);
+
+  std::string source_;
+  std::vector<located_error> errors_;
+};
+
+void checker::check_log(const entry& e, log_config& out) {
+  static const std::vector<std::string_view> keys{"level", "access_log"};
+  static const std::vector<std::string_view> levels{"trace", "debug",    "info", "warn",
+                                                    "error", "critical", "off"};
+  if (!expect_map(e, "log", "a map with keys " + join(keys))) return;
+  for (const auto& item : entries(e.value, "log", keys)) {
+    auto path = child("log", item.key);
+    if (item.key == "level") {
+      auto expected = "one of: " + join(levels);
+      if (auto text = scalar(item, path, expected)) {
+        if (std::find(levels.begin(), levels.end(), *text) == levels.end())
+          fail(item, path, "expected " + expected + ", got " + quoted(*text));
+        else
+          out.level = *text;
+      }
+    } else if (item.key == "access_log") {
+      bool value = false;
+      if (!item.value.IsScalar() || !YAML::convert<bool>::decode(item.value, value))
+        fail(item, path, "expected true or false, got " + describe(item.value));
+      else
+        out.access_log = value;
+    }
+  }
+}
+
+void checker::check_relay(const entry& e, relay_config& out) {
+  static const std::vector<std::string_view> keys{"engine", "pipe_size", "max_pipes",
+                                                  "buffer_size"};
+  if (!expect_map(e, "relay", "a map with keys " + join(keys))) return;
+  for (const auto& item : entries(e.value, "relay", keys)) {
+    auto path = child("relay", item.key);
+    if (item.key == "engine") {
+      constexpr std::string_view expected = "one of: auto, splice, copy";
+      if (auto text = scalar(item, path, expected)) {
+        if (*text == "auto")
+          out.engine = engine_mode::automatic;
+        else if (*text == "splice")
+          out.engine = engine_mode::splice;
+        else if (*text == "copy")
+          out.engine = engine_mode::copy;
+        else
+          fail(item, path, "expected " + std::string(expected) + ", got " + quoted(*text));
+      }
+    } else if (item.key == "pipe_size") {
+      size(item, path, std::size_t{4} << 10, std::size_t{1} << 30, "4KiB to 1GiB", out.pipe_size);
+    } else if (item.key == "buffer_size") {
+      size(item, path, std::size_t{1} << 10, std::size_t{64} << 20, "1KiB to 64MiB",
+           out.buffer_size);
+    } else if (item.key == "max_pipes") {
+      integer(item, path, 0, 1'000'000, " (0 = never splice, always copy)", out.max_pipes);
+    }
+  }
+}
+
+void checker::check_upstream(const entry& e, const std::string& path, upstream_config& out) {
+  static const std::vector<std::string_view> keys{"endpoints", "connect_timeout"};
+  constexpr std::string_view endpoints_expected =
+      "a non-empty sequence of endpoints, each an IP literal and port, e.g. [\"127.0.0.1:9000\"]";
+  if (!expect_map(e, path, "a map with keys " + join(keys))) return;
+  auto items = entries(e.value, path, keys);
+  require(items, e.value, path, "endpoints", endpoints_expected);
+  for (const auto& item : items) {
+    auto item_path = child(path, item.key);
+    if (item.key == "endpoints") {
+      if (!item.value.IsSequence()) {
+        fail(item, item_path,
+             "expected " + std::string(endpoints_expected) + ", got " + describe(item.value));
+      } else if (item.value.size() == 0) {
+        fail(item, item_path,
+             "expected " + std::string(endpoints_expected) + ", got an empty sequence");
+      } else {
+        for (std::size_t i = 0; i < item.value.size(); ++i) {
+          if (auto a = addr(item, item.value[i], element(item_path, i), false))
+            out.endpoints.push_back(*a);
+        }
+      }
+    } else if (item.key == "connect_timeout") {
+      duration(item, item_path, std::chrono::milliseconds(1), std::chrono::hours(1), "1ms to 1h",
+               out.connect_timeout);
+    }
+  }
+}
+
+void checker::check_upstreams(const entry& e, config& out) {
+  constexpr std::string_view expected =
+      "a non-empty map of upstream name to {endpoints, connect_timeout}";
+  if (!expect_map(e, "upstreams", expected)) return;
+  if (e.value.size() == 0) {
+    fail(e, "upstreams", "expected " + std::string(expected) + ", got an empty map");
+    return;
+  }
+  for (const auto& item : entries(e.value, "upstreams", {}, "upstream name")) {
+    auto path = child("upstreams", item.key);
+    if (item.key.empty()) {
+      fail_at(item.key_node.Mark(), path, "expected a non-empty upstream name");
+      continue;
+    }
+    upstream_config upstream;
+    upstream.name = item.key;
+    check_upstream(item, path, upstream);
+    out.upstreams.push_back(std::move(upstream));
+  }
+}
+
+void checker::check_listeners(const entry& e, config& out) {
+  static const std::vector<std::string_view> keys{"name", "bind", "upstream"};
+  constexpr std::string_view expected = "a non-empty sequence of listeners {name, bind, upstream}";
+  if (!e.value.IsSequence()) {
+    fail(e, "listeners", "expected " + std::string(expected) + ", got " + describe(e.value));
+    return;
+  }
+  if (e.value.size() == 0) {
+    fail(e, "listeners", "expected " + std::string(expected) + ", got an empty sequence");
+    return;
+  }
+  struct seen {
+    std::string path;
+    std::string name;
+  };
+  std::map<std::string, std::string> names;  // name -> path of the listener that has it
+  std::vector<std::pair<address, seen>> binds;
+
+  for (std::size_t i = 0; i < e.value.size(); ++i) {
+    auto path = element("listeners", i);
+    entry self{"", e.key_node, e.value[i]};
+    if (!expect_map(self, path, "a map with keys " + join(keys))) continue;
+    auto items = entries(self.value, path, keys);
+    require(items, self.value, path, "name", "a non-empty name");
+    require(items, self.value, path, "bind", address_hint);
+    require(items, self.value, path, "upstream", "the name of an entry in upstreams");
+
+    listener_config listener;
+    bool bind_ok = false;
+    for (const auto& item : items) {
+      auto item_path = child(path, item.key);
+      if (item.key == "name") {
+        auto n = name(item, item_path);
+        if (!n) continue;
+        auto [it, inserted] = names.emplace(*n, path);
+        if (!inserted)
+          fail(item, item_path,
+               "duplicate listener name " + quoted(*n) + " (also used by " + it->second +
+                   "); expected unique names");
+        listener.name = *n;
+      } else if (item.key == "bind") {
+        auto a = addr(item, item.value, item_path, true);
+        if (!a) continue;
+        // Port 0 asks the kernel for a fresh port each time, so it never collides.
+        for (const auto& [other, who] : binds) {
+          bool same_port = a->port != 0 && other.port == a->port && other.v6 == a->v6;
+          bool unspecified =
+              a->ip == "0.0.0.0" || a->ip == "::" || other.ip == "0.0.0.0" || other.ip == "::";
+          if (same_port && (other.ip == a->ip || unspecified)) {
+            fail(item, item_path,
+                 "address " + a->to_string() + " is already bound by listener " + quoted(who.name) +
+                     " (" + who.path + ": " + other.to_string() +
+                     "); expected a distinct address:port for each listener");
+            break;
+          }
+        }
+        listener.bind = *a;
+        bind_ok = true;
+      } else if (item.key == "upstream") {
+        auto n = name(item, item_path);
+        if (!n) continue;
+        listener.upstream = *n;
+        if (out.find_upstream(*n) == nullptr && !out.upstreams.empty()) {
+          std::vector<std::string_view> known;
+          for (const auto& u : out.upstreams) known.push_back(u.name);
+          fail(item, item_path,
+               "no upstream named " + quoted(*n) + "; expected one of: " + join(known));
+        }
+      }
+    }
+    if (bind_ok) binds.push_back({listener.bind, seen{path, listener.name}});
+    out.listeners.push_back(std::move(listener));
+  }
+}
+
+config checker::check(const YAML::Node& root) {
+  static const std::vector<std::string_view> keys{"threads",       "log",       "relay",
+                                                  "drain_timeout", "listeners", "upstreams"};
+  config out;
+  if (!root.IsMap() && !root.IsNull()) {
+    fail_at(root.Mark(), "(top level)",
+            "expected a map with keys " + join(keys) + ", got " + describe(root));
+    return out;
+  }
+  std::vector<entry> items;
+  if (root.IsMap()) items = entries(root, "", keys);
+  require(items, root, "", "listeners", "a non-empty sequence of listeners {name, bind, upstream}");
+  require(items, root, "", "upstreams", "a non-empty map of upstream name to {endpoints, ...}");
+
+  // Upstreams first so listeners can be checked against the names they refer to.
+  if (const auto* e = find(items, "upstreams")) check_upstreams(*e, out);
+  for (const auto& item : items) {
+    if (item.key == "threads")
+      integer(item, "threads", 0, 1024, " (0 = one per core)", out.threads);
+    else if (item.key == "log")
+      check_log(item, out.log);
+    else if (item.key == "relay")
+      check_relay(item, out.relay);
+    else if (item.key == "drain_timeout")
+      duration(item, "drain_timeout", std::chrono::milliseconds(0), std::chrono::hours(24),
+               "0s to 24h", out.drain_timeout);
+    else if (item.key == "listeners")
+      check_listeners(item, out);
+  }
+  return out;
+}
+
+std::string join_lines(const std::vector<std::string>& lines) {
+  std::string out;
+  for (const auto& line : lines) {
+    if (!out.empty()) out += '\n';
+    out += line;
+  }
+  return out;
+}
+
+}  // namespace
+}  // namespace detail
+
+std::string_view to_string(engine_mode m) {
+  switch (m) {
+    case engine_mode::automatic:
+      return "auto";
+    case engine_mode::splice:
+      return "splice";
+    case engine_mode::copy:
+      return "copy";
+  }
+  return "auto";  // unreachable for valid enumerators; keeps -Wreturn-type quiet
+}
+
+std::string address::to_string() const {
+  auto p = std::to_string(port);
+  return v6 ? "[" + ip + "]:" + p : ip + ":" + p;
+}
+
+const upstream_config* config::find_upstream(std::string_view name) const {
+  for (const auto& u : upstreams)
+    if (u.name == name) return &u;
+  return nullptr;
+}
+
+unsigned config::effective_threads() const {
+  if (threads != 0) return threads;
+  // hardware_concurrency() may return 0 when the count is unknown.
+  return std::max(1u, std::thread::hardware_concurrency());
+}
+
+config_error::config_error(std::vector<std::string> errors)
+    : std::runtime_error(detail::join_lines(errors)), errors_(std::move(errors)) {}
+
+config load_config_string(const std::string& yaml, const std::string& source) {
+  detail::checker check(source);
+  std::vector<YAML::Node> docs;
+  try {
+    docs = YAML::LoadAll(yaml);
+  } catch (const YAML::ParserException& e) {
+    check.fail_at(e.mark, "(yaml)", "syntax error: " + e.msg + "; expected valid YAML");
+    throw config_error(check.take_errors());
+  } catch (const YAML::Exception& e) {
+    check.fail_at(e.mark, "(yaml)", e.msg);
+    throw config_error(check.take_errors());
+  }
+  if (docs.size() > 1)
+    check.fail_at(docs[1].Mark(), "(yaml)",
+                  "a second document starts here; expected a single YAML document");
+  // An empty file loads as no documents; check it as an empty map so required keys are reported.
+  config result = check.check(docs.empty() ? YAML::Node() : docs.front());
+  auto errors = check.take_errors();
+  if (!errors.empty()) throw config_error(std::move(errors));
+  result.source = source;
+  return result;
+}
+
+config load_config_file(const std::string& path) {
+  std::unique_ptr<std::FILE, int (*)(std::FILE*)> file(std::fopen(path.c_str(), "rb"),
+                                                       &std::fclose);
+  if (!file) throw config_error({path + ": cannot read: " + std::strerror(errno)});
+  std::string text;
+  char buffer[8192];
+  std::size_t n;
+  while ((n = std::fread(buffer, 1, sizeof buffer, file.get())) > 0) text.append(buffer, n);
+  // fopen succeeds on a directory; the read is what fails (EISDIR).
+  if (std::ferror(file.get()))
+    throw config_error({path + ": cannot read: " + std::strerror(errno)});
+  return load_config_string(text, path);
+}
+
+std::optional<std::size_t> parse_size(std::string_view text) {
+  auto parts = detail::split_number(text);
+  if (!parts) return std::nullopt;
+  auto [number, unit] = *parts;
+  static constexpr std::pair<std::string_view, std::uint64_t> units[] = {
+      {"", 1},
+      {"B", 1},
+      {"K", 1ull << 10},
+      {"KiB", 1ull << 10},
+      {"M", 1ull << 20},
+      {"MiB", 1ull << 20},
+      {"G", 1ull << 30},
+      {"GiB", 1ull << 30},
+      {"KB", 1000},
+      {"kB", 1000},
+      {"MB", 1000 * 1000},
+      {"GB", 1000 * 1000 * 1000},
+  };
+  for (auto [name, factor] : units) {
+    if (unit != name) continue;
+    if (number > std::numeric_limits<std::size_t>::max() / factor) return std::nullopt;
+    return static_cast<std::size_t>(number * factor);
+  }
+  return std::nullopt;
+}
+
+std::optional<std::chrono::milliseconds> parse_duration(std::string_view text) {
+  auto parts = detail::split_number(text);
+  if (!parts) return std::nullopt;
+  auto [number, unit] = *parts;
+  static constexpr std::pair<std::string_view, std::uint64_t> units[] = {
+      {"ms", 1},
+      {"s", 1000},
+      {"m", 60 * 1000},
+      {"h", 60 * 60 * 1000},
+  };
+  using rep = std::chrono::milliseconds::rep;
+  for (auto [name, factor] : units) {
+    if (unit != name) continue;
+    if (number > static_cast<std::uint64_t>(std::numeric_limits<rep>::max()) / factor)
+      return std::nullopt;
+    return std::chrono::milliseconds(static_cast<rep>(number * factor));
+  }
+  return std::nullopt;
+}
+
+std::optional<address> parse_address(std::string_view text) {
+  auto parsed = detail::parse_address_verbose(text);
+  if (auto* a = std::get_if<address>(&parsed)) return *a;
+  return std::nullopt;
+}
+
+}  // namespace zcproxy

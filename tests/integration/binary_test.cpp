@@ -1,0 +1,166 @@
+// The zcproxy binary: --check, --version, --help, and a run that relays and exits 0 on SIGTERM.
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <fstream>
+#include <regex>
+#include <sstream>
+
+#include "support/net.hpp"
+
+using namespace test;
+
+namespace {
+
+struct temp_dir {
+  temp_dir() {
+    char tmpl[] = "/tmp/zcproxy-test-XXXXXX";
+    path = ::mkdtemp(tmpl);
+  }
+  ~temp_dir() { std::system(("rm -rf " + path).c_str()); }
+  std::string file(const std::string& name, const std::string& text = "") const {
+    std::string p = path + "/" + name;
+    if (!text.empty()) std::ofstream(p) << text;
+    return p;
+  }
+  std::string path;
+};
+
+std::string slurp(const std::string& path) {
+  std::ifstream f(path);
+  std::stringstream s;
+  s << f.rdbuf();
+  return s.str();
+}
+
+// The binary, with stdout and stderr going to files.
+struct process {
+  process(std::vector<std::string> args, const std::string& out, const std::string& err) {
+    args.insert(args.begin(), ZCPROXY_BINARY);
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 1, out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    posix_spawn_file_actions_addopen(&fa, 2, err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (posix_spawn(&pid, ZCPROXY_BINARY, &fa, nullptr, argv.data(), environ) != 0) pid = -1;
+    posix_spawn_file_actions_destroy(&fa);
+  }
+  // The exit code, or -1 if it has not exited within the deadline (then it is killed).
+  int wait(std::chrono::milliseconds deadline = 20s) {
+    int status = 0;
+    bool exited = wait_until([&] { return ::waitpid(pid, &status, WNOHANG) == pid; }, deadline);
+    if (!exited) {
+      ::kill(pid, SIGKILL);
+      ::waitpid(pid, &status, 0);
+      pid = -1;
+      return -1;
+    }
+    pid = -1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  }
+  ~process() {
+    if (pid > 0) {
+      ::kill(pid, SIGKILL);
+      ::waitpid(pid, nullptr, 0);
+    }
+  }
+  pid_t pid = -1;
+};
+
+int run(std::vector<std::string> args, const temp_dir& d, std::string* out = nullptr,
+        std::string* err = nullptr) {
+  process p(std::move(args), d.file("out"), d.file("err"));
+  REQUIRE(p.pid > 0);
+  int code = p.wait();
+  if (out) *out = slurp(d.file("out"));
+  if (err) *err = slurp(d.file("err"));
+  return code;
+}
+
+}  // namespace
+
+TEST_CASE("binary: --check accepts the example config and says what it would do", "[binary]") {
+  temp_dir d;
+  std::string out;
+  CHECK(run({"--check", "-c", ZCPROXY_SOURCE_DIR "/conf/zcproxy.yaml"}, d, &out) == 0);
+  CHECK_THAT(out, Catch::Contains("listener web: 127.0.0.1:8080 -> upstream app [127.0.0.1:5201]"));
+}
+
+TEST_CASE("binary: --check rejects a bad config with exit code 2 and names file, line and key",
+          "[binary]") {
+  temp_dir d;
+  const std::string bad = d.file("bad.yaml",
+                                 "listeners:\n"
+                                 "  - { name: web, bind: \"127.0.0.1:99999\", upstream: app }\n"
+                                 "upstreams:\n"
+                                 "  app: { endpoints: [\"127.0.0.1:9000\"] }\n");
+  std::string err;
+  CHECK(run({"--check", "-c", bad}, d, nullptr, &err) == 2);
+  CHECK_THAT(err, Catch::Contains(bad + ":2:") && Catch::Contains("listeners[0].bind"));
+  // The same file is refused at start-up too: nothing starts on a bad config.
+  CHECK(run({"-c", bad}, d) == 2);
+  CHECK(run({"--check", "-c", d.path + "/missing.yaml"}, d) == 2);
+}
+
+TEST_CASE("binary: --version, --help and bad usage", "[binary]") {
+  temp_dir d;
+  std::string out;
+  CHECK(run({"--version"}, d, &out) == 0);
+  CHECK_THAT(out, Catch::StartsWith("zcproxy "));
+  CHECK(run({"--help"}, d, &out) == 0);
+  CHECK_THAT(out, Catch::Contains("--check"));
+  CHECK(run({"--bogus"}, d) == 2);
+  CHECK(run({}, d) == 2);
+}
+
+TEST_CASE("binary: relays a transfer, logs it, and exits 0 on SIGTERM", "[binary][integration]") {
+  upstream_server up([](fd s) {
+    bytes got = recv_all(s.get());
+    send_all(s.get(), got);
+  });
+  temp_dir d;
+  const std::string conf = d.file(
+      "zcproxy.yaml", "threads: 2\nlog: { level: info, access_log: true }\n"
+                      "listeners:\n  - { name: web, bind: \"127.0.0.1:0\", upstream: app }\n"
+                      "upstreams:\n  app: { endpoints: [\"127.0.0.1:" +
+                          std::to_string(up.port()) + "\"] }\n");
+  process zc({"-c", conf}, d.file("out"), d.file("err"));
+  REQUIRE(zc.pid > 0);
+  // The start-up line says where it listens (port 0 was resolved).
+  std::smatch m;
+  const std::regex listening(R"(listener web on 127\.0\.0\.1:(\d+))");
+  std::string err;
+  REQUIRE(wait_until([&] {
+    err = slurp(d.file("err"));
+    return std::regex_search(err, m, listening);
+  }));
+  CHECK_THAT(err, Catch::Contains("engine auto"));
+  const auto port = static_cast<std::uint16_t>(std::stoi(m[1]));
+
+  const bytes data = random_bytes(4 << 20, 42);
+  fd c = connect_to(port);
+  thread_group t;
+  t.spawn([&] {
+    send_all(c.get(), data);
+    shutdown_write(c.get());
+  });
+  CHECK(checksum(recv_all(c.get())) == checksum(data));
+  CHECK(t.errors().empty());
+  c.close();
+
+  // One access-log line for the connection, once it has closed.
+  REQUIRE(wait_until([&] { return slurp(d.file("out")).find("close=eof") != std::string::npos; }));
+  const std::string access = slurp(d.file("out"));
+  CHECK_THAT(access, Catch::Contains("bytes_up=4194304 bytes_down=4194304"));
+  CHECK_THAT(access, Catch::Contains("engine_up=splice engine_down=splice"));
+
+  REQUIRE(::kill(zc.pid, SIGTERM) == 0);
+  CHECK(zc.wait() == 0);
+  CHECK(up.stop_and_collect_errors().empty());
+}

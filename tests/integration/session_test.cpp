@@ -1,0 +1,165 @@
+// Sessions: endpoint failover, connect timeouts, many concurrent connections, no fd leaks, drain.
+#include <sys/socket.h>
+
+#include <catch2/catch.hpp>
+#include <chrono>
+#include <future>
+#include <netinet/in.h>
+
+#include "support/net.hpp"
+
+using namespace test;
+using clock_type = std::chrono::steady_clock;
+
+namespace {
+
+// Reads everything until EOF, then sends it back and closes.
+void reply_with_request(fd s) {
+  bytes got = recv_all(s.get());
+  send_all(s.get(), got);
+}
+
+}  // namespace
+
+TEST_CASE("session: a refused first endpoint moves the connection to the next",
+          "[session][integration]") {
+  upstream_server live([](fd s) { reply_with_request(std::move(s)); });
+  proxy p("engine: auto", {dead_port(), live.port()}, "", 1);
+  // Round-robin starts each connection at a different endpoint; every one must be served.
+  for (int i = 0; i < 6; ++i) {
+    fd c = connect_to(p.port());
+    send_all(c.get(), "hello", 5);
+    shutdown_write(c.get());
+    CHECK(recv_all(c.get()) == bytes{'h', 'e', 'l', 'l', 'o'});
+  }
+  CHECK(live.accepted() == 6);
+  CHECK(live.stop_and_collect_errors().empty());
+}
+
+TEST_CASE("session: with every endpoint refusing, the client is closed at once",
+          "[session][integration]") {
+  proxy p("engine: auto", {dead_port(), dead_port()});
+  const auto t0 = clock_type::now();
+  fd c = connect_to(p.port());
+  CHECK(recv_all(c.get()).empty());
+  CHECK(clock_type::now() - t0 < 2s);  // the connect timeout, 2s, is not waited for
+}
+
+TEST_CASE("session: an endpoint that never answers times out, and the client is closed within "
+          "the connect timeout",
+          "[session][integration][timeout]") {
+  // A listener whose accept queue is full drops further SYNs: connects to it hang.
+  std::uint16_t port = 0;
+  fd full = listen_loopback(port, 0);
+  std::vector<fd> fillers;
+  for (int i = 0; i < 4; ++i) {
+    fd f(::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+    sockaddr_in sa{};
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons(port);
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ::connect(f.get(), reinterpret_cast<sockaddr*>(&sa), sizeof sa);
+    fillers.push_back(std::move(f));
+  }
+  auto cfg_extra = "";
+  proxy p("engine: auto", {port}, cfg_extra);
+  // The proxy's connect timeout is 2s (see test::proxy).
+  const auto t0 = clock_type::now();
+  fd c = connect_to(p.port());
+  CHECK(recv_all(c.get()).empty());
+  const auto waited = clock_type::now() - t0;
+  CHECK(waited >= 1900ms);
+  CHECK(waited < 2s + 1500ms);
+}
+
+TEST_CASE("session: 200 concurrent connections each moving 1 MiB all complete intact, and no fd "
+          "is left behind",
+          "[session][integration][concurrency]") {
+  constexpr int clients = 200;
+  upstream_server up([](fd s) { reply_with_request(std::move(s)); });
+  proxy p("engine: auto", {up.port()});
+
+  auto round = [&](std::uint32_t seed) {
+    thread_group t;
+    std::atomic<int> intact{0};
+    for (int i = 0; i < clients; ++i) {
+      t.spawn([&, i] {
+        const bytes data = random_bytes(1 << 20, seed + i);
+        fd c = connect_to(p.port());
+        send_all(c.get(), data);
+        shutdown_write(c.get());
+        if (checksum(recv_all(c.get())) == checksum(data)) ++intact;
+      });
+    }
+    auto errors = t.errors();
+    CHECK(errors.empty());
+    for (auto& e : errors) WARN(e);
+    CHECK(intact == clients);
+    REQUIRE(wait_until([&] { return p.srv->snapshot().sessions == 0; }));
+  };
+
+  // A first round warms the pools; after the second, the process must hold exactly as many fds
+  // as between the rounds, less the pooled pipes (two fds each), which are counted separately.
+  round(1000);
+  auto before = p.srv->snapshot();
+  const std::size_t fds_before = count_open_fds() - 2 * before.pipes_idle;
+  round(2000);
+  auto after = p.srv->snapshot();
+  const std::size_t fds_after = count_open_fds() - 2 * after.pipes_idle;
+  CHECK(after.pipes_leased == 0);
+  CHECK(after.buffers_leased == 0);
+  CHECK(fds_after == fds_before);
+  CHECK(up.accepted() == 2 * clients);
+  CHECK(up.stop_and_collect_errors().empty());
+}
+
+TEST_CASE("session: on shutdown, open connections finish; new ones are refused",
+          "[session][integration][drain]") {
+  upstream_server up([](fd s) { reply_with_request(std::move(s)); });
+  proxy p("engine: auto", {up.port()}, "drain_timeout: 30s\n");
+  const std::uint16_t port = p.port();
+  fd c = connect_to(port);
+  send_all(c.get(), "first ", 6);
+  REQUIRE(wait_until([&] { return p.srv->snapshot().sessions == 1; }));
+
+  p.srv->shutdown();  // graceful
+  // The listeners close; a new client is refused.
+  CHECK(wait_until([&] {
+    fd probe(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    sockaddr_in sa{};
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons(port);
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    return ::connect(probe.get(), reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0;
+  }));
+  // The open one still relays to the end.
+  send_all(c.get(), "second", 6);
+  shutdown_write(c.get());
+  CHECK(recv_all(c.get()) == bytes{'f', 'i', 'r', 's', 't', ' ', 's', 'e', 'c', 'o', 'n', 'd'});
+  const auto t0 = clock_type::now();
+  p.srv->wait();  // ends with the last connection, long before drain_timeout
+  CHECK(clock_type::now() - t0 < 5s);
+  CHECK(up.stop_and_collect_errors().empty());
+}
+
+TEST_CASE("session: connections still open at drain_timeout are closed", "[session][integration][drain]") {
+  std::promise<void> release;
+  auto released = release.get_future().share();
+  upstream_server up([&](fd s) {
+    released.wait_for(60s);
+    recv_all(s.get());
+  });
+  proxy p("engine: auto", {up.port()}, "drain_timeout: 300ms\n");
+  fd c = connect_to(p.port());
+  send_all(c.get(), "idle", 4);
+  REQUIRE(wait_until([&] { return p.srv->snapshot().sessions == 1; }));
+  const auto t0 = clock_type::now();
+  p.srv->shutdown();
+  CHECK(recv_all(c.get()).empty());  // the proxy closed it
+  p.srv->wait();
+  const auto took = clock_type::now() - t0;
+  CHECK(took >= 250ms);
+  CHECK(took < 5s);
+  release.set_value();
+  CHECK(up.stop_and_collect_errors().empty());
+}

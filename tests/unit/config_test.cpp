@@ -1,0 +1,594 @@
+#include "zcproxy/config.hpp"
+
+#include <catch2/catch.hpp>
+#include <string>
+#include <vector>
+
+using namespace std::chrono_literals;
+using Catch::Matchers::Contains;
+using Catch::Matchers::StartsWith;
+using zcproxy::address;
+using zcproxy::config_error;
+using zcproxy::engine_mode;
+using zcproxy::load_config_string;
+
+namespace {
+
+// The smallest valid listeners/upstreams pair; tests append it to focus on one other key.
+constexpr const char* minimal = R"(listeners:
+  - { name: web, bind: "127.0.0.1:8080", upstream: app }
+upstreams:
+  app: { endpoints: ["127.0.0.1:9000"] }
+)";
+
+// Errors reported for `yaml`, named "t.yaml" in messages; fails the test if it was accepted.
+std::vector<std::string> errors_of(const std::string& yaml) {
+  try {
+    load_config_string(yaml, "t.yaml");
+  } catch (const config_error& e) {
+    return e.errors();
+  }
+  FAIL("config was accepted:\n" << yaml);
+  return {};
+}
+
+std::string joined(const std::vector<std::string>& lines) {
+  std::string out;
+  for (const auto& l : lines) out += l + "\n";
+  return out;
+}
+
+}  // namespace
+
+// ---- valid configs ----------------------------------------------------------------------------
+
+TEST_CASE("the example config parses with the documented values", "[config]") {
+  auto c = zcproxy::load_config_file(ZCPROXY_SOURCE_DIR "/conf/zcproxy.yaml");
+  CHECK(c.source == ZCPROXY_SOURCE_DIR "/conf/zcproxy.yaml");
+  CHECK(c.threads == 0);
+  CHECK(c.effective_threads() >= 1);
+  CHECK(c.log.level == "info");
+  CHECK(c.log.access_log);
+  CHECK(c.relay.engine == engine_mode::automatic);
+  CHECK(c.relay.pipe_size == 1u << 20);
+  CHECK(c.relay.max_pipes == 4096);
+  CHECK(c.relay.buffer_size == 1u << 20);
+  CHECK(c.drain_timeout == 10s);
+  REQUIRE(c.listeners.size() == 1);
+  CHECK(c.listeners[0].name == "web");
+  CHECK(c.listeners[0].bind == address{"127.0.0.1", 8080, false});
+  CHECK(c.listeners[0].upstream == "app");
+  REQUIRE(c.upstreams.size() == 1);
+  CHECK(c.upstreams[0].name == "app");
+  REQUIRE(c.upstreams[0].endpoints.size() == 1);
+  CHECK(c.upstreams[0].endpoints[0].to_string() == "127.0.0.1:5201");
+  CHECK(c.upstreams[0].connect_timeout == 3s);
+  const auto* app = c.find_upstream(c.listeners[0].upstream);
+  REQUIRE(app != nullptr);
+  CHECK(app->name == "app");
+  CHECK(c.find_upstream("nope") == nullptr);
+}
+
+TEST_CASE("absent keys take their defaults", "[config]") {
+  auto c = load_config_string(minimal, "min.yaml");
+  CHECK(c.source == "min.yaml");
+  CHECK(c.threads == 0);
+  CHECK(c.log.level == "info");
+  CHECK(c.log.access_log == true);
+  CHECK(c.relay.engine == engine_mode::automatic);
+  CHECK(c.relay.pipe_size == 1u << 20);
+  CHECK(c.relay.max_pipes == 4096);
+  CHECK(c.relay.buffer_size == 1u << 20);
+  CHECK(c.drain_timeout == 10s);
+  REQUIRE(c.upstreams.size() == 1);
+  CHECK(c.upstreams[0].connect_timeout == 3s);
+}
+
+TEST_CASE("every key can be set", "[config]") {
+  auto c = load_config_string(R"(threads: 4
+log: { level: "off", access_log: false }
+relay: { engine: copy, pipe_size: 64KiB, max_pipes: 0, buffer_size: 16KB }
+drain_timeout: 0s
+listeners:
+  - { name: a, bind: "0.0.0.0:0", upstream: app }
+  - { name: b, bind: "0.0.0.0:0", upstream: db }
+  - { name: c, bind: "[::1]:8443", upstream: app }
+upstreams:
+  app:
+    endpoints: ["127.0.0.1:9000", "[::1]:9001"]
+    connect_timeout: 250ms
+  db: { endpoints: ["10.0.0.1:5432"], connect_timeout: 1h }
+)");
+  CHECK(c.threads == 4);
+  CHECK(c.effective_threads() == 4);
+  CHECK(c.log.level == "off");
+  CHECK_FALSE(c.log.access_log);
+  CHECK(c.relay.engine == engine_mode::copy);
+  CHECK(c.relay.pipe_size == 64 * 1024);
+  CHECK(c.relay.max_pipes == 0);
+  CHECK(c.relay.buffer_size == 16000);
+  CHECK(c.drain_timeout == 0ms);
+  REQUIRE(c.listeners.size() == 3);
+  // Two listeners on port 0 do not clash: each gets its own ephemeral port.
+  CHECK(c.listeners[1].bind.port == 0);
+  CHECK(c.listeners[2].bind == address{"::1", 8443, true});
+  CHECK(c.listeners[2].bind.to_string() == "[::1]:8443");
+  REQUIRE(c.upstreams.size() == 2);
+  CHECK(c.upstreams[0].endpoints.size() == 2);
+  CHECK(c.upstreams[0].connect_timeout == 250ms);
+  CHECK(c.find_upstream("db")->connect_timeout == 1h);
+
+  CHECK(load_config_string(std::string("relay: { engine: splice }\n") + minimal).relay.engine ==
+        engine_mode::splice);
+  CHECK(load_config_string(std::string("relay: { engine: auto }\n") + minimal).relay.engine ==
+        engine_mode::automatic);
+}
+
+TEST_CASE("engine modes print as they are written in the config", "[config]") {
+  CHECK(zcproxy::to_string(engine_mode::automatic) == "auto");
+  CHECK(zcproxy::to_string(engine_mode::splice) == "splice");
+  CHECK(zcproxy::to_string(engine_mode::copy) == "copy");
+}
+
+// ---- scalar parsers ---------------------------------------------------------------------------
+
+TEST_CASE("parse_size accepts bytes and binary/decimal units", "[config]") {
+  auto [text, bytes] = GENERATE(table<const char*, std::size_t>({
+      {"0", 0},
+      {"512", 512},
+      {"512B", 512},
+      {"4KiB", 4096},
+      {"4K", 4096},
+      {"64 KiB", 65536},
+      {"1MiB", 1 << 20},
+      {"1M", 1 << 20},
+      {"2GiB", std::size_t{2} << 30},
+      {"1G", std::size_t{1} << 30},
+      {"16KB", 16000},
+      {"16kB", 16000},
+      {"3MB", 3000000},
+      {"1GB", 1000000000},
+      {"18446744073709551615", 18446744073709551615ull},
+  }));
+  INFO(text);
+  CHECK(zcproxy::parse_size(text) == bytes);
+}
+
+TEST_CASE("parse_size rejects junk, negatives and overflow", "[config]") {
+  auto text = GENERATE("", " ", "KiB", "-1", "-1KiB", "+1", "1.5MiB", "1XB", "1 MiB ", " 1MiB",
+                       "1MiBs", "1kib", "0x10", "18446744073709551616", "17179869184GiB", "1e3");
+  INFO('"' << text << '"');
+  CHECK_FALSE(zcproxy::parse_size(text).has_value());
+}
+
+TEST_CASE("parse_duration needs a unit", "[config]") {
+  auto [text, ms] = GENERATE(table<const char*, std::chrono::milliseconds>({
+      {"0ms", 0ms},
+      {"0s", 0ms},
+      {"500ms", 500ms},
+      {"3s", 3s},
+      {"1m", 1min},
+      {"90m", 90min},
+      {"24h", 24h},
+      {"10 s", 10s},
+  }));
+  INFO(text);
+  CHECK(zcproxy::parse_duration(text) == ms);
+}
+
+TEST_CASE("parse_duration rejects bare numbers, junk, negatives and overflow", "[config]") {
+  auto text = GENERATE("", "10", "s", "-1s", "+1s", "1.5s", "1d", "1sec", "1 h ", "1ms5", "1S",
+                       "99999999999999999999ms", "9223372036854775807h", "9223372036854775808ms");
+  INFO('"' << text << '"');
+  CHECK_FALSE(zcproxy::parse_duration(text).has_value());
+}
+
+TEST_CASE("parse_address accepts IPv4 and bracketed IPv6 literals", "[config]") {
+  auto [text, ip, port, v6] = GENERATE(table<const char*, const char*, int, bool>({
+      {"127.0.0.1:9000", "127.0.0.1", 9000, false},
+      {"0.0.0.0:0", "0.0.0.0", 0, false},
+      {"255.255.255.255:65535", "255.255.255.255", 65535, false},
+      {"[::1]:80", "::1", 80, true},
+      {"[::]:8080", "::", 8080, true},
+      {"[2001:db8::0001]:443", "2001:db8::1", 443, true},  // stored in canonical form
+      {"[::ffff:10.0.0.1]:1", "::ffff:10.0.0.1", 1, true},
+  }));
+  INFO(text);
+  auto a = zcproxy::parse_address(text);
+  REQUIRE(a.has_value());
+  CHECK(a->ip == ip);
+  CHECK(a->port == port);
+  CHECK(a->v6 == v6);
+}
+
+TEST_CASE("parse_address rejects host names, bad ports and malformed text", "[config]") {
+  auto text =
+      GENERATE("", "127.0.0.1", "127.0.0.1:", ":80", "localhost:80", "example.com:443",
+               "127.0.0.1:65536", "127.0.0.1:-1", "127.0.0.1:+80", "127.0.0.1:8O", "127.0.0.1: 80",
+               "256.0.0.1:80", "1.2.3:80", "::1:80", "[::1]", "[::1]80", "[::1:80",
+               "[127.0.0.1]:80", "[fe80::1%eth0]:80", "[]:80", "127.0.0.1:99999999999999999999");
+  INFO('"' << text << '"');
+  CHECK_FALSE(zcproxy::parse_address(text).has_value());
+}
+
+TEST_CASE("address::to_string brackets IPv6", "[config]") {
+  CHECK(address{"10.1.2.3", 80, false}.to_string() == "10.1.2.3:80");
+  CHECK(address{"::1", 9000, true}.to_string() == "[::1]:9000");
+}
+
+// ---- bad configs: one kind of mistake each ----------------------------------------------------
+
+TEST_CASE("unknown top-level key is reported with the allowed keys", "[config]") {
+  auto errors = errors_of(std::string("thread: 4\n") + minimal);
+  REQUIRE(errors.size() == 1);
+  CHECK_THAT(errors[0], StartsWith("t.yaml:1:1: thread: unknown key; expected one of: ") &&
+                            Contains("threads, log, relay, drain_timeout, listeners, upstreams"));
+}
+
+TEST_CASE("unknown keys are reported at every level", "[config]") {
+  auto errors = errors_of(R"(log: { level: info, colour: true }
+relay:
+  engine: auto
+  pipe_sz: 64KiB
+listeners:
+  - { name: web, bind: "127.0.0.1:8080", upstream: app, tls: true }
+upstreams:
+  app: { endpoints: ["127.0.0.1:9000"], weight: 2 }
+)");
+  INFO(joined(errors));
+  REQUIRE(errors.size() == 4);
+  CHECK_THAT(errors[0], StartsWith("t.yaml:1:21: log.colour: unknown key") &&
+                            Contains("expected one of: level, access_log"));
+  CHECK_THAT(errors[1], StartsWith("t.yaml:4:3: relay.pipe_sz: unknown key") &&
+                            Contains("expected one of: engine, pipe_size, max_pipes, buffer_size"));
+  CHECK_THAT(errors[2], StartsWith("t.yaml:6:57: listeners[0].tls: unknown key") &&
+                            Contains("expected one of: name, bind, upstream"));
+  CHECK_THAT(errors[3], StartsWith("t.yaml:8:41: upstreams.app.weight: unknown key") &&
+                            Contains("expected one of: endpoints, connect_timeout"));
+}
+
+TEST_CASE("a scalar where a map is expected is a type error", "[config]") {
+  auto errors = errors_of(std::string("log: debug\nrelay: [copy]\n") + minimal);
+  INFO(joined(errors));
+  REQUIRE(errors.size() == 2);
+  CHECK_THAT(errors[0], StartsWith("t.yaml:1:6: log: expected a map with keys level, access_log") &&
+                            Contains(R"(got "debug")"));
+  CHECK_THAT(errors[1], StartsWith("t.yaml:2:8: relay: expected a map with keys engine") &&
+                            Contains("got a sequence"));
+}
+
+TEST_CASE("listeners and upstreams of the wrong type are reported", "[config]") {
+  auto errors = errors_of(R"(listeners:
+  web: { bind: "127.0.0.1:8080", upstream: app }
+upstreams:
+  - app
+)");
+  INFO(joined(errors));
+  REQUIRE(errors.size() == 2);
+  CHECK_THAT(errors[0], StartsWith("t.yaml:2:3: listeners: expected a non-empty sequence of "
+                                   "listeners") &&
+                            Contains("got a map"));
+  CHECK_THAT(errors[1],
+             StartsWith("t.yaml:4:3: upstreams: expected a non-empty map of upstream name") &&
+                 Contains("got a sequence"));
+}
+
+TEST_CASE("a listener naming a missing upstream is reported", "[config]") {
+  auto errors = errors_of(R"(listeners:
+  - name: web
+    bind: "127.0.0.1:8080"
+    upstream: api
+upstreams:
+  app: { endpoints: ["127.0.0.1:9000"] }
+  db: { endpoints: ["127.0.0.1:5432"] }
+)");
+  REQUIRE(errors.size() == 1);
+  CHECK(errors[0] ==
+        R"(t.yaml:4:15: listeners[0].upstream: no upstream named "api"; expected one of: app, db)");
+}
+
+TEST_CASE("host names are rejected: an IP literal is expected", "[config]") {
+  auto errors = errors_of(R"(listeners:
+  - { name: web, bind: "localhost:8080", upstream: app }
+upstreams:
+  app: { endpoints: ["db.internal:9000"] }
+)");
+  INFO(joined(errors));
+  REQUIRE(errors.size() == 2);
+  CHECK_THAT(errors[0], StartsWith("t.yaml:2:24: listeners[0].bind: expected an IP literal and "
+                                   "port, e.g. 127.0.0.1:9000 or [::1]:9000") &&
+                            Contains(R"(got "localhost:8080")") &&
+                            Contains("host names are not accepted"));
+  CHECK_THAT(errors[1], StartsWith("t.yaml:4:22: upstreams.app.endpoints[0]: expected an IP "
+                                   "literal and port") &&
+                            Contains(R"(got "db.internal:9000")"));
+}
+
+TEST_CASE("an unbracketed IPv6 address and a missing port are rejected", "[config]") {
+  auto errors = errors_of(R"(listeners:
+  - { name: web, bind: "::1:8080", upstream: app }
+upstreams:
+  app: { endpoints: ["127.0.0.1"] }
+)");
+  INFO(joined(errors));
+  REQUIRE(errors.size() == 2);
+  CHECK_THAT(errors[0], StartsWith("t.yaml:2:24: listeners[0].bind: expected an IP literal") &&
+                            Contains("an IPv6 address must be in brackets, e.g. [::1]:9000"));
+  CHECK_THAT(errors[1], StartsWith("t.yaml:4:22: upstreams.app.endpoints[0]: expected an IP "
+                                   "literal") &&
+                            Contains("missing ':port'"));
+}
+
+TEST_CASE("ports out of range are rejected; port 0 only for listeners", "[config]") {
+  auto errors = errors_of(R"(listeners:
+  - { name: web, bind: "127.0.0.1:65536", upstream: app }
+  - { name: any, bind: "127.0.0.1:0", upstream: app }
+upstreams:
+  app: { endpoints: ["127.0.0.1:0", "[::1]:99999"] }
+)");
+  INFO(joined(errors));
+  REQUIRE(errors.size() == 3);
+  CHECK_THAT(errors[0], StartsWith("t.yaml:2:24: listeners[0].bind: ") &&
+                            Contains("port 65536 is out of range 0..65535"));
+  CHECK_THAT(errors[1], StartsWith("t.yaml:5:22: upstreams.app.endpoints[0]: expected a port "
+                                   "from 1 to 65535") &&
+                            Contains(R"(got "127.0.0.1:0")"));
+  CHECK_THAT(errors[2], StartsWith("t.yaml:5:37: upstreams.app.endpoints[1]: ") &&
+                            Contains("port 99999 is out of range"));
+}
+
+TEST_CASE("duplicate listener names are reported", "[config]") {
+  auto errors = errors_of(R"(listeners:
+  - { name: web, bind: "127.0.0.1:8080", upstream: app }
+  - { name: web, bind: "127.0.0.1:8081", upstream: app }
+upstreams:
+  app: { endpoints: ["127.0.0.1:9000"] }
+)");
+  REQUIRE(errors.size() == 1);
+  CHECK(errors[0] == R"(t.yaml:3:13: listeners[1].name: duplicate listener name "web" )"
+                     "(also used by listeners[0]); expected unique names");
+}
+
+TEST_CASE("duplicate upstream names are reported, not silently merged", "[config]") {
+  auto errors = errors_of(R"(listeners:
+  - { name: web, bind: "127.0.0.1:8080", upstream: app }
+upstreams:
+  app: { endpoints: ["127.0.0.1:9000"] }
+  db: { endpoints: ["127.0.0.1:5432"] }
+  app: { endpoints: ["127.0.0.1:9001"] }
+)");
+  REQUIRE(errors.size() == 1);
+  CHECK(errors[0] == R"(t.yaml:6:3: upstreams.app: duplicate upstream name "app" )"
+                     "(first given at line 4); expected each upstream name once");
+}
+
+TEST_CASE("a key given twice is reported", "[config]") {
+  auto errors = errors_of(std::string("threads: 2\nthreads: 4\n") + minimal);
+  REQUIRE(errors.size() == 1);
+  CHECK_THAT(errors[0], StartsWith(R"(t.yaml:2:1: threads: duplicate key "threads")") &&
+                            Contains("first given at line 1"));
+}
+
+TEST_CASE("two listeners on the same address are reported", "[config]") {
+  auto errors = errors_of(R"(listeners:
+  - { name: a, bind: "127.0.0.1:8080", upstream: app }
+  - { name: b, bind: "[::1]:8080", upstream: app }
+  - { name: c, bind: "127.0.0.1:8080", upstream: app }
+  - { name: d, bind: "0.0.0.0:8081", upstream: app }
+  - { name: e, bind: "127.0.0.2:8081", upstream: app }
+upstreams:
+  app: { endpoints: ["127.0.0.1:9000"] }
+)");
+  INFO(joined(errors));
+  REQUIRE(errors.size() == 2);
+  CHECK_THAT(errors[0], StartsWith("t.yaml:4:22: listeners[2].bind: address 127.0.0.1:8080 is "
+                                   R"(already bound by listener "a" (listeners[0])") &&
+                            Contains("expected a distinct address:port for each listener"));
+  // The wildcard address overlaps every specific address on the same port.
+  CHECK_THAT(errors[1], StartsWith("t.yaml:6:22: listeners[4].bind: address 127.0.0.2:8081") &&
+                            Contains(R"(listener "d")"));
+}
+
+TEST_CASE("malformed and out-of-range sizes are reported", "[config]") {
+  auto errors = errors_of(std::string(R"(relay:
+  pipe_size: 1XB
+  buffer_size: 128MiB
+  max_pipes: lots
+)") + minimal);
+  INFO(joined(errors));
+  REQUIRE(errors.size() == 3);
+  CHECK_THAT(errors[0], StartsWith("t.yaml:2:14: relay.pipe_size: expected a size in bytes, e.g. "
+                                   "65536, 64KiB or 1MiB") &&
+                            Contains(R"(got "1XB")"));
+  CHECK(errors[1] == R"(t.yaml:3:16: relay.buffer_size: expected a size from 1KiB to 64MiB, )"
+                     R"(got "128MiB")");
+  CHECK_THAT(errors[2], StartsWith("t.yaml:4:14: relay.max_pipes: expected an integer from 0 to "
+                                   "1000000") &&
+                            Contains(R"(got "lots")"));
+
+  errors = errors_of(std::string("relay: { pipe_size: 1KiB }\n") + minimal);
+  REQUIRE(errors.size() == 1);
+  CHECK_THAT(errors[0], StartsWith("t.yaml:1:21: relay.pipe_size: expected a size from 4KiB to "
+                                   "1GiB"));
+}
+
+TEST_CASE("durations need a unit and a sane range", "[config]") {
+  auto errors = errors_of(R"(drain_timeout: 10
+listeners:
+  - { name: web, bind: "127.0.0.1:8080", upstream: app }
+upstreams:
+  app:
+    endpoints: ["127.0.0.1:9000"]
+    connect_timeout: 0ms
+  db:
+    endpoints: ["127.0.0.1:5432"]
+    connect_timeout: -3s
+)");
+  INFO(joined(errors));
+  REQUIRE(errors.size() == 3);
+  CHECK_THAT(errors[0], StartsWith("t.yaml:1:16: drain_timeout: expected a duration with a unit, "
+                                   "e.g. 500ms, 10s, 1m or 1h") &&
+                            Contains(R"(got "10")"));
+  CHECK(errors[1] == R"(t.yaml:7:22: upstreams.app.connect_timeout: expected a duration from )"
+                     R"(1ms to 1h, got "0ms")");
+  CHECK_THAT(errors[2], StartsWith("t.yaml:10:22: upstreams.db.connect_timeout: expected a "
+                                   "duration with a unit"));
+
+  errors = errors_of(std::string("drain_timeout: 25h\n") + minimal);
+  REQUIRE(errors.size() == 1);
+  CHECK(errors[0] ==
+        R"(t.yaml:1:16: drain_timeout: expected a duration from 0s to 24h, got "25h")");
+}
+
+TEST_CASE("an unknown relay engine is reported", "[config]") {
+  auto errors = errors_of(std::string("relay:\n  engine: zerocopy\n") + minimal);
+  REQUIRE(errors.size() == 1);
+  CHECK(errors[0] ==
+        R"(t.yaml:2:11: relay.engine: expected one of: auto, splice, copy, got "zerocopy")");
+}
+
+TEST_CASE("bad log level, access_log and thread count are reported", "[config]") {
+  auto errors = errors_of(std::string(R"(threads: 1025
+log:
+  level: verbose
+  access_log: maybe
+)") + minimal);
+  INFO(joined(errors));
+  REQUIRE(errors.size() == 3);
+  CHECK_THAT(errors[0], StartsWith("t.yaml:1:10: threads: expected an integer from 0 to 1024") &&
+                            Contains(R"(got "1025")"));
+  CHECK(errors[1] ==
+        "t.yaml:3:10: log.level: expected one of: trace, debug, info, warn, error, "
+        R"(critical, off, got "verbose")");
+  CHECK(errors[2] == R"(t.yaml:4:15: log.access_log: expected true or false, got "maybe")");
+}
+
+TEST_CASE("empty listeners, upstreams and endpoints are reported", "[config]") {
+  auto errors = errors_of(R"(listeners: []
+upstreams: {}
+)");
+  INFO(joined(errors));
+  REQUIRE(errors.size() == 2);
+  CHECK_THAT(errors[0], StartsWith("t.yaml:1:12: listeners: expected a non-empty sequence") &&
+                            Contains("got an empty sequence"));
+  CHECK_THAT(errors[1], StartsWith("t.yaml:2:12: upstreams: expected a non-empty map") &&
+                            Contains("got an empty map"));
+
+  errors = errors_of(R"(listeners:
+  - { name: web, bind: "127.0.0.1:8080", upstream: app }
+upstreams:
+  app:
+    endpoints: []
+)");
+  REQUIRE(errors.size() == 1);
+  CHECK_THAT(errors[0], StartsWith("t.yaml:5:16: upstreams.app.endpoints: expected a non-empty "
+                                   "sequence of endpoints") &&
+                            Contains("got an empty sequence"));
+}
+
+TEST_CASE("missing required keys point at the map that lacks them", "[config]") {
+  auto errors = errors_of(R"(listeners:
+  - name: web
+    upstream: app
+  - { bind: "127.0.0.1:8081" }
+upstreams:
+  app:
+    connect_timeout: 1s
+)");
+  INFO(joined(errors));
+  REQUIRE(errors.size() == 4);
+  CHECK_THAT(errors[0], StartsWith("t.yaml:2:5: listeners[0].bind: required key is missing; "
+                                   "expected an IP literal and port"));
+  CHECK_THAT(errors[1], StartsWith("t.yaml:4:5: listeners[1].name: required key is missing"));
+  CHECK_THAT(errors[2], StartsWith("t.yaml:4:5: listeners[1].upstream: required key is missing"));
+  CHECK_THAT(errors[3], StartsWith("t.yaml:7:5: upstreams.app.endpoints: required key is "
+                                   "missing; expected a non-empty sequence of endpoints"));
+}
+
+TEST_CASE("an empty document is an error: listeners and upstreams are required", "[config]") {
+  for (const char* text : {"", "# nothing but a comment\n"}) {
+    auto errors = errors_of(text);
+    REQUIRE(errors.size() == 2);
+    CHECK_THAT(errors[0], StartsWith("t.yaml:1:1: listeners: required key is missing; expected a "
+                                     "non-empty sequence of listeners"));
+    CHECK_THAT(errors[1], StartsWith("t.yaml:1:1: upstreams: required key is missing"));
+  }
+  auto errors = errors_of("- just\n- a list\n");
+  REQUIRE(errors.size() == 1);
+  CHECK_THAT(errors[0], StartsWith("t.yaml:1:1: (top level): expected a map with keys threads") &&
+                            Contains("got a sequence"));
+}
+
+TEST_CASE("YAML syntax errors are reported with their position", "[config]") {
+  auto errors = errors_of(R"(listeners:
+  - { name: web, bind: "127.0.0.1:8080", upstream: app
+upstreams:
+  app: { endpoints: ["127.0.0.1:9000"] }
+)");
+  REQUIRE(errors.size() == 1);
+  CHECK_THAT(errors[0], StartsWith("t.yaml:3:") && Contains(": (yaml): syntax error: ") &&
+                            Contains("expected valid YAML"));
+
+  errors = errors_of(std::string("threads: 1: 2\n") + minimal);
+  REQUIRE(errors.size() == 1);
+  CHECK_THAT(errors[0], StartsWith("t.yaml:1:11: (yaml): syntax error: "));
+
+  errors = errors_of(std::string(minimal) + "---\nthreads: 2\n");
+  REQUIRE(errors.size() == 1);
+  CHECK_THAT(errors[0], StartsWith("t.yaml:6:1: (yaml): a second document starts here; expected "
+                                   "a single YAML document"));
+}
+
+TEST_CASE("a missing or unreadable file is reported with the system's reason", "[config]") {
+  try {
+    zcproxy::load_config_file("/nonexistent/zcproxy.yaml");
+    FAIL("a missing file was accepted");
+  } catch (const config_error& e) {
+    REQUIRE(e.errors().size() == 1);
+    CHECK(e.errors()[0] == "/nonexistent/zcproxy.yaml: cannot read: No such file or directory");
+    CHECK(std::string(e.what()) == e.errors()[0]);
+  }
+  try {
+    zcproxy::load_config_file(ZCPROXY_SOURCE_DIR "/conf");
+    FAIL("a directory was accepted");
+  } catch (const config_error& e) {
+    REQUIRE(e.errors().size() == 1);
+    CHECK(e.errors()[0] == ZCPROXY_SOURCE_DIR "/conf: cannot read: Is a directory");
+  }
+}
+
+// ---- reporting --------------------------------------------------------------------------------
+
+TEST_CASE("every problem is reported at once, in file order", "[config]") {
+  auto errors = errors_of(R"(threads: many
+relay: { engine: fast, pipe_size: 1TiB }
+drain_timeout: 5
+listeners:
+  - { name: web, bind: "localhost:80", upstream: api }
+  - { name: web, bind: "127.0.0.1:80", upstream: app }
+upstreams:
+  app: { endpoints: ["127.0.0.1:99999"], connect_timeout: 2h }
+)");
+  INFO(joined(errors));
+  REQUIRE(errors.size() == 9);
+  CHECK_THAT(errors[0], StartsWith("t.yaml:1:10: threads: "));
+  CHECK_THAT(errors[1], StartsWith("t.yaml:2:18: relay.engine: "));
+  CHECK_THAT(errors[2], StartsWith("t.yaml:2:35: relay.pipe_size: "));
+  CHECK_THAT(errors[3], StartsWith("t.yaml:3:16: drain_timeout: "));
+  CHECK_THAT(errors[4], StartsWith("t.yaml:5:24: listeners[0].bind: "));
+  CHECK_THAT(errors[5], StartsWith("t.yaml:5:50: listeners[0].upstream: "));
+  CHECK_THAT(errors[6], StartsWith("t.yaml:6:13: listeners[1].name: "));
+  CHECK_THAT(errors[7], StartsWith("t.yaml:8:22: upstreams.app.endpoints[0]: "));
+  CHECK_THAT(errors[8], StartsWith("t.yaml:8:59: upstreams.app.connect_timeout: "));
+
+  // what() carries every line, so a caller that only logs what() loses nothing.
+  try {
+    load_config_string("threads: x\nlog: 1\n", "t.yaml");
+    FAIL("accepted");
+  } catch (const config_error& e) {
+    REQUIRE(e.errors().size() == 4);
+    std::string expected;
+    for (const auto& line : e.errors()) expected += (expected.empty() ? "" : "\n") + line;
+    CHECK(std::string(e.what()) == expected);
+  }
+}
