@@ -39,8 +39,7 @@ std::string peer_of(const tcp::socket& s) {
   boost::system::error_code ec;
   auto ep = s.remote_endpoint(ec);
   if (ec) return "?";
-  return ep.address().is_v6() ? "[" + ep.address().to_string() + "]:" + std::to_string(ep.port())
-                              : ep.address().to_string() + ":" + std::to_string(ep.port());
+  return address{ep.address().to_string(), ep.port(), ep.address().is_v6()}.to_string();
 }
 
 // Connect to the upstream's endpoints in round-robin order, each once, each within the connect

@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Install what is missing, build, and run every test through CTest.
+#   bash tests/run.sh            (BUILD_DIR=build by default)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash .ci/deps.sh cmake make g++ ccache pkg-config libboost1.81-dev libyaml-cpp-dev libspdlog-dev catch2
+BUILD_DIR=${BUILD_DIR:-build}
+cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build "$BUILD_DIR" -j"$(nproc)"
+# Each test has its own time limit (set in CMakeLists.txt): a hang fails, it never blocks.
+cd "$BUILD_DIR" && ctest --output-on-failure -j2
