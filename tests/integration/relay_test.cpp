@@ -282,3 +282,52 @@ TEST_CASE("relay: an upstream that reads slowly gets backpressure, not unbounded
   CHECK(up.stop_and_collect_errors().empty());
   CHECK(upstream_got == sent);  // nothing lost once the upstream reads
 }
+
+TEST_CASE("relay: engine splice on sockets that refuse splice closes the connection, copies nothing",
+          "[relay][splice]") {
+  splice_refusal refusal(true);
+  upstream_server up([](fd s) { recv_all(s.get()); });
+  proxy p("engine: splice", {up.port()});
+  fd c = connect_to(p.port());
+  send_all(c.get(), "data", 4);
+  CHECK(recv_all(c.get()).empty());  // closed, not silently copied
+  REQUIRE(wait_until([&] { return p.srv->snapshot().sessions == 0; }));
+  auto st = p.srv->snapshot();
+  CHECK(st.bytes_copied == 0);
+  CHECK(st.bytes_spliced == 0);
+}
+
+TEST_CASE("relay: auto uses copy when the pipe pool is at its cap, and loses nothing",
+          "[relay][splice][copy]") {
+  // One pipe per thread: with three transfers at once on one thread, most directions find the
+  // pool empty and must copy; every byte still arrives.
+  upstream_server up([](fd s) {
+    bytes got = recv_all(s.get());
+    send_all(s.get(), got);
+  });
+  proxy p("engine: auto, max_pipes: 1", {up.port()}, "", 1);
+  const std::size_t size = 8 << 20;
+  thread_group t;
+  std::atomic<int> intact{0};
+  std::vector<fd> clients;
+  for (int i = 0; i < 3; ++i) clients.push_back(connect_to(p.port()));
+  for (int i = 0; i < 3; ++i) {
+    t.spawn([&, i] {
+      const bytes data = random_bytes(size, 100 + i);
+      thread_group sender;
+      sender.spawn([&] {
+        send_all(clients[i].get(), data);
+        shutdown_write(clients[i].get());
+      });
+      if (checksum(recv_all(clients[i].get())) == checksum(data)) ++intact;
+      require_no_errors(sender);
+    });
+  }
+  CHECK(t.errors().empty());
+  CHECK(intact == 3);
+  REQUIRE(wait_until([&] { return p.srv->snapshot().sessions == 0; }));
+  auto st = p.srv->snapshot();
+  CHECK(st.bytes_spliced + st.bytes_copied == 3 * 2 * size);
+  CHECK(st.bytes_copied > 0);
+  CHECK(st.pipes_leased == 0);
+}
