@@ -32,7 +32,9 @@ asio::awaitable<void> accept_loop(worker& w, bound_listener& l) {
   asio::steady_timer timer(w.io);
   while (l.acceptor.is_open()) {
     auto [ec, client] = co_await l.acceptor.async_accept(asio::as_tuple(asio::use_awaitable));
-    if (!l.acceptor.is_open() || ec == asio::error::operation_aborted) break;
+    // Closed for shutdown; an accept that completed just before is dropped, not served past the
+    // drain.
+    if (!l.acceptor.is_open() || w.draining || ec == asio::error::operation_aborted) break;
     if (!ec) {
       backoff = min_backoff;
       asio::co_spawn(w.io, serve(w, l, std::move(client)), [](std::exception_ptr e) {

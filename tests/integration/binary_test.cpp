@@ -173,7 +173,7 @@ TEST_CASE("binary: relays a transfer, logs it, and exits 0 on SIGTERM", "[binary
   CHECK(up.stop_and_collect_errors().empty());
 }
 
-TEST_CASE("binary: out of fds, accepting backs off and recovers; nothing crashes",
+TEST_CASE("binary: out of fds, accepting backs off and recovers, and nothing crashes",
           "[binary][integration][emfile]") {
   upstream_server up([](fd s) {
     recv_all(s.get());

@@ -113,7 +113,7 @@ TEST_CASE("session: 200 concurrent connections each moving 1 MiB all complete in
   CHECK(up.stop_and_collect_errors().empty());
 }
 
-TEST_CASE("session: on shutdown, open connections finish; new ones are refused",
+TEST_CASE("session: on shutdown, open connections finish and new ones are refused",
           "[session][integration][drain]") {
   upstream_server up([](fd s) { reply_with_request(std::move(s)); });
   proxy p("engine: auto", {up.port()}, "drain_timeout: 30s\n");

@@ -319,7 +319,7 @@ upstreams:
                             Contains("missing ':port'"));
 }
 
-TEST_CASE("ports out of range are rejected; port 0 only for listeners", "[config]") {
+TEST_CASE("ports out of range are rejected, and port 0 is for listeners only", "[config]") {
   auto errors = errors_of(R"(listeners:
   - { name: web, bind: "127.0.0.1:65536", upstream: app }
   - { name: any, bind: "127.0.0.1:0", upstream: app }
