@@ -42,7 +42,8 @@ asio::awaitable<void> accept_loop(worker& w, bound_listener& l) {
         try {
           std::rethrow_exception(e);
         } catch (const std::exception& x) {
-          main_log().error("session failed: {}", x.what());  // a bug: sessions report errors as values
+          main_log().error("session failed: {}",
+                           x.what());  // a bug: sessions report errors as values
         }
       });
       continue;

@@ -32,8 +32,12 @@ void setup_logging(const log_config& cfg) {
   l.access_enabled.store(cfg.access_log ? &l.access : nullptr);
 }
 
-spdlog::logger& main_log() { return the_loggers().main; }
+spdlog::logger& main_log() {
+  return the_loggers().main;
+}
 
-spdlog::logger* access_log() { return the_loggers().access_enabled.load(std::memory_order_relaxed); }
+spdlog::logger* access_log() {
+  return the_loggers().access_enabled.load(std::memory_order_relaxed);
+}
 
 }  // namespace zcproxy

@@ -35,7 +35,9 @@ pipe& pipe::operator=(pipe&& o) noexcept {
   return *this;
 }
 
-pipe::~pipe() { close(); }
+pipe::~pipe() {
+  close();
+}
 
 void pipe::close() {
   for (int& fd : fds_) {

@@ -20,9 +20,12 @@ constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 // After this many bytes without waiting, yield so one fast connection cannot starve the others
 // on its thread.
 constexpr std::uint64_t yield_after_bytes = 4u << 20;
-constexpr unsigned splice_flags = SPLICE_F_MOVE | SPLICE_F_NONBLOCK;  // never SPLICE_F_MORE: it corks
+constexpr unsigned splice_flags =
+    SPLICE_F_MOVE | SPLICE_F_NONBLOCK;  // never SPLICE_F_MORE: it corks
 
-std::error_code errno_code(int e) { return {e, std::generic_category()}; }
+std::error_code errno_code(int e) {
+  return {e, std::generic_category()};
+}
 
 }  // namespace
 
@@ -36,10 +39,14 @@ void relay_link::stop() {
 
 const char* to_string(direction_end e) {
   switch (e) {
-    case direction_end::eof: return "eof";
-    case direction_end::reset: return "reset";
-    case direction_end::stopped: return "stopped";
-    case direction_end::splice_refused: return "splice_refused";
+    case direction_end::eof:
+      return "eof";
+    case direction_end::reset:
+      return "reset";
+    case direction_end::stopped:
+      return "stopped";
+    case direction_end::splice_refused:
+      return "splice_refused";
   }
   return "?";
 }
@@ -55,7 +62,7 @@ asio::awaitable<direction_result> relay(tcp::socket& from, tcp::socket& to, rela
   out.on_copy = res.engine == engine_mode::copy;
   const int src = from.native_handle();
   const int dst = to.native_handle();
-  pipe_pool::lease pipe;     // held only while bytes are in flight
+  pipe_pool::lease pipe;      // held only while bytes are in flight
   buffer_pool::lease buffer;  // likewise, for the copy engine
   std::uint64_t since_wait = 0;
 
@@ -88,10 +95,9 @@ asio::awaitable<direction_result> relay(tcp::socket& from, tcp::socket& to, rela
 
     // Fill the stage. It is always empty here: each round flushes it whole before the next, so
     // an EAGAIN below means the socket is drained, never that the pipe is full.
-    ssize_t n = out.on_copy
-                    ? ::read(src, buffer->data.get(), buffer->size)
-                    : sys::splice(src, nullptr, pipe->write_fd(), nullptr, pipe->capacity(),
-                                  splice_flags);
+    ssize_t n = out.on_copy ? ::read(src, buffer->data.get(), buffer->size)
+                            : sys::splice(src, nullptr, pipe->write_fd(), nullptr, pipe->capacity(),
+                                          splice_flags);
     if (n < 0) {
       const int e = errno;
       if (e == EINTR) continue;  // a signal interrupted us before anything moved
@@ -127,9 +133,9 @@ asio::awaitable<direction_result> relay(tcp::socket& from, tcp::socket& to, rela
     // Flush the stage whole. Short writes are normal; track what is left exactly.
     std::size_t left = static_cast<std::size_t>(n);
     while (left > 0) {
-      ssize_t m = out.on_copy ? ::send(dst, buffer->data.get() + (n - left), left, MSG_NOSIGNAL)
-                              : sys::splice(pipe->read_fd(), nullptr, dst, nullptr, left,
-                                            splice_flags);
+      ssize_t m = out.on_copy
+                      ? ::send(dst, buffer->data.get() + (n - left), left, MSG_NOSIGNAL)
+                      : sys::splice(pipe->read_fd(), nullptr, dst, nullptr, left, splice_flags);
       if (m > 0) {
         left -= static_cast<std::size_t>(m);
         if (!out.on_copy) pipe->level = left;

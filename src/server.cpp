@@ -1,13 +1,13 @@
 #include "zcproxy/server.hpp"
 
 #include <atomic>
-#include <csignal>
-#include <functional>
-#include <future>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <csignal>
+#include <functional>
+#include <future>
 #include <mutex>
 #include <stdexcept>
 #include <thread>
@@ -118,11 +118,11 @@ void server::start() {
 
   for (std::size_t j = 0; j < m.cfg.listeners.size(); ++j) {
     const auto& lc = m.cfg.listeners[j];
-    main_log().info("listener {} on {} -> upstream {} ({} threads, engine {}, pipe_size {}, "
-                    "buffer_size {})",
-                    lc.name, m.listening[j].to_string(), lc.upstream, n,
-                    to_string(m.cfg.relay.engine), m.cfg.relay.pipe_size,
-                    m.cfg.relay.buffer_size);
+    main_log().info(
+        "listener {} on {} -> upstream {} ({} threads, engine {}, pipe_size {}, "
+        "buffer_size {})",
+        lc.name, m.listening[j].to_string(), lc.upstream, n, to_string(m.cfg.relay.engine),
+        m.cfg.relay.pipe_size, m.cfg.relay.buffer_size);
   }
 
   m.running = n;
@@ -143,7 +143,9 @@ void server::start() {
   }
 }
 
-std::vector<address> server::listening() const { return impl_->listening; }
+std::vector<address> server::listening() const {
+  return impl_->listening;
+}
 
 void server::shutdown(bool now) {
   // workers is fixed once started, and post() is thread-safe: no lock needed.
@@ -188,16 +190,16 @@ int server::run_until_signalled() {
   impl_->signal_io = &io;
   start();
   int received = 0;
-  std::function<void(boost::system::error_code, int)> on_signal =
-      [&](boost::system::error_code ec, int sig) {
-        if (ec) return;
-        const bool now = ++received > 1;
-        main_log().info("signal {}: {}", sig,
-                        now ? "closing open connections now"
-                            : "draining (no new connections; open ones get up to drain_timeout)");
-        shutdown(now);
-        signals.async_wait(on_signal);
-      };
+  std::function<void(boost::system::error_code, int)> on_signal = [&](boost::system::error_code ec,
+                                                                      int sig) {
+    if (ec) return;
+    const bool now = ++received > 1;
+    main_log().info("signal {}: {}", sig,
+                    now ? "closing open connections now"
+                        : "draining (no new connections; open ones get up to drain_timeout)");
+    shutdown(now);
+    signals.async_wait(on_signal);
+  };
   signals.async_wait(on_signal);
   if (impl_->running > 0) io.run();
   impl_->signal_io = nullptr;

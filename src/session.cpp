@@ -44,8 +44,7 @@ std::string peer_of(const tcp::socket& s) {
 
 // Connect to the upstream's endpoints in round-robin order, each once, each within the connect
 // timeout. Returns the endpoint connected to, or nullptr.
-asio::awaitable<const address*> connect_upstream(session_state& s, upstream& up,
-                                                 std::string& why) {
+asio::awaitable<const address*> connect_upstream(session_state& s, upstream& up, std::string& why) {
   const auto& cfg = up.config();
   const std::size_t n = cfg.endpoints.size();
   const std::size_t first = up.first_endpoint();

@@ -56,8 +56,8 @@ struct upstream_config {
 };
 
 struct config {
-  std::string source;       // file the config came from (for messages)
-  unsigned threads = 0;     // 0 = one per core
+  std::string source;    // file the config came from (for messages)
+  unsigned threads = 0;  // 0 = one per core
   log_config log;
   relay_config relay;
   std::chrono::milliseconds drain_timeout{10000};

@@ -34,10 +34,10 @@ class server {
   int run_until_signalled();
 
   struct stats {
-    std::size_t sessions = 0;        // open client connections
-    std::size_t pipes_leased = 0;    // pipes holding or moving bytes
-    std::size_t pipes_idle = 0;      // pipes kept open for reuse
-    std::size_t buffers_leased = 0;  // copy buffers in use
+    std::size_t sessions = 0;         // open client connections
+    std::size_t pipes_leased = 0;     // pipes holding or moving bytes
+    std::size_t pipes_idle = 0;       // pipes kept open for reuse
+    std::size_t buffers_leased = 0;   // copy buffers in use
     std::uint64_t bytes_spliced = 0;  // moved by splice, by connections that have closed
     std::uint64_t bytes_copied = 0;   // moved by copy, likewise
   };

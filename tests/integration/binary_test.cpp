@@ -81,6 +81,32 @@ struct process {
   pid_t pid = -1;
 };
 
+// The binary running with a config (`head` plus one listener on port 0 in front of 127.0.0.1:
+// upstream_port), once its start-up line has said which port it listens on.
+struct running_proxy {
+  running_proxy(const temp_dir& d, std::uint16_t upstream_port, const std::string& head,
+                rlim_t max_fds = 0)
+      : proc({"-c",
+              d.file("zcproxy.yaml",
+                     head +
+                         "listeners:\n  - { name: web, bind: \"127.0.0.1:0\", upstream: app }\n"
+                         "upstreams:\n  app: { endpoints: [\"127.0.0.1:" +
+                         std::to_string(upstream_port) + "\"] }\n")},
+             d.file("out"), d.file("err"), max_fds) {
+    REQUIRE(proc.pid > 0);
+    std::smatch m;
+    const std::regex listening(R"(listener web on 127\.0\.0\.1:(\d+))");
+    std::string err;
+    REQUIRE(wait_until([&] {
+      err = slurp(d.file("err"));
+      return std::regex_search(err, m, listening);
+    }));
+    port = static_cast<std::uint16_t>(std::stoi(m[1]));
+  }
+  process proc;
+  std::uint16_t port = 0;
+};
+
 int run(std::vector<std::string> args, const temp_dir& d, std::string* out = nullptr,
         std::string* err = nullptr) {
   process p(std::move(args), d.file("out"), d.file("err"));
@@ -133,23 +159,9 @@ TEST_CASE("binary: relays a transfer, logs it, and exits 0 on SIGTERM", "[binary
     send_all(s.get(), got);
   });
   temp_dir d;
-  const std::string conf = d.file(
-      "zcproxy.yaml", "threads: 2\nlog: { level: info, access_log: true }\n"
-                      "listeners:\n  - { name: web, bind: \"127.0.0.1:0\", upstream: app }\n"
-                      "upstreams:\n  app: { endpoints: [\"127.0.0.1:" +
-                          std::to_string(up.port()) + "\"] }\n");
-  process zc({"-c", conf}, d.file("out"), d.file("err"));
-  REQUIRE(zc.pid > 0);
-  // The start-up line says where it listens (port 0 was resolved).
-  std::smatch m;
-  const std::regex listening(R"(listener web on 127\.0\.0\.1:(\d+))");
-  std::string err;
-  REQUIRE(wait_until([&] {
-    err = slurp(d.file("err"));
-    return std::regex_search(err, m, listening);
-  }));
-  CHECK_THAT(err, Catch::Contains("engine auto"));
-  const auto port = static_cast<std::uint16_t>(std::stoi(m[1]));
+  running_proxy zc(d, up.port(), "threads: 2\nlog: { level: info, access_log: true }\n");
+  CHECK_THAT(slurp(d.file("err")), Catch::Contains("engine auto"));
+  const std::uint16_t port = zc.port;
 
   const bytes data = random_bytes(4 << 20, 42);
   fd c = connect_to(port);
@@ -168,8 +180,8 @@ TEST_CASE("binary: relays a transfer, logs it, and exits 0 on SIGTERM", "[binary
   CHECK_THAT(access, Catch::Contains("bytes_up=4194304 bytes_down=4194304"));
   CHECK_THAT(access, Catch::Contains("engine_up=splice engine_down=splice"));
 
-  REQUIRE(::kill(zc.pid, SIGTERM) == 0);
-  CHECK(zc.wait() == 0);
+  REQUIRE(::kill(zc.proc.pid, SIGTERM) == 0);
+  CHECK(zc.proc.wait() == 0);
   CHECK(up.stop_and_collect_errors().empty());
 }
 
@@ -180,21 +192,8 @@ TEST_CASE("binary: out of fds, accepting backs off and recovers, and nothing cra
     send_all(s.get(), "ok", 2);
   });
   temp_dir d;
-  const std::string conf = d.file(
-      "zcproxy.yaml", "threads: 1\nlog: { level: info, access_log: false }\n"
-                      "listeners:\n  - { name: web, bind: \"127.0.0.1:0\", upstream: app }\n"
-                      "upstreams:\n  app: { endpoints: [\"127.0.0.1:" +
-                          std::to_string(up.port()) + "\"] }\n");
-  process zc({"-c", conf}, d.file("out"), d.file("err"), 32);
-  REQUIRE(zc.pid > 0);
-  std::smatch m;
-  const std::regex listening(R"(listener web on 127\.0\.0\.1:(\d+))");
-  std::string err;
-  REQUIRE(wait_until([&] {
-    err = slurp(d.file("err"));
-    return std::regex_search(err, m, listening);
-  }));
-  const auto port = static_cast<std::uint16_t>(std::stoi(m[1]));
+  running_proxy zc(d, up.port(), "threads: 1\nlog: { level: info, access_log: false }\n", 32);
+  const std::uint16_t port = zc.port;
 
   // Far more clients than 32 fds can serve (each needs two sockets): the kernel queues them.
   std::vector<fd> clients;
@@ -213,6 +212,6 @@ TEST_CASE("binary: out of fds, accepting backs off and recovers, and nothing cra
     return recv_all(c.get()) == bytes{'o', 'k'};
   }));
 
-  REQUIRE(::kill(zc.pid, SIGTERM) == 0);
-  CHECK(zc.wait() == 0);  // still alive, and exits cleanly
+  REQUIRE(::kill(zc.proc.pid, SIGTERM) == 0);
+  CHECK(zc.proc.wait() == 0);  // still alive, and exits cleanly
 }

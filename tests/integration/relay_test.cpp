@@ -1,11 +1,12 @@
 // The relay, on each engine: splice, copy, and auto with splice refused (EINVAL) through the
 // syscall seam, which must fall back to copy without losing or duplicating a byte.
+#include <poll.h>
+#include <sys/socket.h>
+
 #include <catch2/catch.hpp>
 #include <cerrno>
 #include <fstream>
 #include <future>
-#include <poll.h>
-#include <sys/socket.h>
 
 #include "support/net.hpp"
 #include "zcproxy/sys.hpp"
@@ -16,8 +17,8 @@ namespace {
 
 struct engine_case {
   const char* name;
-  const char* relay;    // config relay map contents
-  bool refuse_splice;   // make splice fail with EINVAL, as a kernel that cannot splice would
+  const char* relay;   // config relay map contents
+  bool refuse_splice;  // make splice fail with EINVAL, as a kernel that cannot splice would
 };
 
 const engine_case engines[] = {
@@ -39,7 +40,9 @@ struct splice_refusal {
   bool on_;
 };
 
-const engine_case& pick_engine() { return engines[GENERATE(0, 1, 2)]; }
+const engine_case& pick_engine() {
+  return engines[GENERATE(0, 1, 2)];
+}
 
 void require_no_errors(thread_group& t) {
   auto errors = t.errors();
@@ -52,8 +55,10 @@ void check_engine_used(proxy& p, const engine_case& e, std::uint64_t total) {
   auto st = p.srv->snapshot();
   INFO("engine " << e.name << ": spliced " << st.bytes_spliced << ", copied " << st.bytes_copied);
   CHECK(st.bytes_spliced + st.bytes_copied == total);
-  if (std::string(e.relay) == "engine: splice") CHECK(st.bytes_copied == 0);
-  else CHECK(st.bytes_spliced == 0);
+  if (std::string(e.relay) == "engine: splice")
+    CHECK(st.bytes_copied == 0);
+  else
+    CHECK(st.bytes_spliced == 0);
   CHECK(st.pipes_leased == 0);
   CHECK(st.buffers_leased == 0);
 }
@@ -100,7 +105,8 @@ TEST_CASE("relay: 64 MiB each way at the same time arrive intact", "[relay][spli
   CHECK(upstream_got == checksum(up_data));
 }
 
-TEST_CASE("relay: many small writes both ways arrive intact and in order", "[relay][splice][copy]") {
+TEST_CASE("relay: many small writes both ways arrive intact and in order",
+          "[relay][splice][copy]") {
   const engine_case& e = pick_engine();
   INFO("engine: " << e.name);
   splice_refusal refusal(e.refuse_splice);
@@ -283,8 +289,9 @@ TEST_CASE("relay: an upstream that reads slowly gets backpressure, not unbounded
   CHECK(upstream_got == sent);  // nothing lost once the upstream reads
 }
 
-TEST_CASE("relay: engine splice on sockets that refuse splice closes the connection, copies nothing",
-          "[relay][splice]") {
+TEST_CASE(
+    "relay: engine splice on sockets that refuse splice closes the connection, copies nothing",
+    "[relay][splice]") {
   splice_refusal refusal(true);
   upstream_server up([](fd s) { recv_all(s.get()); });
   proxy p("engine: splice", {up.port()});

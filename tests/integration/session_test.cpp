@@ -4,7 +4,6 @@
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <future>
-#include <netinet/in.h>
 
 #include "support/net.hpp"
 
@@ -45,24 +44,16 @@ TEST_CASE("session: with every endpoint refusing, the client is closed at once",
   CHECK(clock_type::now() - t0 < 2s);  // the connect timeout, 2s, is not waited for
 }
 
-TEST_CASE("session: an endpoint that never answers times out, and the client is closed within "
-          "the connect timeout",
-          "[session][integration][timeout]") {
+TEST_CASE(
+    "session: an endpoint that never answers times out, and the client is closed within "
+    "the connect timeout",
+    "[session][integration][timeout]") {
   // A listener whose accept queue is full drops further SYNs: connects to it hang.
   std::uint16_t port = 0;
   fd full = listen_loopback(port, 0);
   std::vector<fd> fillers;
-  for (int i = 0; i < 4; ++i) {
-    fd f(::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
-    sockaddr_in sa{};
-    sa.sin_family = AF_INET;
-    sa.sin_port = htons(port);
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ::connect(f.get(), reinterpret_cast<sockaddr*>(&sa), sizeof sa);
-    fillers.push_back(std::move(f));
-  }
-  auto cfg_extra = "";
-  proxy p("engine: auto", {port}, cfg_extra);
+  for (int i = 0; i < 4; ++i) fillers.push_back(start_connect(port));
+  proxy p("engine: auto", {port});
   // The proxy's connect timeout is 2s (see test::proxy).
   const auto t0 = clock_type::now();
   fd c = connect_to(p.port());
@@ -72,9 +63,10 @@ TEST_CASE("session: an endpoint that never answers times out, and the client is 
   CHECK(waited < 2s + 1500ms);
 }
 
-TEST_CASE("session: 200 concurrent connections each moving 1 MiB all complete intact, and no fd "
-          "is left behind",
-          "[session][integration][concurrency]") {
+TEST_CASE(
+    "session: 200 concurrent connections each moving 1 MiB all complete intact, and no fd "
+    "is left behind",
+    "[session][integration][concurrency]") {
   constexpr int clients = 200;
   upstream_server up([](fd s) { reply_with_request(std::move(s)); });
   proxy p("engine: auto", {up.port()});
@@ -124,14 +116,7 @@ TEST_CASE("session: on shutdown, open connections finish and new ones are refuse
 
   p.srv->shutdown();  // graceful
   // The listeners close; a new client is refused.
-  CHECK(wait_until([&] {
-    fd probe(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    sockaddr_in sa{};
-    sa.sin_family = AF_INET;
-    sa.sin_port = htons(port);
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    return ::connect(probe.get(), reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0;
-  }));
+  CHECK(wait_until([&] { return !can_connect(port); }));
   // The open one still relays to the end.
   send_all(c.get(), "second", 6);
   shutdown_write(c.get());
@@ -142,7 +127,8 @@ TEST_CASE("session: on shutdown, open connections finish and new ones are refuse
   CHECK(up.stop_and_collect_errors().empty());
 }
 
-TEST_CASE("session: connections still open at drain_timeout are closed", "[session][integration][drain]") {
+TEST_CASE("session: connections still open at drain_timeout are closed",
+          "[session][integration][drain]") {
   std::promise<void> release;
   auto released = release.get_future().share();
   upstream_server up([&](fd s) {

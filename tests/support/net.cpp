@@ -46,7 +46,9 @@ fd& fd::operator=(fd&& o) noexcept {
   return *this;
 }
 
-int fd::release() { return std::exchange(v_, -1); }
+int fd::release() {
+  return std::exchange(v_, -1);
+}
 
 void fd::close() {
   if (v_ >= 0) ::close(v_);
@@ -83,16 +85,19 @@ fd connect_to(std::uint16_t port) {
   return s;
 }
 
-fd connect_to(const zcproxy::address& a) { return connect_to(a.port); }
-
-fd accept_one(int listener, std::chrono::milliseconds timeout) {
-  pollfd p{listener, POLLIN, 0};
-  int r = ::poll(&p, 1, static_cast<int>(timeout.count()));
-  if (r <= 0) throw std::runtime_error("accept: nothing to accept within the deadline");
-  fd s(::accept4(listener, nullptr, nullptr, SOCK_CLOEXEC));
-  if (!s) fail("accept");
-  set_timeouts(s.get());
+fd start_connect(std::uint16_t port) {
+  fd s(::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+  if (!s) fail("socket");
+  sockaddr_in sa = loopback(port);
+  ::connect(s.get(), reinterpret_cast<sockaddr*>(&sa), sizeof sa);  // EINPROGRESS
   return s;
+}
+
+bool can_connect(std::uint16_t port) {
+  fd s(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!s) fail("socket");
+  sockaddr_in sa = loopback(port);
+  return ::connect(s.get(), reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0;
 }
 
 void send_all(int s, const char* data, std::size_t n) {
@@ -123,8 +128,9 @@ bytes recv_exact(int s, std::size_t n) {
   while (got < n) {
     ssize_t m = ::recv(s, out.data() + got, n - got, 0);
     if (m < 0 && errno == EINTR) continue;
-    if (m == 0) throw std::runtime_error("recv: EOF after " + std::to_string(got) + " of " +
-                                         std::to_string(n) + " bytes");
+    if (m == 0)
+      throw std::runtime_error("recv: EOF after " + std::to_string(got) + " of " +
+                               std::to_string(n) + " bytes");
     if (m < 0) fail("recv");
     got += static_cast<std::size_t>(m);
   }
@@ -208,7 +214,8 @@ upstream_server::upstream_server(std::function<void(fd)> handler, int backlog)
       if (!s) continue;
       set_timeouts(s.get());
       ++accepted_;
-      handlers_.spawn([handler, s = std::make_shared<fd>(std::move(s))] { handler(std::move(*s)); });
+      handlers_.spawn(
+          [handler, s = std::make_shared<fd>(std::move(s))] { handler(std::move(*s)); });
     }
   });
 }
@@ -219,18 +226,23 @@ std::vector<std::string> upstream_server::stop_and_collect_errors() {
   return handlers_.errors();
 }
 
-upstream_server::~upstream_server() { stop_and_collect_errors(); }
+upstream_server::~upstream_server() {
+  stop_and_collect_errors();
+}
 
 proxy::proxy(const std::string& relay, std::vector<std::uint16_t> endpoints,
              const std::string& extra, unsigned threads) {
   std::string eps;
-  for (auto p : endpoints) eps += (eps.empty() ? "" : ", ") + ("\"127.0.0.1:" + std::to_string(p) + "\"");
+  for (auto p : endpoints)
+    eps += (eps.empty() ? "" : ", ") + ("\"127.0.0.1:" + std::to_string(p) + "\"");
   std::string yaml = "threads: " + std::to_string(threads) +
                      "\nlog: { level: warn, access_log: false }\n"
-                     "relay: { " + relay + " }\n"
+                     "relay: { " +
+                     relay +
+                     " }\n"
                      "listeners:\n  - { name: test, bind: \"127.0.0.1:0\", upstream: app }\n"
-                     "upstreams:\n  app:\n    endpoints: [" + eps + "]\n    connect_timeout: 2s\n" +
-                     extra;
+                     "upstreams:\n  app:\n    endpoints: [" +
+                     eps + "]\n    connect_timeout: 2s\n" + extra;
   cfg = zcproxy::load_config_string(yaml, "test.yaml");
   srv = std::make_unique<zcproxy::server>(cfg);
   srv->start();

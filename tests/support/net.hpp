@@ -44,13 +44,16 @@ constexpr auto io_timeout = 60s;
 fd listen_loopback(std::uint16_t& port, int backlog = 512);
 // A port on 127.0.0.1 with nothing listening (bound, then closed): connects are refused.
 std::uint16_t dead_port();
-fd connect_to(const zcproxy::address& a);
+// Start a connect and return without waiting for it to complete.
+fd start_connect(std::uint16_t port);
+// Whether a connect to the port succeeds now.
+bool can_connect(std::uint16_t port);
 fd connect_to(std::uint16_t port);
-// accept() with a deadline; throws on timeout.
-fd accept_one(int listener, std::chrono::milliseconds timeout = io_timeout);
 
 void send_all(int s, const char* data, std::size_t n);
-inline void send_all(int s, const bytes& b) { send_all(s, b.data(), b.size()); }
+inline void send_all(int s, const bytes& b) {
+  send_all(s, b.data(), b.size());
+}
 // Read until EOF (or an error, such as a reset, which ends the stream too).
 bytes recv_all(int s);
 bytes recv_exact(int s, std::size_t n);
@@ -111,7 +114,5 @@ struct proxy {
   zcproxy::config cfg;
   std::unique_ptr<zcproxy::server> srv;
 };
-
-
 
 }  // namespace test

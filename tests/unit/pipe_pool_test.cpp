@@ -52,8 +52,7 @@ TEST_CASE("pipe pool: a pipe that still holds bytes is closed, not reused", "[pi
   CHECK(errno == EAGAIN);
 }
 
-TEST_CASE("pipe pool: at the cap a lease fails, and succeeds again after a return",
-          "[pipe_pool]") {
+TEST_CASE("pipe pool: at the cap a lease fails, and succeeds again after a return", "[pipe_pool]") {
   auto pool = make_pipe_pool(64 << 10, 2);
   auto a = pool.get();
   auto b = pool.get();
