@@ -25,11 +25,18 @@ tcp::acceptor open_acceptor(asio::io_context& io, const address& at) {
   return acc;
 }
 
+void ensure_address_free(const address& at) {
+  asio::io_context io(1);
+  tcp::endpoint ep(asio::ip::make_address(at.ip), at.port);
+  tcp::acceptor probe(io, ep.protocol());
+  probe.set_option(tcp::acceptor::reuse_address(true));  // TIME_WAIT leftovers are no conflict
+  probe.bind(ep);
+}
+
 asio::awaitable<void> accept_loop(worker& w, bound_listener& l) {
   using namespace std::chrono_literals;
   constexpr auto min_backoff = 10ms, max_backoff = 1000ms;
   auto backoff = min_backoff;
-  asio::steady_timer timer(w.io);
   while (l.acceptor.is_open()) {
     auto [ec, client] = co_await l.acceptor.async_accept(asio::as_tuple(asio::use_awaitable));
     // Closed for shutdown; an accept that completed just before is dropped, not served past the
@@ -53,8 +60,8 @@ asio::awaitable<void> accept_loop(worker& w, bound_listener& l) {
     // would spin, so wait and try again, longer each time while it persists.
     main_log().warn("listener {}: accept failed: {}; retrying in {} ms", l.config->name,
                     ec.message(), backoff.count());
-    timer.expires_after(backoff);
-    co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+    l.backoff.expires_after(backoff);
+    co_await l.backoff.async_wait(asio::as_tuple(asio::use_awaitable));
     backoff = std::min(backoff * 2, max_backoff);
   }
 }

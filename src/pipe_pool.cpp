@@ -3,8 +3,13 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <cerrno>
 #include <climits>
+#include <cstring>
 #include <utility>
+
+#include "zcproxy/log.hpp"
 
 namespace zcproxy {
 
@@ -13,8 +18,16 @@ std::optional<pipe> pipe::open(std::size_t size) {
   // EMFILE/ENFILE: the caller falls back to copy rather than failing the connection.
   if (::pipe2(fds, O_NONBLOCK | O_CLOEXEC) != 0) return std::nullopt;
   if (size > INT_MAX) size = INT_MAX;
-  // EPERM/EBUSY (above pipe-max-size or the user's pipe quota): keep the size we got.
-  (void)::fcntl(fds[1], F_SETPIPE_SZ, static_cast<int>(size));
+  // EPERM/EBUSY (above pipe-max-size or the user's pipe quota): keep the size we got, and say so
+  // once, as small pipes cost throughput.
+  if (::fcntl(fds[1], F_SETPIPE_SZ, static_cast<int>(size)) < 0) {
+    static std::atomic<bool> said{false};
+    if (!said.exchange(true))
+      main_log().warn(
+          "pipes get less than the {} bytes of pipe_size: F_SETPIPE_SZ: {} (see "
+          "/proc/sys/fs/pipe-max-size and pipe-user-pages-soft)",
+          size, std::strerror(errno));
+  }
   int granted = ::fcntl(fds[1], F_GETPIPE_SZ);
   return pipe(fds[0], fds[1], granted > 0 ? static_cast<std::size_t>(granted) : 65536);
 }

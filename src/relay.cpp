@@ -1,5 +1,6 @@
 #include "zcproxy/relay.hpp"
 
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -7,6 +8,7 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
 #include <cerrno>
 
 #include "zcproxy/sys.hpp"
@@ -25,6 +27,11 @@ constexpr unsigned splice_flags =
 
 std::error_code errno_code(int e) {
   return {e, std::generic_category()};
+}
+
+bool at_urgent_mark(int fd) {
+  int at_mark = 0;
+  return ::ioctl(fd, SIOCATMARK, &at_mark) == 0 && at_mark == 1;
 }
 
 }  // namespace
@@ -63,63 +70,98 @@ asio::awaitable<direction_result> relay(tcp::socket& from, tcp::socket& to, rela
   const int src = from.native_handle();
   const int dst = to.native_handle();
   pipe_pool::lease pipe;      // held only while bytes are in flight
-  buffer_pool::lease buffer;  // likewise, for the copy engine
+  buffer_pool::lease buffer;  // likewise, for copy rounds
+  bool urgent = false;        // the source sits at a TCP urgent mark, which splice cannot pass
   std::uint64_t since_wait = 0;
 
-  auto fail = [&](direction_end end, int e) {
+  // A failing source breaks the connection both ways: stop the other direction too, and pass the
+  // reset on to the destination's peer (closing with linger 0 sends RST, not a FIN that would
+  // make a cut-off stream look complete). A failing destination ends only this direction: the
+  // other one reads from that same socket and still delivers what it holds (an early reply, say)
+  // before it meets the error itself.
+  auto end_with = [&](direction_end end, int e, bool source_failed) {
     out.end = end;
     out.error = errno_code(e);
+    if (!source_failed) return;
+    const linger abort_on_close{1, 0};
+    ::setsockopt(dst, SOL_SOCKET, SO_LINGER, &abort_on_close, sizeof abort_on_close);
     link.stop();
   };
 
   for (;;) {
     if (!pipe && !buffer) {
-      // Idle: wait for bytes without holding a pipe or a buffer.
-      auto [ec] = co_await from.async_wait(tcp::socket::wait_read, use_tuple);
-      if (link.stopped()) {
-        out.end = direction_end::stopped;
-        break;
+      if (!urgent) {
+        // Idle: wait for bytes without holding a pipe or a buffer.
+        auto [ec] = co_await from.async_wait(tcp::socket::wait_read, use_tuple);
+        if (link.stopped()) {
+          out.end = direction_end::stopped;
+          break;
+        }
+        if (ec) {
+          end_with(direction_end::reset, ec.value(), true);
+          break;
+        }
+        since_wait = 0;
       }
-      if (ec) {
-        fail(direction_end::reset, ec.value());
-        break;
-      }
-      since_wait = 0;
-      if (!out.on_copy) {
+      if (!out.on_copy && !urgent) {
         pipe = res.pipes.get();
         // Pool at its cap (or no fds for a pipe): this direction carries on with copy.
         if (!pipe) out.on_copy = true;
       }
-      if (out.on_copy) buffer = res.buffers.get();
+      if (!pipe) buffer = res.buffers.get();
     }
 
     // Fill the stage. It is always empty here: each round flushes it whole before the next, so
     // an EAGAIN below means the socket is drained, never that the pipe is full.
-    ssize_t n = out.on_copy ? ::read(src, buffer->data.get(), buffer->size)
-                            : sys::splice(src, nullptr, pipe->write_fd(), nullptr, pipe->capacity(),
-                                          splice_flags);
-    if (n < 0) {
-      const int e = errno;
-      if (e == EINTR) continue;  // a signal interrupted us before anything moved
-      if (e == EAGAIN || e == EWOULDBLOCK) {
-        // Drained: give the stage back and wait for the next bytes.
-        pipe.reset();
-        buffer.reset();
-        continue;
-      }
-      if (!out.on_copy && (e == EINVAL || e == ENOSYS)) {
-        // This pair of fds cannot splice; nothing was consumed, so copy can take over losslessly,
-        // if allowed and nothing has moved yet.
-        pipe.reset();
-        if (res.engine == engine_mode::automatic && out.bytes() == 0) {
-          out.on_copy = true;
+    std::size_t n = 0;
+    if (pipe) {
+      const ssize_t r =
+          sys::splice(src, nullptr, pipe->write_fd(), nullptr, pipe->capacity(), splice_flags);
+      if (r < 0) {
+        const int e = errno;
+        if (e == EINTR) continue;  // a signal interrupted us before anything moved
+        if (e == EAGAIN || e == EWOULDBLOCK) {
+          // Drained: give the pipe back and wait for the next bytes. Unless splice stopped at a
+          // TCP urgent byte, which it never passes (EAGAIN though the socket holds more, and no
+          // new readiness edge will come): then a copy round reads past it.
+          pipe.reset();
+          urgent = at_urgent_mark(src);
           continue;
         }
-        fail(direction_end::splice_refused, e);
+        pipe.reset();
+        if (e == EINVAL || e == ENOSYS) {
+          // This pair of fds cannot splice; nothing was consumed, so copy can take over
+          // losslessly, if allowed and nothing has moved yet.
+          if (res.engine == engine_mode::automatic && out.bytes() == 0) {
+            out.on_copy = true;
+            continue;
+          }
+          end_with(direction_end::splice_refused, e, true);
+          break;
+        }
+        end_with(direction_end::reset, e, true);  // ECONNRESET, ETIMEDOUT...: the source is gone
         break;
       }
-      fail(direction_end::reset, e);  // ECONNRESET, ETIMEDOUT...: the source is gone
-      break;
+      if (r == 0 && at_urgent_mark(src)) {
+        // Not EOF: splice at an urgent byte with the FIN queued behind it returns 0 too.
+        pipe.reset();
+        urgent = true;
+        continue;
+      }
+      n = static_cast<std::size_t>(r);
+      pipe->level = n;
+    } else {
+      auto [ec, r] =
+          co_await from.async_read_some(asio::buffer(buffer->data.get(), buffer->size), use_tuple);
+      if (link.stopped()) {
+        out.end = direction_end::stopped;
+        break;
+      }
+      if (ec && ec != asio::error::eof) {
+        end_with(direction_end::reset, ec.value(), true);
+        break;
+      }
+      n = r;  // 0 at EOF
     }
     if (n == 0) {
       // FIN from the source; the stage is empty, so nothing is left behind it: forward it and let
@@ -128,41 +170,57 @@ asio::awaitable<direction_result> relay(tcp::socket& from, tcp::socket& to, rela
       out.end = direction_end::eof;
       break;
     }
-    if (!out.on_copy) pipe->level = static_cast<std::size_t>(n);
 
-    // Flush the stage whole. Short writes are normal; track what is left exactly.
-    std::size_t left = static_cast<std::size_t>(n);
-    while (left > 0) {
-      ssize_t m = out.on_copy
-                      ? ::send(dst, buffer->data.get() + (n - left), left, MSG_NOSIGNAL)
-                      : sys::splice(pipe->read_fd(), nullptr, dst, nullptr, left, splice_flags);
-      if (m > 0) {
-        left -= static_cast<std::size_t>(m);
-        if (!out.on_copy) pipe->level = left;
-        continue;
-      }
-      const int e = errno;
-      if (m < 0 && e == EINTR) continue;
-      if (m < 0 && (e == EAGAIN || e == EWOULDBLOCK)) {
-        // The destination's send buffer is full: backpressure, wait for room.
-        auto [ec] = co_await to.async_wait(tcp::socket::wait_write, use_tuple);
-        if (link.stopped()) {
-          out.end = direction_end::stopped;
+    // Flush the stage whole.
+    if (pipe) {
+      // Short writes are normal; track what the pipe holds exactly.
+      while (pipe->level > 0) {
+        const ssize_t m =
+            sys::splice(pipe->read_fd(), nullptr, dst, nullptr, pipe->level, splice_flags);
+        if (m > 0) {
+          pipe->level -= static_cast<std::size_t>(m);
+          continue;
+        }
+        const int e = m < 0 ? errno : EPIPE;
+        if (e == EINTR) continue;
+        if (e == EAGAIN || e == EWOULDBLOCK) {
+          // The destination's send buffer is full: backpressure, wait for room.
+          auto [ec] = co_await to.async_wait(tcp::socket::wait_write, use_tuple);
+          if (link.stopped()) {
+            out.end = direction_end::stopped;
+            break;
+          }
+          if (!ec) continue;
+          end_with(direction_end::reset, ec.value(), false);
           break;
         }
-        if (!ec) continue;
-        fail(direction_end::reset, ec.value());
+        // EPIPE/ECONNRESET: the destination is gone. The pipe still holds bytes, so its lease
+        // closes it instead of pooling it.
+        end_with(direction_end::reset, e, false);
         break;
       }
-      // EPIPE/ECONNRESET: the destination is gone. The pipe still holds bytes, so its lease
-      // closes it instead of pooling it.
-      fail(direction_end::reset, m < 0 ? e : EPIPE);
-      break;
+      const std::size_t left = pipe->level;
+      out.spliced += n - left;
+      if (left > 0) break;  // failed or stopped mid-flush; out.end says which
+    } else {
+      auto [ec, m] = co_await asio::async_write(to, asio::buffer(buffer->data.get(), n), use_tuple);
+      out.copied += m;
+      if (link.stopped()) {
+        out.end = direction_end::stopped;
+        break;
+      }
+      if (ec) {
+        end_with(direction_end::reset, ec.value(), false);
+        break;
+      }
+      // Keep the buffer only while more bytes wait: an idle direction holds none. After a round
+      // past an urgent byte, go back to splice.
+      boost::system::error_code ignored;
+      if (urgent || from.available(ignored) == 0) buffer.reset();
+      urgent = false;
     }
-    (out.on_copy ? out.copied : out.spliced) += static_cast<std::uint64_t>(n) - left;
-    if (left > 0) break;  // failed or stopped mid-flush; out.end says which
 
-    since_wait += static_cast<std::uint64_t>(n);
+    since_wait += n;
     if (since_wait >= yield_after_bytes) {
       since_wait = 0;
       co_await asio::post(co_await asio::this_coro::executor, asio::use_awaitable);

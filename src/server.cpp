@@ -2,12 +2,10 @@
 
 #include <atomic>
 #include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <csignal>
 #include <functional>
-#include <future>
 #include <mutex>
 #include <stdexcept>
 #include <thread>
@@ -29,7 +27,17 @@ worker::worker(const config& c, unsigned i)
             make_buffer_pool(c.relay.buffer_size)} {}
 
 void worker::start_accepting() {
-  for (auto& l : listeners) asio::co_spawn(io, accept_loop(*this, l), asio::detached);
+  for (auto& l : listeners) {
+    asio::co_spawn(io, accept_loop(*this, l), [this, &l](std::exception_ptr e) {
+      if (!e) return;
+      try {
+        std::rethrow_exception(e);
+      } catch (const std::exception& x) {
+        main_log().error("listener {}: accepting stopped on thread {}: {}", l.config->name, index,
+                         x.what());
+      }
+    });
+  }
 }
 
 void worker::shutdown(bool now) {
@@ -39,7 +47,10 @@ void worker::shutdown(bool now) {
   };
   draining = true;
   boost::system::error_code ec;
-  for (auto& l : listeners) l.acceptor.close(ec);
+  for (auto& l : listeners) {
+    l.acceptor.close(ec);
+    l.backoff.cancel();
+  }
   if (now || cfg.drain_timeout.count() == 0) {
     drain_timer.cancel();
     stop_sessions();
@@ -51,8 +62,15 @@ void worker::shutdown(bool now) {
   }
 }
 
+std::list<session_handle*>::iterator worker::session_started(session_handle* s) {
+  auto it = sessions.insert(sessions.end(), s);
+  session_count.store(sessions.size(), std::memory_order_relaxed);
+  return it;
+}
+
 void worker::session_ended(std::list<session_handle*>::iterator it) {
   sessions.erase(it);
+  session_count.store(sessions.size(), std::memory_order_relaxed);
   // The last session of a drain ends it early; then nothing keeps the io_context running.
   if (draining && sessions.empty()) drain_timer.cancel();
 }
@@ -103,7 +121,11 @@ void server::start() {
       // Port 0: the first worker lets the kernel pick, the others join that port.
       address at = i == 0 ? lc.bind : m.listening[j];
       try {
-        w->listeners.push_back({&lc, find(lc.upstream), open_acceptor(w->io, at)});
+        // SO_REUSEPORT would let this bind share a port another process of this user already
+        // listens on, splitting its traffic: make sure the address is free first.
+        if (i == 0 && at.port != 0) ensure_address_free(at);
+        w->listeners.push_back(
+            {&lc, find(lc.upstream), open_acceptor(w->io, at), asio::steady_timer(w->io)});
       } catch (const boost::system::system_error& e) {
         throw std::runtime_error("listener " + lc.name + ": cannot listen on " + at.to_string() +
                                  ": " + e.code().message());
@@ -162,24 +184,12 @@ void server::wait() {
 server::stats server::snapshot() {
   stats total;
   for (auto& w : impl_->workers) {
-    auto read = [&total, w = w.get()] {
-      total.sessions += w->sessions.size();
-      total.pipes_leased += w->relay.pipes.leased();
-      total.pipes_idle += w->relay.pipes.idle();
-      total.buffers_leased += w->relay.buffers.leased();
-      total.bytes_spliced += w->bytes_spliced;
-      total.bytes_copied += w->bytes_copied;
-    };
-    if (impl_->joined) {
-      read();
-    } else {
-      std::promise<void> done;
-      asio::post(w->io, [&] {
-        read();
-        done.set_value();
-      });
-      done.get_future().wait();
-    }
+    total.sessions += w->session_count.load(std::memory_order_relaxed);
+    total.pipes_leased += w->relay.pipes.leased();
+    total.pipes_idle += w->relay.pipes.idle();
+    total.buffers_leased += w->relay.buffers.leased();
+    total.bytes_spliced += w->bytes_spliced.load(std::memory_order_relaxed);
+    total.bytes_copied += w->bytes_copied.load(std::memory_order_relaxed);
   }
   return total;
 }

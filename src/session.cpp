@@ -43,8 +43,10 @@ std::string peer_of(const tcp::socket& s) {
 }
 
 // Connect to the upstream's endpoints in round-robin order, each once, each within the connect
-// timeout. Returns the endpoint connected to, or nullptr.
-asio::awaitable<const address*> connect_upstream(session_state& s, upstream& up, std::string& why) {
+// timeout. Returns the endpoint connected to, or nullptr with `why` saying what each attempt met
+// and `all_timed_out` whether every one of them ran into the timeout.
+asio::awaitable<const address*> connect_upstream(session_state& s, upstream& up, std::string& why,
+                                                 bool& all_timed_out) {
   const auto& cfg = up.config();
   const std::size_t n = cfg.endpoints.size();
   const std::size_t first = up.first_endpoint();
@@ -55,6 +57,7 @@ asio::awaitable<const address*> connect_upstream(session_state& s, upstream& up,
     s.timer.expires_after(cfg.connect_timeout);
     auto r = co_await (s.upstream.async_connect(ep, use_tuple) || s.timer.async_wait(use_tuple));
     if (r.index() == 0 && !std::get<0>(std::get<0>(r)) && !s.shutting_down) co_return &a;
+    all_timed_out = all_timed_out && r.index() == 1;
     const std::string err = r.index() == 1 ? "timed out" : std::get<0>(std::get<0>(r)).message();
     main_log().debug("upstream {} endpoint {}: connect failed: {}", cfg.name, a.to_string(), err);
     why += (why.empty() ? "" : "; ") + a.to_string() + ": " + err;
@@ -78,7 +81,7 @@ const char* close_reason(const session_state& s, const direction_result& up,
 asio::awaitable<void> serve(worker& w, bound_listener& l, tcp::socket client) {
   const auto started = std::chrono::steady_clock::now();
   session_state s(std::move(client));
-  auto registration = w.sessions.insert(w.sessions.end(), &s);
+  auto registration = w.session_started(&s);
   struct unregister {
     worker& w;
     std::list<session_handle*>::iterator it;
@@ -87,11 +90,12 @@ asio::awaitable<void> serve(worker& w, bound_listener& l, tcp::socket client) {
 
   const std::string client_addr = peer_of(s.client);
   std::string why;
-  const address* endpoint = co_await connect_upstream(s, *l.target, why);
+  bool all_timed_out = true;
+  const address* endpoint = co_await connect_upstream(s, *l.target, why, all_timed_out);
   direction_result up, down;  // client->upstream, upstream->client
   const char* reason;
   if (!endpoint) {
-    reason = s.shutting_down ? "shutdown" : "connect_failed";
+    reason = s.shutting_down ? "shutdown" : all_timed_out ? "timeout" : "connect_failed";
     if (!s.shutting_down)
       main_log().warn("listener {}: client {}: no endpoint of upstream {} reachable: {}",
                       l.config->name, client_addr, l.target->config().name, why);
@@ -104,8 +108,8 @@ asio::awaitable<void> serve(worker& w, bound_listener& l, tcp::socket client) {
     std::tie(up, down) = co_await (relay(s.client, s.upstream, w.relay, s.link) &&
                                    relay(s.upstream, s.client, w.relay, s.link));
     reason = close_reason(s, up, down);
-    w.bytes_spliced += up.spliced + down.spliced;
-    w.bytes_copied += up.copied + down.copied;
+    w.bytes_spliced.fetch_add(up.spliced + down.spliced, std::memory_order_relaxed);
+    w.bytes_copied.fetch_add(up.copied + down.copied, std::memory_order_relaxed);
   }
 
   if (auto* log = access_log()) {

@@ -12,6 +12,10 @@ namespace zcproxy {
 // std::system_error on failure.
 tcp::acceptor open_acceptor(boost::asio::io_context& io, const address& at);
 
+// Throws std::system_error (EADDRINUSE) when something already listens on `at`, even with
+// SO_REUSEPORT: binds a probe socket without it, then closes it.
+void ensure_address_free(const address& at);
+
 // Accept until the acceptor closes; each client becomes a session on this worker. Running out of
 // fds (EMFILE and the like) is logged and backed off, never fatal.
 boost::asio::awaitable<void> accept_loop(worker& w, bound_listener& l);

@@ -1,7 +1,9 @@
 // A per-thread pool of reusable resources (pipes, buffers) handed out as RAII leases.
-// Not thread-safe: each worker thread owns its pools, so the data path takes no lock.
+// Used from one thread only (each worker owns its pools, so the data path takes no lock); only
+// the counters leased() and idle() may be read from other threads.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <functional>
 #include <optional>
@@ -53,33 +55,39 @@ class pool {
 
   // A resource, or an empty lease when max_leased are out or make() failed.
   lease get() {
-    if (leased_ >= max_leased_) return {};
+    if (leased_.load(std::memory_order_relaxed) >= max_leased_) return {};
+    std::optional<Resource> r;
     if (!idle_.empty()) {
-      Resource r = std::move(idle_.back());
+      r = std::move(idle_.back());
       idle_.pop_back();
-      ++leased_;
-      return lease(this, std::move(r));
+      idle_count_.store(idle_.size(), std::memory_order_relaxed);
+    } else if (!(r = make_())) {
+      return {};
     }
-    std::optional<Resource> r = make_();
-    if (!r) return {};
-    ++leased_;
+    leased_.store(leased_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
     return lease(this, std::move(*r));
   }
 
-  std::size_t leased() const { return leased_; }
-  std::size_t idle() const { return idle_.size(); }
+  std::size_t leased() const { return leased_.load(std::memory_order_relaxed); }
+  std::size_t idle() const { return idle_count_.load(std::memory_order_relaxed); }
   std::size_t max_leased() const { return max_leased_; }
 
  private:
   void give_back(Resource&& r) {
-    --leased_;
-    if (r.reusable() && idle_.size() < keep_idle_) idle_.push_back(std::move(r));
+    leased_.store(leased_.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
+    if (r.reusable() && idle_.size() < keep_idle_) {
+      idle_.push_back(std::move(r));
+      idle_count_.store(idle_.size(), std::memory_order_relaxed);
+    }
   }
 
   std::function<std::optional<Resource>()> make_;
   std::size_t max_leased_;
   std::size_t keep_idle_;
-  std::size_t leased_ = 0;
+  // Written by the owning thread only (plain load+store, no locked instruction); atomic so that
+  // other threads may read them.
+  std::atomic<std::size_t> leased_{0};
+  std::atomic<std::size_t> idle_count_{0};
   std::vector<Resource> idle_;
 };
 

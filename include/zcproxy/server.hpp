@@ -41,7 +41,7 @@ class server {
     std::uint64_t bytes_spliced = 0;  // moved by splice, by connections that have closed
     std::uint64_t bytes_copied = 0;   // moved by copy, likewise
   };
-  // Summed over workers. Call while running (before shutdown()) or after wait().
+  // Summed over workers; callable from any thread, at any time after start().
   stats snapshot();
 
  private:

@@ -3,6 +3,7 @@
 // through post(). Nothing on the data path is shared between workers.
 #pragma once
 
+#include <atomic>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -27,6 +28,7 @@ struct bound_listener {
   const listener_config* config;
   upstream* target;
   tcp::acceptor acceptor;
+  boost::asio::steady_timer backoff;  // between accept retries when out of fds
 };
 
 struct worker {
@@ -40,14 +42,17 @@ struct worker {
   std::list<session_handle*> sessions;
   boost::asio::steady_timer drain_timer{io};
   bool draining = false;
-  std::uint64_t bytes_spliced = 0;  // by the sessions that have ended
-  std::uint64_t bytes_copied = 0;
+  // Read by other threads (server::snapshot), written by this one.
+  std::atomic<std::size_t> session_count{0};
+  std::atomic<std::uint64_t> bytes_spliced{0};  // by the sessions that have ended
+  std::atomic<std::uint64_t> bytes_copied{0};
 
   // Start an accept loop on every bound listener (call on the worker's thread, before run()).
   void start_accepting();
   // Stop accepting; close the sessions at once (now) or after drain_timeout.
   void shutdown(bool now);
-  // Called by a session as it ends.
+  // Called by a session as it starts and as it ends.
+  std::list<session_handle*>::iterator session_started(session_handle* s);
   void session_ended(std::list<session_handle*>::iterator it);
 };
 

@@ -215,3 +215,23 @@ TEST_CASE("binary: out of fds, accepting backs off and recovers, and nothing cra
   REQUIRE(::kill(zc.proc.pid, SIGTERM) == 0);
   CHECK(zc.proc.wait() == 0);  // still alive, and exits cleanly
 }
+
+TEST_CASE("binary: a second instance on the same address refuses to start", "[binary]") {
+  upstream_server up([](fd s) { recv_all(s.get()); });
+  temp_dir d;
+  running_proxy first(d, up.port(), "threads: 2\n");
+  // SO_REUSEPORT would let the second bind too and take half the traffic; it must not.
+  temp_dir d2;
+  const std::string conf =
+      d2.file("zcproxy.yaml",
+              "listeners:\n  - { name: web, bind: \"127.0.0.1:" + std::to_string(first.port) +
+                  "\", upstream: app }\n"
+                  "upstreams:\n  app: { endpoints: [\"127.0.0.1:" +
+                  std::to_string(up.port()) + "\"] }\n");
+  std::string err;
+  CHECK(run({"-c", conf}, d2, nullptr, &err) == 1);
+  CHECK_THAT(err, Catch::Contains("cannot listen on 127.0.0.1:" + std::to_string(first.port)) &&
+                      Catch::Contains("in use"));
+  REQUIRE(::kill(first.proc.pid, SIGTERM) == 0);
+  CHECK(first.proc.wait() == 0);
+}

@@ -338,3 +338,77 @@ TEST_CASE("relay: auto uses copy when the pipe pool is at its cap, and loses not
   CHECK(st.bytes_copied > 0);
   CHECK(st.pipes_leased == 0);
 }
+
+TEST_CASE("relay: an urgent (MSG_OOB) byte neither stalls the direction nor loses what follows",
+          "[relay][splice][copy][oob]") {
+  const engine_case& e = pick_engine();
+  INFO("engine: " << e.name);
+  splice_refusal refusal(e.refuse_splice);
+  // Request and reply with no FIN behind the urgent byte (no new readiness edge comes), then
+  // again with a FIN right behind it.
+  bytes first, second;
+  upstream_server up([&](fd s) {
+    first = recv_exact(s.get(), 11);
+    send_all(s.get(), "ok", 2);
+    second = recv_all(s.get());
+  });
+  proxy p(e.relay, {up.port()});
+  fd c = connect_to(p.port());
+  auto send_with_urgent_byte = [&] {
+    send_all(c.get(), "hello ", 6);
+    REQUIRE(::send(c.get(), "!", 1, MSG_OOB) == 1);
+    send_all(c.get(), "world", 5);
+  };
+  send_with_urgent_byte();
+  CHECK(recv_exact(c.get(), 2) == bytes{'o', 'k'});
+  send_with_urgent_byte();
+  shutdown_write(c.get());
+  CHECK(recv_all(c.get()).empty());
+  CHECK(up.stop_and_collect_errors().empty());
+  // Like a direct connection read without SO_OOBINLINE: the urgent byte is not in the stream.
+  CHECK(std::string(first.begin(), first.end()) == "hello world");
+  CHECK(std::string(second.begin(), second.end()) == "hello world");
+}
+
+TEST_CASE("relay: an early reply from an upstream that then resets still reaches the client",
+          "[relay][splice][copy][reset]") {
+  const engine_case& e = pick_engine();
+  INFO("engine: " << e.name);
+  splice_refusal refusal(e.refuse_splice);
+  // Like an HTTP 413: the upstream reads the start of a large request, replies, and closes with
+  // the rest unread (so its kernel resets). The reply must not be lost to the reset.
+  const bytes reply = random_bytes(3000, 12);
+  upstream_server up([&](fd s) {
+    recv_exact(s.get(), 1000);
+    send_all(s.get(), reply);
+    s.close();
+  });
+  proxy p(e.relay, {up.port()});
+  for (int i = 0; i < 10; ++i) {
+    fd c = connect_to(p.port());
+    thread_group t;
+    t.spawn([&] { send_all(c.get(), random_bytes(8 << 20, 13)); });  // fails part-way: expected
+    stream_end got = recv_to_end(c.get());
+    CHECK(checksum(got.data) == checksum(reply));
+    ::shutdown(c.get(), SHUT_RDWR);  // unblocks the sender if it still waits
+    t.join();
+  }
+}
+
+TEST_CASE("relay: an upstream reset reaches the client as a reset, not as a clean end",
+          "[relay][splice][copy][reset]") {
+  const engine_case& e = pick_engine();
+  INFO("engine: " << e.name);
+  splice_refusal refusal(e.refuse_splice);
+  const bytes part = random_bytes(100 << 10, 14);
+  upstream_server up([&](fd s) {
+    send_all(s.get(), part);
+    close_with_reset(s);
+  });
+  proxy p(e.relay, {up.port()});
+  fd c = connect_to(p.port());
+  stream_end got = recv_to_end(c.get());
+  // A cut-off download must not look complete: the client sees a reset.
+  CHECK(got.reset);
+  CHECK(got.data.size() <= part.size());
+}

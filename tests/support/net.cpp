@@ -111,14 +111,22 @@ void send_all(int s, const char* data, std::size_t n) {
 }
 
 bytes recv_all(int s) {
-  bytes out;
+  return recv_to_end(s).data;
+}
+
+stream_end recv_to_end(int s) {
+  stream_end out;
   char buf[1 << 16];
   for (;;) {
     ssize_t m = ::recv(s, buf, sizeof buf, 0);
     if (m < 0 && errno == EINTR) continue;
     if (m < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) fail("recv (timed out)");
-    if (m <= 0) return out;  // EOF, or a reset: the stream ended either way
-    out.insert(out.end(), buf, buf + m);
+    if (m < 0) {
+      out.reset = errno == ECONNRESET;
+      return out;
+    }
+    if (m == 0) return out;
+    out.data.insert(out.data.end(), buf, buf + m);
   }
 }
 

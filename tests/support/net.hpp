@@ -57,6 +57,12 @@ inline void send_all(int s, const bytes& b) {
 // Read until EOF (or an error, such as a reset, which ends the stream too).
 bytes recv_all(int s);
 bytes recv_exact(int s, std::size_t n);
+// Read until the stream ends; says whether it ended with a reset rather than a FIN.
+struct stream_end {
+  bytes data;
+  bool reset = false;
+};
+stream_end recv_to_end(int s);
 void shutdown_write(int s);
 // Close with RST instead of FIN.
 void close_with_reset(fd& s);
