@@ -203,7 +203,13 @@ asio::awaitable<direction_result> relay(tcp::socket& from, tcp::socket& to, rela
       out.spliced += n - left;
       if (left > 0) break;  // failed or stopped mid-flush; out.end says which
     } else {
-      auto [ec, m] = co_await asio::async_write(to, asio::buffer(buffer->data.get(), n), use_tuple);
+      // Asio's own completion conditions cap each write at 64 KiB, which costs a send and a
+      // reactor pass per 64 KiB; let each send take all that is left.
+      auto all_left = [n](const boost::system::error_code& ec, std::size_t done) {
+        return ec ? std::size_t{0} : n - done;
+      };
+      auto [ec, m] =
+          co_await asio::async_write(to, asio::buffer(buffer->data.get(), n), all_left, use_tuple);
       out.copied += m;
       if (link.stopped()) {
         out.end = direction_end::stopped;
