@@ -370,10 +370,12 @@ void checker::check_relay(const entry& e, relay_config& out) {
   for (const auto& item : entries(e.value, "relay", keys)) {
     auto path = child("relay", item.key);
     if (item.key == "engine") {
-      constexpr std::string_view expected = "one of: auto, splice, copy";
+      constexpr std::string_view expected = "one of: auto, splice, copy, adaptive";
       if (auto text = scalar(item, path, expected)) {
         if (*text == "auto")
           out.engine = engine_mode::automatic;
+        else if (*text == "adaptive")
+          out.engine = engine_mode::adaptive;
         else if (*text == "splice")
           out.engine = engine_mode::splice;
         else if (*text == "copy")
@@ -569,6 +571,8 @@ std::string_view to_string(engine_mode m) {
       return "splice";
     case engine_mode::copy:
       return "copy";
+    case engine_mode::adaptive:
+      return "adaptive";
   }
   return "auto";  // unreachable for valid enumerators; keeps -Wreturn-type quiet
 }

@@ -63,10 +63,23 @@ const char* direction_result::engine() const {
   return on_copy ? "copy" : "splice";
 }
 
+engine_mode engine_for(engine_mode configured, const tcp::socket& client,
+                       const tcp::socket& upstream) {
+  if (configured != engine_mode::adaptive) return configured;
+  auto on_this_host = [](const tcp::socket& s) {
+    boost::system::error_code e1, e2;
+    const auto remote = s.remote_endpoint(e1).address();
+    const auto local = s.local_endpoint(e2).address();
+    return !e1 && !e2 && (remote.is_loopback() || remote == local);
+  };
+  return on_this_host(client) && on_this_host(upstream) ? engine_mode::copy
+                                                        : engine_mode::automatic;
+}
+
 asio::awaitable<direction_result> relay(tcp::socket& from, tcp::socket& to, relay_resources& res,
-                                        relay_link& link) {
+                                        engine_mode engine, relay_link& link) {
   direction_result out;
-  out.on_copy = res.engine == engine_mode::copy;
+  out.on_copy = engine == engine_mode::copy;
   const int src = from.native_handle();
   const int dst = to.native_handle();
   pipe_pool::lease pipe;      // held only while bytes are in flight
@@ -132,7 +145,7 @@ asio::awaitable<direction_result> relay(tcp::socket& from, tcp::socket& to, rela
         if (e == EINVAL || e == ENOSYS) {
           // This pair of fds cannot splice; nothing was consumed, so copy can take over
           // losslessly, if allowed and nothing has moved yet.
-          if (res.engine == engine_mode::automatic && out.bytes() == 0) {
+          if (engine == engine_mode::automatic && out.bytes() == 0) {
             out.on_copy = true;
             continue;
           }

@@ -105,8 +105,9 @@ asio::awaitable<void> serve(worker& w, bound_listener& l, tcp::socket client) {
       sock->set_option(tcp::no_delay(true), ec);
       sock->native_non_blocking(true, ec);  // splice and read/send below must never block
     }
-    std::tie(up, down) = co_await (relay(s.client, s.upstream, w.relay, s.link) &&
-                                   relay(s.upstream, s.client, w.relay, s.link));
+    const engine_mode engine = engine_for(w.relay.engine, s.client, s.upstream);
+    std::tie(up, down) = co_await (relay(s.client, s.upstream, w.relay, engine, s.link) &&
+                                   relay(s.upstream, s.client, w.relay, engine, s.link));
     reason = close_reason(s, up, down);
     w.bytes_spliced.fetch_add(up.spliced + down.spliced, std::memory_order_relaxed);
     w.bytes_copied.fetch_add(up.copied + down.copied, std::memory_order_relaxed);

@@ -17,6 +17,9 @@ enum class engine_mode {
   automatic,  // splice; copy when splice is refused (EINVAL/ENOSYS) or the pipe pool is at its cap
   splice,     // splice only; a connection whose sockets refuse splice is closed
   copy,       // buffered copy through user space
+  // Per connection: copy when both peers are on this host (loopback: the receiver copies anyway
+  // and the pages are cache-hot, so copy costs fewer cycles than splice), else as automatic.
+  adaptive,
 };
 
 std::string_view to_string(engine_mode m);

@@ -18,7 +18,7 @@ using tcp = boost::asio::ip::tcp;
 
 // Per-thread resources every relay on that thread draws from.
 struct relay_resources {
-  engine_mode engine;
+  engine_mode engine;  // as configured
   pipe_pool pipes;
   buffer_pool buffers;
 };
@@ -57,8 +57,15 @@ struct direction_result {
   const char* engine() const;
 };
 
-// Relay from -> to until EOF, error or link.stop(). Both sockets must be non-blocking.
+// Relay from -> to until EOF, error or link.stop(), with `engine` (automatic, splice or copy).
+// Both sockets must be non-blocking.
 boost::asio::awaitable<direction_result> relay(tcp::socket& from, tcp::socket& to,
-                                               relay_resources& res, relay_link& link);
+                                               relay_resources& res, engine_mode engine,
+                                               relay_link& link);
+
+// The engine a connection between these two sockets uses under the configured one: adaptive
+// resolves to copy when both peers are on this host, else to automatic.
+engine_mode engine_for(engine_mode configured, const tcp::socket& client,
+                       const tcp::socket& upstream);
 
 }  // namespace zcproxy

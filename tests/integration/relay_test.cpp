@@ -1,5 +1,6 @@
-// The relay, on each engine: splice, copy, and auto with splice refused (EINVAL) through the
-// syscall seam, which must fall back to copy without losing or duplicating a byte.
+// The relay, on each engine: splice, copy, auto with splice refused (EINVAL) through the syscall
+// seam, which must fall back to copy without losing or duplicating a byte, and adaptive, which on
+// loopback must choose copy.
 #include <poll.h>
 #include <sys/socket.h>
 
@@ -25,6 +26,7 @@ const engine_case engines[] = {
     {"splice", "engine: splice", false},
     {"copy", "engine: copy", false},
     {"auto, splice refused", "engine: auto", true},
+    {"adaptive, on loopback: copy", "engine: adaptive", false},
 };
 
 // While alive, splice(2) fails with EINVAL. Construct before the proxy, destroy after it.
@@ -41,7 +43,7 @@ struct splice_refusal {
 };
 
 const engine_case& pick_engine() {
-  return engines[GENERATE(0, 1, 2)];
+  return engines[GENERATE(0, 1, 2, 3)];
 }
 
 void require_no_errors(thread_group& t) {

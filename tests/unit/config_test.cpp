@@ -122,12 +122,15 @@ upstreams:
         engine_mode::splice);
   CHECK(load_config_string(std::string("relay: { engine: auto }\n") + minimal).relay.engine ==
         engine_mode::automatic);
+  CHECK(load_config_string(std::string("relay: { engine: adaptive }\n") + minimal).relay.engine ==
+        engine_mode::adaptive);
 }
 
 TEST_CASE("engine modes print as they are written in the config", "[config]") {
   CHECK(zcproxy::to_string(engine_mode::automatic) == "auto");
   CHECK(zcproxy::to_string(engine_mode::splice) == "splice");
   CHECK(zcproxy::to_string(engine_mode::copy) == "copy");
+  CHECK(zcproxy::to_string(engine_mode::adaptive) == "adaptive");
 }
 
 // ---- scalar parsers ---------------------------------------------------------------------------
@@ -444,7 +447,7 @@ TEST_CASE("an unknown relay engine is reported", "[config]") {
   auto errors = errors_of(std::string("relay:\n  engine: zerocopy\n") + minimal);
   REQUIRE(errors.size() == 1);
   CHECK(errors[0] ==
-        R"(t.yaml:2:11: relay.engine: expected one of: auto, splice, copy, got "zerocopy")");
+        R"(t.yaml:2:11: relay.engine: expected one of: auto, splice, copy, adaptive, got "zerocopy")");
 }
 
 TEST_CASE("bad log level, access_log and thread count are reported", "[config]") {
