@@ -18,7 +18,7 @@ while getopts "t:e:h" o; do
   esac
 done
 
-bash .ci/deps.sh cmake make g++ ccache pkg-config libboost1.81-dev libyaml-cpp-dev libspdlog-dev iperf3
+bash .ci/deps.sh cmake make g++ ccache libboost1.81-dev libyaml-cpp-dev libspdlog-dev iperf3
 cmake -S . -B build-release -DCMAKE_BUILD_TYPE=Release -DZCPROXY_TESTS=OFF >/dev/null
 cmake --build build-release -j"$(nproc)" --target zcproxy >/dev/null
 zc=build-release/zcproxy

@@ -8,7 +8,6 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <boost/asio/write.hpp>
 #include <cerrno>
 
 #include "zcproxy/sys.hpp"
@@ -84,7 +83,10 @@ asio::awaitable<direction_result> relay(tcp::socket& from, tcp::socket& to, rela
   const int dst = to.native_handle();
   pipe_pool::lease pipe;      // held only while bytes are in flight
   buffer_pool::lease buffer;  // likewise, for copy rounds
-  bool urgent = false;        // the source sits at a TCP urgent mark, which splice cannot pass
+  // Whether the source may hold bytes not tried since its last EAGAIN. Readiness comes as edges
+  // (epoll EPOLLET): wait only after an EAGAIN, or an edge that came before the wait is lost.
+  bool readable = false;
+  bool urgent = false;  // the source sits at a TCP urgent byte, which splice never passes
   std::uint64_t since_wait = 0;
 
   // A failing source breaks the connection both ways: stop the other direction too, and pass the
@@ -103,7 +105,7 @@ asio::awaitable<direction_result> relay(tcp::socket& from, tcp::socket& to, rela
 
   for (;;) {
     if (!pipe && !buffer) {
-      if (!urgent) {
+      if (!readable) {
         // Idle: wait for bytes without holding a pipe or a buffer.
         auto [ec] = co_await from.async_wait(tcp::socket::wait_read, use_tuple);
         if (link.stopped()) {
@@ -123,6 +125,7 @@ asio::awaitable<direction_result> relay(tcp::socket& from, tcp::socket& to, rela
       }
       if (!pipe) buffer = res.buffers.get();
     }
+    readable = true;
 
     // Fill the stage. It is always empty here: each round flushes it whole before the next, so
     // an EAGAIN below means the socket is drained, never that the pipe is full.
@@ -133,15 +136,14 @@ asio::awaitable<direction_result> relay(tcp::socket& from, tcp::socket& to, rela
       if (r < 0) {
         const int e = errno;
         if (e == EINTR) continue;  // a signal interrupted us before anything moved
+        pipe.reset();
         if (e == EAGAIN || e == EWOULDBLOCK) {
-          // Drained: give the pipe back and wait for the next bytes. Unless splice stopped at a
-          // TCP urgent byte, which it never passes (EAGAIN though the socket holds more, and no
-          // new readiness edge will come): then a copy round reads past it.
-          pipe.reset();
+          // Drained, and the next bytes will raise a new edge. Unless splice stopped at an urgent
+          // byte (EAGAIN though more is queued, and no edge to come): a copy round passes it.
           urgent = at_urgent_mark(src);
+          readable = urgent;
           continue;
         }
-        pipe.reset();
         if (e == EINVAL || e == ENOSYS) {
           // This pair of fds cannot splice; nothing was consumed, so copy can take over
           // losslessly, if allowed and nothing has moved yet.
@@ -164,17 +166,21 @@ asio::awaitable<direction_result> relay(tcp::socket& from, tcp::socket& to, rela
       n = static_cast<std::size_t>(r);
       pipe->level = n;
     } else {
-      auto [ec, r] =
-          co_await from.async_read_some(asio::buffer(buffer->data.get(), buffer->size), use_tuple);
-      if (link.stopped()) {
-        out.end = direction_end::stopped;
-        break;
+      // Asio's non-blocking read_some rather than async_read_some: the socket was just reported
+      // readable, and an async operation would cost a pass through the scheduler (one more
+      // epoll_wait) per round for nothing.
+      boost::system::error_code ec;
+      n = from.read_some(asio::buffer(buffer->data.get(), buffer->size), ec);
+      if (ec == asio::error::would_block) {
+        buffer.reset();  // drained: wait for the next edge, holding nothing
+        readable = false;
+        continue;
       }
       if (ec && ec != asio::error::eof) {
         end_with(direction_end::reset, ec.value(), true);
         break;
       }
-      n = r;  // 0 at EOF
+      urgent = false;  // a plain read passes the urgent byte
     }
     if (n == 0) {
       // FIN from the source; the stage is empty, so nothing is left behind it: forward it and let
@@ -184,60 +190,39 @@ asio::awaitable<direction_result> relay(tcp::socket& from, tcp::socket& to, rela
       break;
     }
 
-    // Flush the stage whole.
-    if (pipe) {
-      // Short writes are normal; track what the pipe holds exactly.
-      while (pipe->level > 0) {
-        const ssize_t m =
-            sys::splice(pipe->read_fd(), nullptr, dst, nullptr, pipe->level, splice_flags);
-        if (m > 0) {
-          pipe->level -= static_cast<std::size_t>(m);
-          continue;
-        }
-        const int e = m < 0 ? errno : EPIPE;
-        if (e == EINTR) continue;
-        if (e == EAGAIN || e == EWOULDBLOCK) {
-          // The destination's send buffer is full: backpressure, wait for room.
-          auto [ec] = co_await to.async_wait(tcp::socket::wait_write, use_tuple);
-          if (link.stopped()) {
-            out.end = direction_end::stopped;
-            break;
-          }
-          if (!ec) continue;
-          end_with(direction_end::reset, ec.value(), false);
+    // Flush the stage whole. Short writes are normal; on a full send buffer, wait for room
+    // (backpressure) and track exactly what is left.
+    std::size_t left = n;
+    while (left > 0) {
+      boost::system::error_code ec;
+      if (pipe) {
+        const ssize_t m = sys::splice(pipe->read_fd(), nullptr, dst, nullptr, left, splice_flags);
+        if (m > 0) left -= static_cast<std::size_t>(m);
+        // EINTR: retry. EPIPE/ECONNRESET: the destination is gone.
+        else if (m == 0 || errno != EINTR)
+          ec.assign(m < 0 ? errno : EPIPE, asio::error::get_system_category());
+        pipe->level = left;
+      } else {
+        left -= to.write_some(asio::buffer(buffer->data.get() + (n - left), left), ec);
+      }
+      if (!ec) continue;
+      if (ec == asio::error::would_block) {
+        auto [wait_ec] = co_await to.async_wait(tcp::socket::wait_write, use_tuple);
+        if (link.stopped()) {
+          out.end = direction_end::stopped;
           break;
         }
-        // EPIPE/ECONNRESET: the destination is gone. The pipe still holds bytes, so its lease
-        // closes it instead of pooling it.
-        end_with(direction_end::reset, e, false);
-        break;
+        if (!wait_ec) continue;
+        ec = wait_ec;
       }
-      const std::size_t left = pipe->level;
-      out.spliced += n - left;
-      if (left > 0) break;  // failed or stopped mid-flush; out.end says which
-    } else {
-      // Asio's own completion conditions cap each write at 64 KiB, which costs a send and a
-      // reactor pass per 64 KiB; let each send take all that is left.
-      auto all_left = [n](const boost::system::error_code& ec, std::size_t done) {
-        return ec ? std::size_t{0} : n - done;
-      };
-      auto [ec, m] =
-          co_await asio::async_write(to, asio::buffer(buffer->data.get(), n), all_left, use_tuple);
-      out.copied += m;
-      if (link.stopped()) {
-        out.end = direction_end::stopped;
-        break;
-      }
-      if (ec) {
-        end_with(direction_end::reset, ec.value(), false);
-        break;
-      }
-      // Keep the buffer only while more bytes wait: an idle direction holds none. After a round
-      // past an urgent byte, go back to splice.
-      boost::system::error_code ignored;
-      if (urgent || from.available(ignored) == 0) buffer.reset();
-      urgent = false;
+      // A pipe that still holds bytes is closed by its lease, not pooled.
+      end_with(direction_end::reset, ec.value(), false);
+      break;
     }
+    (pipe ? out.spliced : out.copied) += n - left;
+    if (left > 0) break;  // failed or stopped mid-flush; out.end says which
+    // A copy round that passed an urgent byte is done: go back to splice (without waiting).
+    if (!out.on_copy && buffer) buffer.reset();
 
     since_wait += n;
     if (since_wait >= yield_after_bytes) {

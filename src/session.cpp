@@ -103,7 +103,7 @@ asio::awaitable<void> serve(worker& w, bound_listener& l, tcp::socket client) {
     boost::system::error_code ec;
     for (tcp::socket* sock : {&s.client, &s.upstream}) {
       sock->set_option(tcp::no_delay(true), ec);
-      sock->native_non_blocking(true, ec);  // splice and read/send below must never block
+      sock->non_blocking(true, ec);  // splice and read_some/write_some must never block
     }
     const engine_mode engine = engine_for(w.relay.engine, s.client, s.upstream);
     std::tie(up, down) = co_await (relay(s.client, s.upstream, w.relay, engine, s.link) &&

@@ -3,7 +3,8 @@
 #   bash tests/run.sh            (BUILD_DIR=build by default)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash .ci/deps.sh cmake make g++ ccache pkg-config libboost1.81-dev libyaml-cpp-dev libspdlog-dev catch2
+bash .ci/deps.sh cmake make g++ ccache libboost1.81-dev libyaml-cpp-dev libspdlog-dev catch2 \
+  iperf3 haproxy nginx libnginx-mod-stream socat wrk gnuplot-nox jq procps  # for bench_quick
 BUILD_DIR=${BUILD_DIR:-build}
 cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build "$BUILD_DIR" -j"$(nproc)"

@@ -58,7 +58,7 @@ struct direction_result {
 };
 
 // Relay from -> to until EOF, error or link.stop(), with `engine` (automatic, splice or copy).
-// Both sockets must be non-blocking.
+// Both sockets must be in non-blocking mode (socket::non_blocking(true)).
 boost::asio::awaitable<direction_result> relay(tcp::socket& from, tcp::socket& to,
                                                relay_resources& res, engine_mode engine,
                                                relay_link& link);
