@@ -398,6 +398,7 @@ set style fill solid 0.8 border -1
 set xtics rotate by -25
 set key top right
 set grid ytics
+set yrange [0:*]
 set ylabel "Gbit/s (median)"
 plot for [i=2:$ncols] "$dat" using i:xtic(1) title columnheader(i)
 set ylabel "CPU s per GiB, single stream up (lower is better)"
