@@ -18,35 +18,19 @@ while getopts "t:e:h" o; do
   esac
 done
 
-bash .ci/deps.sh cmake make g++ ccache libboost1.81-dev libyaml-cpp-dev libspdlog-dev iperf3
-cmake -S . -B build-release -DCMAKE_BUILD_TYPE=Release -DZCPROXY_TESTS=OFF >/dev/null
-cmake --build build-release -j"$(nproc)" --target zcproxy >/dev/null
-zc=build-release/zcproxy
+. bench/common.sh
+install_and_build iperf3
+zc=$ZCPROXY_BIN
 conf=conf/zcproxy.yaml
 proxy_port=8080
 server_port=5201
-
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-wait_listening() {  # port: poll until something accepts there (at most 10 s)
-  for _ in $(seq 100); do port_free "$1" || return 0; sleep 0.1; done
-  echo "nothing is listening on port $1" >&2; exit 1
-}
 for p in $proxy_port $server_port; do
-  port_free "$p" || { echo "port $p is in use; stop what runs there first" >&2; exit 1; }
+  ! port_open "$p" || { echo "port $p is in use; stop what runs there first" >&2; exit 1; }
 done
 
 iperf3 -s -p $server_port >/dev/null 2>&1 &
 pids+=($!)
-wait_listening $server_port
+wait_port $server_port
 
 # iperf3 through port $1 with extra args; prints the receiver's Gbit/s.
 measure() {
@@ -68,7 +52,7 @@ for engine in $engines; do
   $zc -c "$work/$engine.yaml" 2>"$work/$engine.log" &
   zpid=$!
   pids+=($zpid)
-  wait_listening $proxy_port
+  wait_port $proxy_port
   run_cases "zcproxy $engine" $proxy_port
   kill -TERM $zpid
   wait $zpid || { echo "zcproxy ($engine) exited with $?" >&2; cat "$work/$engine.log" >&2; exit 1; }

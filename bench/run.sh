@@ -12,7 +12,6 @@
 # ZCPROXY_BIN=path uses that binary instead of building a Release one.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-root=$PWD
 rounds=3
 secs=5
 idle=1000
@@ -31,35 +30,14 @@ done
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
 
-bash .ci/deps.sh cmake make g++ ccache libboost1.81-dev libyaml-cpp-dev libspdlog-dev iperf3 \
-  haproxy nginx libnginx-mod-stream socat wrk gnuplot-nox jq procps
-if [ -z "${ZCPROXY_BIN:-}" ]; then
-  cmake -S . -B build-release -DCMAKE_BUILD_TYPE=Release -DZCPROXY_TESTS=OFF >/dev/null
-  cmake --build build-release -j"$(nproc)" --target zcproxy >/dev/null
-  ZCPROXY_BIN=$root/build-release/zcproxy
-fi
+. bench/common.sh
+install_and_build iperf3 haproxy nginx libnginx-mod-stream socat wrk gnuplot-nox jq procps
 
 threads=$(nproc)
 hz=$(getconf CLK_TCK)
-work=$(mktemp -d)
 results=$work/results.txt   # name case round value...
 : >"$results"
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
 log() { echo "[bench] $*" >&2; }
-
-wait_port() {  # until something accepts on the port (at most 10 s)
-  for _ in $(seq 200); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-    sleep 0.05
-  done
-  log "nothing listens on port $1"; tail -n 5 "$work"/*.log "$work"/*/error.log >&2 || true; exit 1
-}
 
 # --- backends: iperf3 and an nginx serving a small file --------------------------------------
 iperf_port=15201
