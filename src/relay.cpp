@@ -171,6 +171,7 @@ asio::awaitable<direction_result> relay(tcp::socket& from, tcp::socket& to, rela
       // epoll_wait) per round for nothing.
       boost::system::error_code ec;
       n = from.read_some(asio::buffer(buffer->data.get(), buffer->size), ec);
+      if (ec == asio::error::interrupted) continue;  // a signal, before anything moved
       if (ec == asio::error::would_block) {
         buffer.reset();  // drained: wait for the next edge, holding nothing
         readable = false;
@@ -197,15 +198,15 @@ asio::awaitable<direction_result> relay(tcp::socket& from, tcp::socket& to, rela
       boost::system::error_code ec;
       if (pipe) {
         const ssize_t m = sys::splice(pipe->read_fd(), nullptr, dst, nullptr, left, splice_flags);
-        if (m > 0) left -= static_cast<std::size_t>(m);
-        // EINTR: retry. EPIPE/ECONNRESET: the destination is gone.
-        else if (m == 0 || errno != EINTR)
+        if (m > 0)
+          left -= static_cast<std::size_t>(m);
+        else  // EINTR and EAGAIN are handled below; EPIPE/ECONNRESET: the destination is gone
           ec.assign(m < 0 ? errno : EPIPE, asio::error::get_system_category());
         pipe->level = left;
       } else {
         left -= to.write_some(asio::buffer(buffer->data.get() + (n - left), left), ec);
       }
-      if (!ec) continue;
+      if (!ec || ec == asio::error::interrupted) continue;
       if (ec == asio::error::would_block) {
         auto [wait_ec] = co_await to.async_wait(tcp::socket::wait_write, use_tuple);
         if (link.stopped()) {

@@ -122,7 +122,8 @@ stream_end recv_to_end(int s) {
     if (m < 0 && errno == EINTR) continue;
     if (m < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) fail("recv (timed out)");
     if (m < 0) {
-      out.reset = errno == ECONNRESET;
+      // ECONNRESET, or EPIPE for a reset that came after a FIN: not a clean end either way.
+      out.reset = true;
       return out;
     }
     if (m == 0) return out;

@@ -57,7 +57,7 @@ inline void send_all(int s, const bytes& b) {
 // Read until EOF (or an error, such as a reset, which ends the stream too).
 bytes recv_all(int s);
 bytes recv_exact(int s, std::size_t n);
-// Read until the stream ends; says whether it ended with a reset rather than a FIN.
+// Read until the stream ends; says whether it ended with an error (a reset) rather than a FIN.
 struct stream_end {
   bytes data;
   bool reset = false;
