@@ -70,7 +70,6 @@ class pool {
 
   std::size_t leased() const { return leased_.load(std::memory_order_relaxed); }
   std::size_t idle() const { return idle_count_.load(std::memory_order_relaxed); }
-  std::size_t max_leased() const { return max_leased_; }
 
  private:
   void give_back(Resource&& r) {
