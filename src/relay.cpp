@@ -8,7 +8,10 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <array>
 #include <cerrno>
+#include <cstring>
+#include <tuple>
 
 #include "zcproxy/sys.hpp"
 
@@ -21,6 +24,11 @@ constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 // After this many bytes without waiting, yield so one fast connection cannot starve the others
 // on its thread.
 constexpr std::uint64_t yield_after_bytes = 4u << 20;
+// The copy engine waits for bytes by reading up to this many into the direction's own small
+// buffer: Asio's async_wait re-arms the socket with epoll_ctl on every wait, a read does not, and
+// a small message is moved without a pool buffer's round trip. Kept small: it is pinned for the
+// connection's life.
+constexpr std::size_t first_read_size = 1024;
 constexpr unsigned splice_flags =
     SPLICE_F_MOVE | SPLICE_F_NONBLOCK;  // never SPLICE_F_MORE: it corks
 
@@ -88,6 +96,9 @@ asio::awaitable<direction_result> relay(tcp::socket& from, tcp::socket& to, rela
   bool readable = false;
   bool urgent = false;  // the source sits at a TCP urgent byte, which splice never passes
   std::uint64_t since_wait = 0;
+  std::array<char, first_read_size> first;  // copy engine: what the wait read (first_n bytes)
+  std::size_t first_n = 0;
+  bool first_pending = false;
 
   // A failing source breaks the connection both ways: stop the other direction too, and pass the
   // reset on to the destination's peer (closing with linger 0 sends RST, not a FIN that would
@@ -106,8 +117,16 @@ asio::awaitable<direction_result> relay(tcp::socket& from, tcp::socket& to, rela
   for (;;) {
     if (!pipe && !buffer) {
       if (!readable) {
-        // Idle: wait for bytes without holding a pipe or a buffer.
-        auto [ec] = co_await from.async_wait(tcp::socket::wait_read, use_tuple);
+        // Idle: wait for bytes without holding a pipe or a large buffer.
+        boost::system::error_code ec;
+        if (out.on_copy) {
+          std::tie(ec, first_n) =
+              co_await from.async_read_some(asio::buffer(first), use_tuple);
+          first_pending = !ec || ec == asio::error::eof;  // 0 bytes and eof: the FIN
+          if (first_pending) ec = {};
+        } else {
+          std::tie(ec) = co_await from.async_wait(tcp::socket::wait_read, use_tuple);
+        }
         if (link.stopped()) {
           out.end = direction_end::stopped;
           break;
@@ -130,6 +149,8 @@ asio::awaitable<direction_result> relay(tcp::socket& from, tcp::socket& to, rela
     // Fill the stage. It is always empty here: each round flushes it whole before the next, so
     // an EAGAIN below means the socket is drained, never that the pipe is full.
     std::size_t n = 0;
+    bool drained = false;               // the source answered EAGAIN after these bytes
+    boost::system::error_code deferred;  // the source failed after these bytes
     if (pipe) {
       const ssize_t r =
           sys::splice(src, nullptr, pipe->write_fd(), nullptr, pipe->capacity(), splice_flags);
@@ -165,6 +186,22 @@ asio::awaitable<direction_result> relay(tcp::socket& from, tcp::socket& to, rela
       }
       n = static_cast<std::size_t>(r);
       pipe->level = n;
+    } else if (first_pending) {
+      // What the wait read. A full first buffer means more may be queued: read on into the large
+      // one, so that a bulk stream still moves in large writes. An error there is reported once
+      // by the kernel, so it is kept until the bytes already read are flushed.
+      first_pending = false;
+      n = first_n;
+      std::memcpy(buffer->data.get(), first.data(), n);
+      if (n == first.size()) {
+        boost::system::error_code ec;
+        n += from.read_some(asio::buffer(buffer->data.get() + n, buffer->size - n), ec);
+        if (ec == asio::error::would_block)
+          drained = true;
+        else if (ec && ec != asio::error::eof && ec != asio::error::interrupted)
+          deferred = ec;
+      }
+      urgent = false;
     } else {
       // Asio's non-blocking read_some rather than async_read_some: the socket was just reported
       // readable, and an async operation would cost a pass through the scheduler (one more
@@ -208,7 +245,16 @@ asio::awaitable<direction_result> relay(tcp::socket& from, tcp::socket& to, rela
       }
       if (!ec || ec == asio::error::interrupted) continue;
       if (ec == asio::error::would_block) {
-        auto [wait_ec] = co_await to.async_wait(tcp::socket::wait_write, use_tuple);
+        // The copy engine waits by writing: unlike async_wait, no epoll_ctl per wait.
+        boost::system::error_code wait_ec;
+        if (pipe) {
+          std::tie(wait_ec) = co_await to.async_wait(tcp::socket::wait_write, use_tuple);
+        } else {
+          std::size_t m;
+          std::tie(wait_ec, m) = co_await to.async_write_some(
+              asio::buffer(buffer->data.get() + (n - left), left), use_tuple);
+          left -= m;
+        }
         if (link.stopped()) {
           out.end = direction_end::stopped;
           break;
@@ -222,6 +268,14 @@ asio::awaitable<direction_result> relay(tcp::socket& from, tcp::socket& to, rela
     }
     (pipe ? out.spliced : out.copied) += n - left;
     if (left > 0) break;  // failed or stopped mid-flush; out.end says which
+    if (deferred) {
+      end_with(direction_end::reset, deferred.value(), true);
+      break;
+    }
+    if (drained) {
+      buffer.reset();
+      readable = false;
+    }
     // A copy round that passed an urgent byte is done: go back to splice (without waiting).
     if (!out.on_copy && buffer) buffer.reset();
 

@@ -1,5 +1,7 @@
 #include "zcproxy/session.hpp"
 
+#include <sys/socket.h>
+
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -96,6 +98,13 @@ asio::awaitable<void> serve(worker& w, bound_listener& l, tcp::socket client) {
   const char* reason;
   if (!endpoint) {
     reason = s.shutting_down ? "shutdown" : all_timed_out ? "timeout" : "connect_failed";
+    // The client meets what a direct connect to a dead service would give it, a reset, not a
+    // clean end that could pass for an empty reply (an endpoint that accepted and reset at once
+    // lands here too).
+    // (Not through Asio: its socket destructor turns a linger set through it back off.)
+    const linger abort_on_close{1, 0};
+    ::setsockopt(s.client.native_handle(), SOL_SOCKET, SO_LINGER, &abort_on_close,
+                 sizeof abort_on_close);
     if (!s.shutting_down)
       main_log().warn("listener {}: client {}: no endpoint of upstream {} reachable: {}",
                       l.config->name, client_addr, l.target->config().name, why);
