@@ -187,13 +187,17 @@ asio::awaitable<direction_result> relay(tcp::socket& from, tcp::socket& to, rela
       n = static_cast<std::size_t>(r);
       pipe->level = n;
     } else if (first_pending) {
-      // What the wait read. A full first buffer means more may be queued: read on into the large
-      // one, so that a bulk stream still moves in large writes. An error there is reported once
-      // by the kernel, so it is kept until the bytes already read are flushed.
+      // What the wait read. A short read needs no read to EAGAIN: the next wait reads first
+      // (Asio tries a read before it waits, unless the last one met EOF). A full first buffer
+      // means more may be queued: read on into the large one, so that a bulk stream still moves
+      // in large writes. An error there is reported once by the kernel, so it is kept until the
+      // bytes already read are flushed.
       first_pending = false;
       n = first_n;
       std::memcpy(buffer->data.get(), first.data(), n);
-      if (n == first.size()) {
+      if (n < first.size()) {
+        drained = true;
+      } else {
         boost::system::error_code ec;
         n += from.read_some(asio::buffer(buffer->data.get() + n, buffer->size - n), ec);
         if (ec == asio::error::would_block)
