@@ -70,17 +70,19 @@ const char* direction_result::engine() const {
   return on_copy ? "copy" : "splice";
 }
 
-engine_mode engine_for(engine_mode configured, const tcp::socket& client,
+engine_mode engine_for(engine_mode configured, const asio::ip::address& client_peer,
+                       const tcp::socket& client, const asio::ip::address& upstream_peer,
                        const tcp::socket& upstream) {
   if (configured != engine_mode::adaptive) return configured;
-  auto on_this_host = [](const tcp::socket& s) {
-    boost::system::error_code e1, e2;
-    const auto remote = s.remote_endpoint(e1).address();
-    const auto local = s.local_endpoint(e2).address();
-    return !e1 && !e2 && (remote.is_loopback() || remote == local);
+  auto on_this_host = [](const asio::ip::address& peer, const tcp::socket& s) {
+    if (peer.is_loopback()) return true;
+    boost::system::error_code ec;
+    const auto local = s.local_endpoint(ec).address();
+    return !ec && peer == local;
   };
-  return on_this_host(client) && on_this_host(upstream) ? engine_mode::copy
-                                                        : engine_mode::automatic;
+  return on_this_host(client_peer, client) && on_this_host(upstream_peer, upstream)
+             ? engine_mode::copy
+             : engine_mode::automatic;
 }
 
 asio::awaitable<direction_result> relay(tcp::socket& from, tcp::socket& to, relay_resources& res,
@@ -226,8 +228,9 @@ asio::awaitable<direction_result> relay(tcp::socket& from, tcp::socket& to, rela
     }
     if (n == 0) {
       // FIN from the source; the stage is empty, so nothing is left behind it: forward it and let
-      // the other direction run on (half-close).
-      ::shutdown(dst, SHUT_WR);
+      // the other direction run on (half-close). When that one has ended already, the close
+      // that follows sends the FIN.
+      if (!link.other_direction_ended()) ::shutdown(dst, SHUT_WR);
       out.end = direction_end::eof;
       break;
     }
@@ -293,6 +296,7 @@ asio::awaitable<direction_result> relay(tcp::socket& from, tcp::socket& to, rela
       }
     }
   }
+  link.direction_ended();
   co_return out;
 }
 

@@ -37,10 +37,7 @@ struct session_state final : session_handle {
   bool shutting_down = false;
 };
 
-std::string peer_of(const tcp::socket& s) {
-  boost::system::error_code ec;
-  auto ep = s.remote_endpoint(ec);
-  if (ec) return "?";
+std::string to_string(const tcp::endpoint& ep) {
   return address{ep.address().to_string(), ep.port(), ep.address().is_v6()}.to_string();
 }
 
@@ -56,6 +53,10 @@ asio::awaitable<const address*> connect_upstream(session_state& s, upstream& up,
     const address& a = cfg.endpoints[(first + i) % n];
     boost::system::error_code ec;
     tcp::endpoint ep(asio::ip::make_address(a.ip, ec), a.port);
+    // Non-blocking from the start: the relay needs it, and Asio's connect then sets no mode of
+    // its own (one ioctl less). A failed open is reported by async_connect, which retries it.
+    s.upstream.open(ep.protocol(), ec);
+    if (!ec) s.upstream.non_blocking(true, ec);
     s.timer.expires_after(cfg.connect_timeout);
     auto r = co_await (s.upstream.async_connect(ep, use_tuple) || s.timer.async_wait(use_tuple));
     if (r.index() == 0 && !std::get<0>(std::get<0>(r)) && !s.shutting_down) co_return &a;
@@ -90,7 +91,9 @@ asio::awaitable<void> serve(worker& w, bound_listener& l, tcp::socket client) {
     ~unregister() { w.session_ended(it); }
   } guard{w, registration};
 
-  const std::string client_addr = peer_of(s.client);
+  boost::system::error_code peer_ec;
+  const tcp::endpoint client_peer = s.client.remote_endpoint(peer_ec);
+  const std::string client_addr = peer_ec ? "?" : to_string(client_peer);
   std::string why;
   bool all_timed_out = true;
   const address* endpoint = co_await connect_upstream(s, *l.target, why, all_timed_out);
@@ -110,11 +113,11 @@ asio::awaitable<void> serve(worker& w, bound_listener& l, tcp::socket client) {
                       l.config->name, client_addr, l.target->config().name, why);
   } else {
     boost::system::error_code ec;
-    for (tcp::socket* sock : {&s.client, &s.upstream}) {
-      sock->set_option(tcp::no_delay(true), ec);
-      sock->non_blocking(true, ec);  // splice and read_some/write_some must never block
-    }
-    const engine_mode engine = engine_for(w.relay.engine, s.client, s.upstream);
+    for (tcp::socket* sock : {&s.client, &s.upstream}) sock->set_option(tcp::no_delay(true), ec);
+    s.client.non_blocking(true, ec);  // splice and read_some/write_some must never block
+    const engine_mode engine =
+        engine_for(w.relay.engine, client_peer.address(), s.client,
+                   asio::ip::make_address(endpoint->ip, ec), s.upstream);
     std::tie(up, down) = co_await (relay(s.client, s.upstream, w.relay, engine, s.link) &&
                                    relay(s.upstream, s.client, w.relay, engine, s.link));
     reason = close_reason(s, up, down);

@@ -31,11 +31,16 @@ class relay_link {
   // Idempotent; safe to call from the owning thread only.
   void stop();
   bool stopped() const { return stopped_; }
+  // Each direction reports its end; once one has, the other's end is the connection's end, and
+  // the sockets close right after it.
+  void direction_ended() { ++ended_; }
+  bool other_direction_ended() const { return ended_ > 0; }
 
  private:
   tcp::socket& client_;
   tcp::socket& upstream_;
   bool stopped_ = false;
+  int ended_ = 0;
 };
 
 enum class direction_end {
@@ -64,8 +69,11 @@ boost::asio::awaitable<direction_result> relay(tcp::socket& from, tcp::socket& t
                                                relay_link& link);
 
 // The engine a connection between these two sockets uses under the configured one: adaptive
-// resolves to copy when both peers are on this host, else to automatic.
-engine_mode engine_for(engine_mode configured, const tcp::socket& client,
+// resolves to copy when both peers are on this host, else to automatic. The peers' addresses
+// are passed in (the session knows them); a socket's own address is asked for only when the peer
+// is not a loopback address.
+engine_mode engine_for(engine_mode configured, const boost::asio::ip::address& client_peer,
+                       const tcp::socket& client, const boost::asio::ip::address& upstream_peer,
                        const tcp::socket& upstream);
 
 }  // namespace zcproxy
