@@ -3,13 +3,13 @@
 # conf/zcproxy.yaml (and the same config with each engine), and print iperf3 throughput through the
 # proxy beside the direct figure: client->server, server->client (-R) and 4 streams (-P 4).
 #
-#   bash bench/iperf3.sh [-t SECONDS] [-e "auto splice copy"]
+#   bash bench/iperf3.sh [-t SECONDS] [-e "adaptive auto splice copy"]
 #
 # Ports come from conf/zcproxy.yaml: the proxy listens on 127.0.0.1:8080, iperf3 on 5201.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=5
-engines="auto splice copy"
+engines="adaptive auto splice copy"
 while getopts "t:e:h" o; do
   case $o in
     t) secs=$OPTARG ;;

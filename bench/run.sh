@@ -166,10 +166,10 @@ start_socat() {  # name tuned(0|1); socat forks a process per connection
 }
 
 names+=(direct)
-start_zcproxy "zcproxy (default)" auto
+start_zcproxy "zcproxy (default: adaptive)" adaptive
+start_zcproxy "zcproxy auto" auto
 start_zcproxy "zcproxy splice" splice
 start_zcproxy "zcproxy copy" copy
-start_zcproxy "zcproxy adaptive" adaptive
 start_haproxy "haproxy splice" 1 0
 start_haproxy "haproxy splice tuned" 1 1
 start_haproxy "haproxy" 0 0
@@ -282,7 +282,7 @@ fd_count() {
   echo $total
 }
 ulimit -n 20000 2>/dev/null || true
-for n in "zcproxy (default)" "haproxy splice tuned" "haproxy tuned" "nginx stream tuned"; do
+for n in "zcproxy (default: adaptive)" "haproxy splice tuned" "haproxy tuned" "nginx stream tuned"; do
   port=$(http_at "$n")
   rss0=$(rss_kib ${main_pids[$n]}); fds0=$(fd_count ${main_pids[$n]})
   held=()

@@ -40,7 +40,7 @@ struct log_config {
 };
 
 struct relay_config {
-  engine_mode engine = engine_mode::automatic;
+  engine_mode engine = engine_mode::adaptive;
   std::size_t pipe_size = 1 << 20;    // bytes asked of F_SETPIPE_SZ
   std::size_t max_pipes = 4096;       // per thread; past it a direction uses copy
   std::size_t buffer_size = 1 << 20;  // copy engine buffer, bytes

@@ -49,7 +49,7 @@ TEST_CASE("the example config parses with the documented values", "[config]") {
   CHECK(c.effective_threads() >= 1);
   CHECK(c.log.level == "info");
   CHECK(c.log.access_log);
-  CHECK(c.relay.engine == engine_mode::automatic);
+  CHECK(c.relay.engine == engine_mode::adaptive);
   CHECK(c.relay.pipe_size == 1u << 20);
   CHECK(c.relay.max_pipes == 4096);
   CHECK(c.relay.buffer_size == 1u << 20);
@@ -75,7 +75,7 @@ TEST_CASE("absent keys take their defaults", "[config]") {
   CHECK(c.threads == 0);
   CHECK(c.log.level == "info");
   CHECK(c.log.access_log == true);
-  CHECK(c.relay.engine == engine_mode::automatic);
+  CHECK(c.relay.engine == engine_mode::adaptive);
   CHECK(c.relay.pipe_size == 1u << 20);
   CHECK(c.relay.max_pipes == 4096);
   CHECK(c.relay.buffer_size == 1u << 20);
