@@ -160,7 +160,7 @@ TEST_CASE("binary: relays a transfer, logs it, and exits 0 on SIGTERM", "[binary
   });
   temp_dir d;
   running_proxy zc(d, up.port(), "threads: 2\nlog: { level: info, access_log: true }\n");
-  CHECK_THAT(slurp(d.file("err")), Catch::Contains("engine auto"));
+  CHECK_THAT(slurp(d.file("err")), Catch::Contains("engine adaptive"));
   const std::uint16_t port = zc.port;
 
   const bytes data = random_bytes(4 << 20, 42);
@@ -178,7 +178,7 @@ TEST_CASE("binary: relays a transfer, logs it, and exits 0 on SIGTERM", "[binary
   REQUIRE(wait_until([&] { return slurp(d.file("out")).find("close=eof") != std::string::npos; }));
   const std::string access = slurp(d.file("out"));
   CHECK_THAT(access, Catch::Contains("bytes_up=4194304 bytes_down=4194304"));
-  CHECK_THAT(access, Catch::Contains("engine_up=splice engine_down=splice"));
+  CHECK_THAT(access, Catch::Contains("engine_up=copy engine_down=copy"));
 
   REQUIRE(::kill(zc.proc.pid, SIGTERM) == 0);
   CHECK(zc.proc.wait() == 0);
