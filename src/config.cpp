@@ -279,11 +279,12 @@ class checker {
     }
   }
 
-  void duration(const entry& e, const std::string& path, std::chrono::milliseconds min,
+  // True when `out` was set.
+  bool duration(const entry& e, const std::string& path, std::chrono::milliseconds min,
                 std::chrono::milliseconds max, std::string_view range,
                 std::chrono::milliseconds& out) {
     auto text = scalar(e, path, duration_hint);
-    if (!text) return;
+    if (!text) return false;
     auto value = parse_duration(*text);
     if (!value) {
       fail(e, path, "expected " + std::string(duration_hint) + ", got " + quoted(*text));
@@ -291,7 +292,9 @@ class checker {
       fail(e, path, "expected a duration from " + std::string(range) + ", got " + quoted(*text));
     } else {
       out = *value;
+      return true;
     }
+    return false;
   }
 
   std::optional<address> addr(const entry& e, const YAML::Node& node, const std::string& path,
@@ -413,12 +416,14 @@ void checker::check_upstream(const entry& e, const std::string& path, upstream_c
       } else {
         for (std::size_t i = 0; i < item.value.size(); ++i) {
           if (auto a = addr(item, item.value[i], element(item_path, i), false))
-            out.endpoints.push_back(*a);
+            out.endpoints.push_back({*a, 1});
         }
       }
     } else if (item.key == "connect_timeout") {
-      duration(item, item_path, std::chrono::milliseconds(1), std::chrono::hours(1), "1ms to 1h",
-               out.connect_timeout);
+      std::chrono::milliseconds t{};
+      if (duration(item, item_path, std::chrono::milliseconds(1), std::chrono::hours(1),
+                   "1ms to 1h", t))
+        out.timeouts.connect = t;
     }
   }
 }
@@ -575,6 +580,29 @@ std::string_view to_string(engine_mode m) {
       return "adaptive";
   }
   return "auto";  // unreachable for valid enumerators; keeps -Wreturn-type quiet
+}
+
+std::string_view to_string(balance_policy p) {
+  switch (p) {
+    case balance_policy::round_robin:
+      return "round_robin";
+    case balance_policy::least_conn:
+      return "least_conn";
+    case balance_policy::random:
+      return "random";
+    case balance_policy::source_hash:
+      return "source_hash";
+  }
+  return "?";
+}
+
+timeouts timeouts_for(const listener_config& l, const upstream_config& u) {
+  timeouts t;
+  auto pick = [](const auto& a, const auto& b, auto fallback) { return a ? *a : b ? *b : fallback; };
+  t.connect = pick(l.timeouts.connect, u.timeouts.connect, t.connect);
+  t.idle = pick(l.timeouts.idle, u.timeouts.idle, t.idle);
+  t.max_duration = pick(l.timeouts.max_duration, u.timeouts.max_duration, t.max_duration);
+  return t;
 }
 
 std::string address::to_string() const {

@@ -28,8 +28,8 @@ void print_plan(const zcproxy::config& cfg) {
     std::printf("listener %s: %s -> upstream %s [", l.name.c_str(), l.bind.to_string().c_str(),
                 l.upstream.c_str());
     for (std::size_t i = 0; i < u->endpoints.size(); ++i)
-      std::printf("%s%s", i ? ", " : "", u->endpoints[i].to_string().c_str());
-    std::printf("] connect_timeout %lldms\n", static_cast<long long>(u->connect_timeout.count()));
+      std::printf("%s%s", i ? ", " : "", u->endpoints[i].at.to_string().c_str());
+    std::printf("]\n");
   }
 }
 

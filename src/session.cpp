@@ -50,14 +50,14 @@ asio::awaitable<const address*> connect_upstream(session_state& s, upstream& up,
   const std::size_t n = cfg.endpoints.size();
   const std::size_t first = up.first_endpoint();
   for (std::size_t i = 0; i < n && !s.shutting_down; ++i) {
-    const address& a = cfg.endpoints[(first + i) % n];
+    const address& a = cfg.endpoints[(first + i) % n].at;
     boost::system::error_code ec;
     tcp::endpoint ep(asio::ip::make_address(a.ip, ec), a.port);
     // Non-blocking from the start: the relay needs it, and Asio's connect then sets no mode of
     // its own (one ioctl less). A failed open is reported by async_connect, which retries it.
     s.upstream.open(ep.protocol(), ec);
     if (!ec) s.upstream.non_blocking(true, ec);
-    s.timer.expires_after(cfg.connect_timeout);
+    s.timer.expires_after(cfg.timeouts.connect.value_or(timeouts{}.connect));
     auto r = co_await (s.upstream.async_connect(ep, use_tuple) || s.timer.async_wait(use_tuple));
     if (r.index() == 0 && !std::get<0>(std::get<0>(r)) && !s.shutting_down) co_return &a;
     all_timed_out = all_timed_out && r.index() == 1;

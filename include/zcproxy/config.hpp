@@ -46,17 +46,76 @@ struct relay_config {
   std::size_t buffer_size = 1 << 20;  // copy engine buffer, bytes
 };
 
+// Timeouts a listener or an upstream may set; unset ones are inherited: listener, then
+// upstream, then the built-in default (see timeouts_for).
+struct timeouts_config {
+  std::optional<std::chrono::milliseconds> connect;       // connect_timeout: each attempt
+  std::optional<std::chrono::milliseconds> idle;          // idle_timeout: no byte either way
+  std::optional<std::chrono::milliseconds> max_duration;  // max_connection_duration; 0 = none
+  bool operator==(const timeouts_config&) const = default;
+};
+
+// The timeouts a connection runs with: every one resolved.
+struct timeouts {
+  std::chrono::milliseconds connect{3000};
+  std::chrono::milliseconds idle{600000};       // 10m, as nginx's proxy_timeout
+  std::chrono::milliseconds max_duration{0};    // 0 = no limit
+};
+
 struct listener_config {
   std::string name;
   address bind;
   std::string upstream;  // name of an entry in config::upstreams (checked)
+  timeouts_config timeouts;
+  bool operator==(const listener_config&) const = default;
+};
+
+enum class balance_policy {
+  round_robin,  // smooth weighted round-robin
+  least_conn,   // fewest active connections per unit of weight
+  random,       // power of two choices: two weighted random picks, the less loaded one
+  source_hash,  // weighted rendezvous hashing on the client's IP address
+};
+std::string_view to_string(balance_policy p);
+
+struct endpoint_config {
+  address at;
+  unsigned weight = 1;  // 1..256
+  bool operator==(const endpoint_config&) const = default;
+};
+
+// Active health checks: a TCP connect every `interval`, each within `timeout`; optionally send
+// `send` and require the reply to start with `expect`. `fall` failures in a row take an
+// endpoint out, `rise` successes in a row bring it back.
+struct health_check_config {
+  bool enabled = false;
+  std::chrono::milliseconds interval{2000};
+  std::chrono::milliseconds timeout{1000};
+  unsigned rise = 2;
+  unsigned fall = 3;
+  std::string send;
+  std::string expect;
+  bool operator==(const health_check_config&) const = default;
 };
 
 struct upstream_config {
   std::string name;
-  std::vector<address> endpoints;  // tried in round-robin order, next one on connect failure
-  std::chrono::milliseconds connect_timeout{3000};
+  std::vector<endpoint_config> endpoints;
+  balance_policy balance = balance_policy::round_robin;
+  health_check_config health_check;
+  // Passive checks: `max_fails` connect failures in a row eject an endpoint for `fail_timeout`;
+  // 0 = off.
+  unsigned max_fails = 0;
+  std::chrono::milliseconds fail_timeout{10000};
+  // Endpoints a connection tries before it gives up; 0 = every endpoint once.
+  unsigned max_connect_attempts = 0;
+  timeouts_config timeouts;
+  bool operator==(const upstream_config&) const = default;
 };
+
+// The timeouts of a connection through `l` to `u`: the listener's value, else the upstream's,
+// else the default.
+timeouts timeouts_for(const listener_config& l, const upstream_config& u);
 
 struct config {
   std::string source;    // file the config came from (for messages)

@@ -61,8 +61,8 @@ TEST_CASE("the example config parses with the documented values", "[config]") {
   REQUIRE(c.upstreams.size() == 1);
   CHECK(c.upstreams[0].name == "app");
   REQUIRE(c.upstreams[0].endpoints.size() == 1);
-  CHECK(c.upstreams[0].endpoints[0].to_string() == "127.0.0.1:5201");
-  CHECK(c.upstreams[0].connect_timeout == 3s);
+  CHECK(c.upstreams[0].endpoints[0].at.to_string() == "127.0.0.1:5201");
+  CHECK(c.upstreams[0].timeouts.connect == 3s);
   const auto* app = c.find_upstream(c.listeners[0].upstream);
   REQUIRE(app != nullptr);
   CHECK(app->name == "app");
@@ -81,7 +81,8 @@ TEST_CASE("absent keys take their defaults", "[config]") {
   CHECK(c.relay.buffer_size == 1u << 20);
   CHECK(c.drain_timeout == 10s);
   REQUIRE(c.upstreams.size() == 1);
-  CHECK(c.upstreams[0].connect_timeout == 3s);
+  CHECK(!c.upstreams[0].timeouts.connect);
+  CHECK(timeouts_for(c.listeners[0], c.upstreams[0]).connect == 3s);
 }
 
 TEST_CASE("every key can be set", "[config]") {
@@ -115,8 +116,8 @@ upstreams:
   CHECK(c.listeners[2].bind.to_string() == "[::1]:8443");
   REQUIRE(c.upstreams.size() == 2);
   CHECK(c.upstreams[0].endpoints.size() == 2);
-  CHECK(c.upstreams[0].connect_timeout == 250ms);
-  CHECK(c.find_upstream("db")->connect_timeout == 1h);
+  CHECK(c.upstreams[0].timeouts.connect == 250ms);
+  CHECK(c.find_upstream("db")->timeouts.connect == 1h);
 
   CHECK(load_config_string(std::string("relay: { engine: splice }\n") + minimal).relay.engine ==
         engine_mode::splice);
