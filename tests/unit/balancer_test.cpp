@@ -1,0 +1,260 @@
+#include "zcproxy/balancer.hpp"
+
+#include <array>
+#include <catch2/catch.hpp>
+#include <cmath>
+#include <span>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+using zcproxy::balance_policy;
+using zcproxy::balancer;
+
+namespace {
+
+std::vector<balancer::endpoint> endpoints(std::vector<unsigned> weights) {
+  std::vector<balancer::endpoint> out;
+  for (std::size_t i = 0; i < weights.size(); ++i)
+    out.push_back({"10.0.0." + std::to_string(i) + ":80", weights[i]});
+  return out;
+}
+
+std::vector<std::uint8_t> all_usable(std::size_t n) {
+  return std::vector<std::uint8_t>(n, 1);
+}
+
+std::uint64_t client(int c) {
+  return balancer::hash_client("192.168." + std::to_string(c / 256) + "." +
+                               std::to_string(c % 256));
+}
+
+constexpr std::array all_policies{balance_policy::round_robin, balance_policy::least_conn,
+                                  balance_policy::random, balance_policy::source_hash};
+
+// Each endpoint's share of `counts` is within 5% (relative) of weight / sum(weights).
+void check_shares(const std::vector<long>& counts, const std::vector<unsigned>& weights) {
+  long total = 0, weight_sum = 0;
+  for (auto c : counts) total += c;
+  for (auto w : weights) weight_sum += w;
+  for (std::size_t i = 0; i < counts.size(); ++i) {
+    double expected = double(total) * weights[i] / weight_sum;
+    CAPTURE(i, counts[i], expected);
+    CHECK(std::abs(counts[i] - expected) <= 0.05 * expected);
+  }
+}
+
+// The key each of `clients` clients lands on.
+std::vector<std::string> mapping(balancer& b, const std::vector<balancer::endpoint>& eps,
+                                 std::span<const std::uint8_t> usable, int clients) {
+  std::vector<std::string> keys;
+  for (int c = 0; c < clients; ++c) keys.push_back(eps[*b.pick(usable, client(c))].key);
+  return keys;
+}
+
+}  // namespace
+
+TEST_CASE("balancer: every policy's shares follow weights 1 2 3 4", "[balancer]") {
+  const std::vector<unsigned> weights{1, 2, 3, 4};
+  for (auto policy : all_policies) {
+    CAPTURE(zcproxy::to_string(policy));
+    balancer b(policy, endpoints(weights));
+    auto usable = all_usable(4);
+    std::vector<long> counts(4, 0);
+    for (int n = 0; n < 100000; ++n) {
+      auto i = b.pick(usable, client(n));  // a distinct client each time
+      REQUIRE(i);
+      ++counts[*i];
+      b.started(*i);  // never ended: load accumulates, least_conn and random must follow weights
+    }
+    check_shares(counts, weights);
+    if (policy == balance_policy::round_robin)
+      CHECK(counts == std::vector<long>{10000, 20000, 30000, 40000});
+  }
+}
+
+TEST_CASE("balancer: round_robin with equal weights cycles exactly", "[balancer]") {
+  balancer b(balance_policy::round_robin, endpoints({1, 1, 1}));
+  auto usable = all_usable(3);
+  for (std::size_t n = 0; n < 30; ++n) CHECK(b.pick(usable) == n % 3);
+}
+
+TEST_CASE("balancer: round_robin spreads a heavy endpoint's turns as nginx does", "[balancer]") {
+  balancer b(balance_policy::round_robin, endpoints({5, 1, 1}));
+  auto usable = all_usable(3);
+  std::vector<std::size_t> seq;
+  for (int n = 0; n < 14; ++n) seq.push_back(*b.pick(usable));
+  CHECK(seq == std::vector<std::size_t>{0, 0, 1, 0, 2, 0, 0, 0, 0, 1, 0, 2, 0, 0});
+}
+
+TEST_CASE("balancer: round_robin skips unusable endpoints", "[balancer]") {
+  balancer b(balance_policy::round_robin, endpoints({1, 1, 1, 1}));
+  const std::vector<std::uint8_t> usable{1, 0, 1, 1};
+  for (int round = 0; round < 5; ++round) {
+    CHECK(b.pick(usable) == 0u);
+    CHECK(b.pick(usable) == 2u);
+    CHECK(b.pick(usable) == 3u);
+  }
+}
+
+TEST_CASE("balancer: no usable endpoint gives nullopt, one usable is always chosen", "[balancer]") {
+  for (auto policy : all_policies) {
+    CAPTURE(zcproxy::to_string(policy));
+    balancer b(policy, endpoints({4, 3, 2, 1}));
+    const std::vector<std::uint8_t> none{0, 0, 0, 0}, only_last{0, 0, 0, 1};
+    CHECK_FALSE(b.pick(none, client(1)));
+    for (int n = 0; n < 1000; ++n) {
+      auto i = b.pick(only_last, client(n));
+      REQUIRE(i == 3u);
+      b.started(*i);
+    }
+  }
+}
+
+TEST_CASE("balancer: bad endpoint lists are refused", "[balancer]") {
+  CHECK_THROWS_AS(balancer(balance_policy::round_robin, {}), std::invalid_argument);
+  CHECK_THROWS_AS(balancer(balance_policy::random, endpoints({1, 0})), std::invalid_argument);
+  CHECK_THROWS_AS(balancer(balance_policy::random, endpoints({257})), std::invalid_argument);
+}
+
+TEST_CASE("balancer: least_conn prefers the least loaded per unit of weight", "[balancer]") {
+  auto usable = all_usable(3);
+  SECTION("equal weights: the least loaded, and idle ones take turns") {
+    balancer b(balance_policy::least_conn, endpoints({1, 1, 1}));
+    CHECK(b.pick(usable) == 0u);
+    CHECK(b.pick(usable) == 1u);
+    CHECK(b.pick(usable) == 2u);
+    b.started(0), b.started(0), b.started(1);
+    for (int n = 0; n < 5; ++n) CHECK(b.pick(usable) == 2u);
+    b.started(2), b.started(2), b.started(2);  // loads 2 1 3
+    CHECK(b.pick(usable) == 1u);
+    b.ended(0), b.ended(0);  // loads 0 1 3: ended() frees load
+    CHECK(b.pick(usable) == 0u);
+    CHECK(b.active(0) == 0);
+    CHECK(b.active(2) == 3);
+  }
+  SECTION("weights: 3 connections on weight 3 weigh less than 2 on weight 1") {
+    balancer b(balance_policy::least_conn, endpoints({1, 3, 1}));
+    b.started(0), b.started(0);
+    b.started(1), b.started(1), b.started(1);
+    b.started(2), b.started(2), b.started(2);
+    for (int n = 0; n < 5; ++n) CHECK(b.pick(usable) == 1u);  // 3/3 < 2/1 < 3/1
+    b.started(1), b.started(1), b.started(1), b.started(1);   // 7/3 > 2/1
+    CHECK(b.pick(usable) == 0u);
+    CHECK(b.pick(std::vector<std::uint8_t>{0, 1, 1}) == 1u);  // 7/3 < 3/1
+  }
+}
+
+TEST_CASE("balancer: random picks the less loaded of two draws", "[balancer]") {
+  // Endpoint 0 is loaded: it wins only when both draws land on it, 1 time in 4.
+  balancer b(balance_policy::random, endpoints({1, 1}));
+  for (int n = 0; n < 1000; ++n) b.started(0);
+  auto usable = all_usable(2);
+  int on_idle = 0;
+  for (int n = 0; n < 100000; ++n) on_idle += b.pick(usable) == 1u;
+  CHECK(on_idle / 100000.0 == Approx(0.75).margin(0.01));
+}
+
+TEST_CASE("balancer: source_hash sends a client to the same endpoint every time", "[balancer]") {
+  auto eps = endpoints({1, 2, 3, 4, 5});
+  balancer a(balance_policy::source_hash, eps), b(balance_policy::source_hash, eps);
+  auto usable = all_usable(5);
+  for (int c = 0; c < 1000; ++c) {
+    auto first = a.pick(usable, client(c));
+    for (int n = 0; n < 5; ++n) REQUIRE(a.pick(usable, client(c)) == first);
+    REQUIRE(b.pick(usable, client(c)) == first);  // another balancer (another process) agrees
+  }
+  CHECK(balancer::hash_client("10.1.2.3") == balancer::hash_client("10.1.2.3"));
+  CHECK(balancer::hash_client("10.1.2.3") != balancer::hash_client("10.1.2.4"));
+}
+
+TEST_CASE("balancer: source_hash moves only the clients it must", "[balancer]") {
+  constexpr int clients = 100000;
+  auto ten = endpoints({1, 1, 1, 1, 1, 1, 1, 1, 1, 1});
+  balancer b10(balance_policy::source_hash, ten);
+  const auto before = mapping(b10, ten, all_usable(10), clients);
+
+  SECTION("removing one moves exactly its clients, about 1/10") {
+    auto nine = ten;
+    const auto removed = nine[3].key;
+    nine.erase(nine.begin() + 3);
+    balancer b9(balance_policy::source_hash, nine);
+    const auto after = mapping(b9, nine, all_usable(9), clients);
+    int moved = 0, were_on_removed = 0, moved_wrongly = 0;
+    for (int c = 0; c < clients; ++c) {
+      were_on_removed += before[c] == removed;
+      if (before[c] != after[c]) ++moved, moved_wrongly += before[c] != removed;
+    }
+    CHECK(moved_wrongly == 0);
+    CHECK(moved == were_on_removed);
+    CHECK(moved / double(clients) == Approx(0.1).margin(0.005));
+  }
+  SECTION("adding an 11th moves about 1/11, all of them to it") {
+    auto eleven = ten;
+    eleven.push_back({"10.0.0.10:80", 1});
+    balancer b11(balance_policy::source_hash, eleven);
+    const auto after = mapping(b11, eleven, all_usable(11), clients);
+    int moved = 0, moved_elsewhere = 0;
+    for (int c = 0; c < clients; ++c)
+      if (before[c] != after[c]) ++moved, moved_elsewhere += after[c] != eleven[10].key;
+    CHECK(moved_elsewhere == 0);
+    CHECK(moved / double(clients) == Approx(1 / 11.0).margin(0.005));
+  }
+  SECTION("an unusable endpoint's clients move, no one else's") {
+    auto usable = all_usable(10);
+    usable[7] = 0;
+    const auto after = mapping(b10, ten, usable, clients);
+    int moved = 0, moved_wrongly = 0, were_on_7 = 0;
+    for (int c = 0; c < clients; ++c) {
+      were_on_7 += before[c] == ten[7].key;
+      if (before[c] != after[c]) ++moved, moved_wrongly += before[c] != ten[7].key;
+    }
+    CHECK(moved_wrongly == 0);
+    CHECK(moved == were_on_7);
+    CHECK(moved / double(clients) == Approx(0.1).margin(0.005));
+  }
+}
+
+TEST_CASE("balancer: concurrent picks on round_robin and least_conn add up", "[balancer]") {
+  constexpr int threads = 4, picks = 50000;
+  const std::vector<unsigned> weights{1, 2, 3, 4};
+  auto usable = all_usable(4);
+  // Each thread counts its own picks; summed after join.
+  auto run = [&](balancer& b, bool track) {
+    std::vector<std::vector<long>> per_thread(threads, std::vector<long>(4, 0));
+    std::vector<std::thread> pool;
+    for (int t = 0; t < threads; ++t)
+      pool.emplace_back([&, t] {
+        for (int n = 0; n < picks; ++n) {
+          auto i = *b.pick(usable);
+          ++per_thread[t][i];
+          if (track) b.started(i);
+        }
+      });
+    for (auto& th : pool) th.join();
+    std::vector<long> counts(4, 0);
+    for (auto& c : per_thread)
+      for (int i = 0; i < 4; ++i) counts[i] += c[i];
+    return counts;
+  };
+
+  SECTION("round_robin: every turn of the sequence is taken exactly once") {
+    balancer b(balance_policy::round_robin, endpoints(weights));
+    CHECK(run(b, false) == std::vector<long>{20000, 40000, 60000, 80000});
+  }
+  SECTION("least_conn: loads match the picks, follow weights, and all end at zero") {
+    balancer b(balance_policy::least_conn, endpoints(weights));
+    auto counts = run(b, true);
+    for (int i = 0; i < 4; ++i) CHECK(b.active(i) == counts[i]);
+    check_shares(counts, weights);
+    std::vector<std::thread> pool;
+    for (int t = 0; t < threads; ++t)
+      pool.emplace_back([&, t] {
+        for (int i = 0; i < 4; ++i)
+          for (long n = 0; n < counts[i] / threads + (t < counts[i] % threads); ++n) b.ended(i);
+      });
+    for (auto& th : pool) th.join();
+    for (int i = 0; i < 4; ++i) CHECK(b.active(i) == 0);
+  }
+}
