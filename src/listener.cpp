@@ -7,6 +7,7 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <chrono>
+#include <stdexcept>
 
 #include "zcproxy/log.hpp"
 #include "zcproxy/session.hpp"
@@ -33,6 +34,26 @@ void ensure_address_free(const address& at) {
   probe.bind(ep);
 }
 
+std::vector<tcp::acceptor> open_listener(const listener_config& lc,
+                                         const std::vector<asio::io_context*>& ios,
+                                         address& resolved) {
+  std::vector<tcp::acceptor> out;
+  resolved = lc.bind;
+  try {
+    // SO_REUSEPORT would let this bind share a port another process of this user already
+    // listens on, splitting its traffic: make sure the address is free first.
+    if (lc.bind.port != 0) ensure_address_free(lc.bind);
+    for (auto* io : ios) {
+      out.push_back(open_acceptor(*io, resolved));
+      resolved.port = out.front().local_endpoint().port();
+    }
+  } catch (const boost::system::system_error& e) {
+    throw std::runtime_error("listener " + lc.name + ": cannot listen on " +
+                             resolved.to_string() + ": " + e.code().message());
+  }
+  return out;
+}
+
 asio::awaitable<void> accept_loop(worker& w, bound_listener& l) {
   using namespace std::chrono_literals;
   constexpr auto min_backoff = 10ms, max_backoff = 1000ms;
@@ -44,7 +65,8 @@ asio::awaitable<void> accept_loop(worker& w, bound_listener& l) {
     if (!l.acceptor.is_open() || w.draining || ec == asio::error::operation_aborted) break;
     if (!ec) {
       backoff = min_backoff;
-      asio::co_spawn(w.io, serve(w, l, std::move(client)), [](std::exception_ptr e) {
+      asio::co_spawn(w.io, serve(w, l.gen, *l.config, *l.target, std::move(client)),
+                     [](std::exception_ptr e) {
         if (!e) return;
         try {
           std::rethrow_exception(e);

@@ -274,6 +274,7 @@ asio::awaitable<direction_result> relay(tcp::socket& from, tcp::socket& to, rela
       break;
     }
     (pipe ? out.spliced : out.copied) += n - left;
+    link.touch();
     if (left > 0) break;  // failed or stopped mid-flush; out.end says which
     if (deferred) {
       end_with(direction_end::reset, deferred.value(), true);

@@ -2,14 +2,19 @@
 
 #include <atomic>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <csignal>
 #include <functional>
+#include <map>
+#include <optional>
+#include <string>
 #include <mutex>
 #include <stdexcept>
 #include <thread>
 
+#include "zcproxy/health.hpp"
 #include "zcproxy/listener.hpp"
 #include "zcproxy/log.hpp"
 #include "zcproxy/upstream.hpp"
@@ -18,26 +23,67 @@
 namespace zcproxy {
 namespace asio = boost::asio;
 
-// --- worker -------------------------------------------------------------------------------
+// --- generation, worker -------------------------------------------------------------------
 
-worker::worker(const config& c, unsigned i)
-    : cfg(c),
+upstream* generation::find(std::string_view name) const {
+  for (const auto& u : upstreams)
+    if (u->config().name == name) return u.get();
+  return nullptr;
+}
+
+worker::worker(std::shared_ptr<const generation> g, unsigned i)
+    : gen(std::move(g)),
       index(i),
-      relay{c.relay.engine, make_pipe_pool(c.relay.pipe_size, c.relay.max_pipes),
-            make_buffer_pool(c.relay.buffer_size)} {}
+      relay{gen->cfg.relay.engine,
+            make_pipe_pool(gen->cfg.relay.pipe_size, gen->cfg.relay.max_pipes),
+            make_buffer_pool(gen->cfg.relay.buffer_size)} {}
 
-void worker::start_accepting() {
-  for (auto& l : listeners) {
-    asio::co_spawn(io, accept_loop(*this, l), [this, &l](std::exception_ptr e) {
-      if (!e) return;
-      try {
-        std::rethrow_exception(e);
-      } catch (const std::exception& x) {
-        main_log().error("listener {}: accepting stopped on thread {}: {}", l.config->name, index,
-                         x.what());
+void worker::adopt(std::shared_ptr<const generation> next, std::vector<listener_plan> plan) {
+  std::vector<bool> kept(listeners.size(), false);
+  for (std::size_t j = 0; j < plan.size(); ++j) {
+    const listener_config& lc = next->cfg.listeners[j];
+    upstream* target = next->find(lc.upstream);
+    if (!plan[j].acceptor) {
+      // A listener this worker runs already: its socket stays; new sessions get the new settings.
+      std::size_t k = 0;
+      for (auto& l : listeners) {
+        if (l.id == plan[j].id && l.acceptor.is_open()) {
+          l.gen = next;
+          l.config = &lc;
+          l.target = target;
+          kept[k] = true;
+        }
+        ++k;
       }
+      continue;
+    }
+    auto it = listeners.insert(listeners.end(),
+                               bound_listener{plan[j].id, next, &lc, target,
+                                              std::move(*plan[j].acceptor), asio::steady_timer(io)});
+    kept.push_back(true);
+    if (draining) continue;  // a reload racing a shutdown: the loop would stop at once anyway
+    asio::co_spawn(io, accept_loop(*this, *it), [this, it](std::exception_ptr e) {
+      if (e) {
+        try {
+          std::rethrow_exception(e);
+        } catch (const std::exception& x) {
+          main_log().error("listener {}: accepting stopped on thread {}: {}", it->config->name,
+                           index, x.what());
+        }
+      }
+      listeners.erase(it);
     });
   }
+  // Listeners the new generation has no more: stop accepting; their sessions run on.
+  std::size_t k = 0;
+  for (auto& l : listeners) {
+    if (!kept[k++]) {
+      boost::system::error_code ec;
+      l.acceptor.close(ec);
+      l.backoff.cancel();
+    }
+  }
+  gen = std::move(next);
 }
 
 void worker::shutdown(bool now) {
@@ -51,11 +97,11 @@ void worker::shutdown(bool now) {
     l.acceptor.close(ec);
     l.backoff.cancel();
   }
-  if (now || cfg.drain_timeout.count() == 0) {
+  if (now || gen->cfg.drain_timeout.count() == 0) {
     drain_timer.cancel();
     stop_sessions();
   } else if (!sessions.empty()) {
-    drain_timer.expires_after(cfg.drain_timeout);
+    drain_timer.expires_after(gen->cfg.drain_timeout);
     drain_timer.async_wait([stop_sessions](boost::system::error_code ec) {
       if (!ec) stop_sessions();
     });
@@ -78,17 +124,67 @@ void worker::session_ended(std::list<session_handle*>::iterator it) {
 // --- server -------------------------------------------------------------------------------
 
 struct server::impl {
-  explicit impl(config c) : cfg(std::move(c)) {}
+  explicit impl(config c) : initial(std::move(c)) {}
 
-  config cfg;
-  std::vector<std::unique_ptr<upstream>> upstreams;
+  config initial;  // until start()
+  std::shared_ptr<const generation> gen;
   std::vector<std::unique_ptr<worker>> workers;
   std::vector<std::thread> threads;
-  std::vector<address> listening;
-  std::mutex join_mutex;  // serialises wait() callers
+  std::vector<address> listening;  // of gen, in its listener order
+  std::uint64_t next_listener_id = 1;
+  mutable std::mutex mutex;  // serialises start/reload and guards gen, listening
+  std::mutex join_mutex;     // serialises wait() callers
   bool joined = false;
   std::atomic<unsigned> running{0};
   std::atomic<asio::io_context*> signal_io{nullptr};  // set while run_until_signalled() runs
+
+  // The control thread: health checks. Its checkers are touched only on it.
+  asio::io_context control{1};
+  std::optional<asio::executor_work_guard<asio::io_context::executor_type>> control_work;
+  std::thread control_thread;
+  std::map<const upstream*, std::unique_ptr<health_checker>> checkers;
+
+  std::vector<asio::io_context*> worker_ios() {
+    std::vector<asio::io_context*> out;
+    for (auto& w : workers) out.push_back(&w->io);
+    return out;
+  }
+
+  // The next generation's upstreams: an unchanged upstream is carried over as it is (load, health,
+  // round-robin position); a changed one starts afresh but keeps its endpoints' health.
+  std::vector<std::shared_ptr<upstream>> upstreams_for(const config& next) const {
+    std::vector<std::shared_ptr<upstream>> out;
+    for (const auto& uc : next.upstreams) {
+      std::shared_ptr<upstream> previous;
+      if (gen)
+        for (const auto& u : gen->upstreams)
+          if (u->config().name == uc.name) previous = u;
+      if (previous && previous->config() == uc)
+        out.push_back(previous);
+      else
+        out.push_back(std::make_shared<upstream>(uc, previous.get()));
+    }
+    return out;
+  }
+
+  // Health checks for `next`'s upstreams: kept for carried-over ones, started for new ones,
+  // stopped for those gone.
+  void update_checks(std::shared_ptr<const generation> next) {
+    asio::post(control, [this, next] {
+      std::map<const upstream*, std::unique_ptr<health_checker>> kept;
+      for (const auto& u : next->upstreams) {
+        auto it = checkers.find(u.get());
+        if (it != checkers.end()) {
+          kept.emplace(u.get(), std::move(it->second));
+        } else {
+          auto c = std::make_unique<health_checker>(control, u);
+          c->start();
+          kept.emplace(u.get(), std::move(c));
+        }
+      }
+      checkers.swap(kept);  // the ones left in `kept` stop as it goes
+    });
+  }
 };
 
 server::server(config cfg) : impl_(std::make_unique<impl>(std::move(cfg))) {}
@@ -100,56 +196,42 @@ server::~server() {
 
 void server::start() {
   auto& m = *impl_;
+  std::lock_guard lock(m.mutex);
   // splice(2) into a socket whose peer is gone raises SIGPIPE (splice takes no MSG_NOSIGNAL);
   // left at its default, one closing client would kill the whole proxy.
   std::signal(SIGPIPE, SIG_IGN);
-  setup_logging(m.cfg.log);
+  setup_logging(m.initial.log);
 
-  for (const auto& u : m.cfg.upstreams) m.upstreams.push_back(std::make_unique<upstream>(u));
-  auto find = [&](const std::string& name) -> upstream* {
-    for (auto& u : m.upstreams)
-      if (u->config().name == name) return u.get();
-    throw std::logic_error("listener names unknown upstream " + name);  // config validated it
-  };
+  auto g = std::make_shared<generation>();
+  g->upstreams = m.upstreams_for(m.initial);
+  g->cfg = std::move(m.initial);
+  const unsigned n = g->cfg.effective_threads();
+  for (unsigned i = 0; i < n; ++i) m.workers.push_back(std::make_unique<worker>(g, i));
 
-  const unsigned n = m.cfg.effective_threads();
+  std::vector<std::vector<listener_plan>> plans(n);
   m.listening.clear();
-  for (unsigned i = 0; i < n; ++i) {
-    auto w = std::make_unique<worker>(m.cfg, i);
-    for (std::size_t j = 0; j < m.cfg.listeners.size(); ++j) {
-      const auto& lc = m.cfg.listeners[j];
-      // Port 0: the first worker lets the kernel pick, the others join that port.
-      address at = i == 0 ? lc.bind : m.listening[j];
-      try {
-        // SO_REUSEPORT would let this bind share a port another process of this user already
-        // listens on, splitting its traffic: make sure the address is free first.
-        if (i == 0 && at.port != 0) ensure_address_free(at);
-        w->listeners.push_back(
-            {&lc, find(lc.upstream), open_acceptor(w->io, at), asio::steady_timer(w->io)});
-      } catch (const boost::system::system_error& e) {
-        throw std::runtime_error("listener " + lc.name + ": cannot listen on " + at.to_string() +
-                                 ": " + e.code().message());
-      }
-      if (i == 0) {
-        at.port = w->listeners.back().acceptor.local_endpoint().port();
-        m.listening.push_back(at);
-      }
-    }
-    m.workers.push_back(std::move(w));
-  }
-
-  for (std::size_t j = 0; j < m.cfg.listeners.size(); ++j) {
-    const auto& lc = m.cfg.listeners[j];
+  for (const auto& lc : g->cfg.listeners) {
+    address at;
+    auto acceptors = open_listener(lc, m.worker_ios(), at);  // throws: nothing runs yet
+    const std::uint64_t id = m.next_listener_id++;
+    g->listener_ids.push_back(id);
+    for (unsigned i = 0; i < n; ++i) plans[i].push_back({id, std::move(acceptors[i])});
+    m.listening.push_back(at);
     main_log().info(
         "listener {} on {} -> upstream {} ({} threads, engine {}, pipe_size {}, "
         "buffer_size {})",
-        lc.name, m.listening[j].to_string(), lc.upstream, n, to_string(m.cfg.relay.engine),
-        m.cfg.relay.pipe_size, m.cfg.relay.buffer_size);
+        lc.name, at.to_string(), lc.upstream, n, to_string(g->cfg.relay.engine),
+        g->cfg.relay.pipe_size, g->cfg.relay.buffer_size);
   }
+  m.gen = g;
+  for (unsigned i = 0; i < n; ++i) m.workers[i]->adopt(g, std::move(plans[i]));
+
+  m.control_work.emplace(m.control.get_executor());
+  m.update_checks(g);
+  m.control_thread = std::thread([&m] { m.control.run(); });
 
   m.running = n;
   for (auto& w : m.workers) {
-    w->start_accepting();
     m.threads.emplace_back([this, w = w.get()] {
       for (;;) {
         try {
@@ -165,7 +247,67 @@ void server::start() {
   }
 }
 
+std::string server::reload(config next) {
+  auto& m = *impl_;
+  std::lock_guard lock(m.mutex);
+  if (!m.gen) return "the server is not running";
+  const config& now = m.gen->cfg;
+  // What a restart alone can change: the threads and their pools.
+  if (next.threads != now.threads || !(next.relay.engine == now.relay.engine &&
+                                       next.relay.pipe_size == now.relay.pipe_size &&
+                                       next.relay.max_pipes == now.relay.max_pipes &&
+                                       next.relay.buffer_size == now.relay.buffer_size))
+    main_log().warn("reload: threads and relay settings change only with a restart; kept as they are");
+  next.threads = now.threads;
+  next.relay = now.relay;
+
+  auto g = std::make_shared<generation>();
+  g->upstreams = m.upstreams_for(next);
+  g->cfg = std::move(next);
+
+  // Listeners keep their sockets where the configured address is unchanged; the others open now,
+  // before anything changes, so that a port in use refuses the whole reload.
+  const std::size_t n = m.workers.size();
+  std::vector<std::vector<listener_plan>> plans(n);
+  std::vector<address> listening;
+  std::vector<bool> taken(now.listeners.size(), false);
+  for (const auto& lc : g->cfg.listeners) {
+    std::optional<std::size_t> old;
+    for (std::size_t k = 0; k < now.listeners.size() && !old; ++k)
+      if (!taken[k] && now.listeners[k].bind == lc.bind) old = k;
+    if (old) {
+      taken[*old] = true;
+      g->listener_ids.push_back(m.gen->listener_ids[*old]);
+      listening.push_back(m.listening[*old]);
+      for (auto& p : plans) p.push_back({g->listener_ids.back(), std::nullopt});
+      continue;
+    }
+    address at;
+    std::vector<tcp::acceptor> acceptors;
+    try {
+      acceptors = open_listener(lc, m.worker_ios(), at);
+    } catch (const std::exception& e) {
+      return e.what();  // the acceptors opened so far close as `plans` goes
+    }
+    g->listener_ids.push_back(m.next_listener_id++);
+    listening.push_back(at);
+    for (std::size_t i = 0; i < n; ++i)
+      plans[i].push_back({g->listener_ids.back(), std::move(acceptors[i])});
+  }
+
+  for (std::size_t i = 0; i < n; ++i)
+    asio::post(m.workers[i]->io, [w = m.workers[i].get(), g, p = std::make_shared<std::vector<listener_plan>>(std::move(plans[i]))] {
+      w->adopt(g, std::move(*p));
+    });
+  m.update_checks(g);
+  setup_logging(g->cfg.log);
+  m.gen = g;
+  m.listening = std::move(listening);
+  return "";
+}
+
 std::vector<address> server::listening() const {
+  std::lock_guard lock(impl_->mutex);
   return impl_->listening;
 }
 
@@ -175,10 +317,18 @@ void server::shutdown(bool now) {
 }
 
 void server::wait() {
-  std::lock_guard lock(impl_->join_mutex);
-  if (impl_->joined) return;
-  for (auto& t : impl_->threads) t.join();
-  impl_->joined = true;
+  auto& m = *impl_;
+  std::lock_guard lock(m.join_mutex);
+  if (m.joined) return;
+  for (auto& t : m.threads) t.join();
+  if (m.control_thread.joinable()) {
+    asio::post(m.control, [&m] {
+      m.checkers.clear();  // stops the checks, on their own thread
+      m.control_work.reset();
+    });
+    m.control_thread.join();
+  }
+  m.joined = true;
 }
 
 server::stats server::snapshot() {
@@ -196,19 +346,23 @@ server::stats server::snapshot() {
 
 int server::run_until_signalled() {
   asio::io_context io(1);
-  asio::signal_set signals(io, SIGINT, SIGTERM);
+  asio::signal_set signals(io, SIGINT, SIGTERM, SIGHUP);
   impl_->signal_io = &io;
   start();
   int received = 0;
   std::function<void(boost::system::error_code, int)> on_signal = [&](boost::system::error_code ec,
                                                                       int sig) {
     if (ec) return;
+    signals.async_wait(on_signal);
+    if (sig == SIGHUP) {
+      reload_from_file();
+      return;
+    }
     const bool now = ++received > 1;
     main_log().info("signal {}: {}", sig,
                     now ? "closing open connections now"
                         : "draining (no new connections; open ones get up to drain_timeout)");
     shutdown(now);
-    signals.async_wait(on_signal);
   };
   signals.async_wait(on_signal);
   if (impl_->running > 0) io.run();
@@ -216,6 +370,31 @@ int server::run_until_signalled() {
   wait();
   main_log().info("stopped");
   return 0;
+}
+
+bool server::reload_from_file() {
+  std::string source;
+  {
+    std::lock_guard lock(impl_->mutex);
+    if (!impl_->gen) return false;
+    source = impl_->gen->cfg.source;
+  }
+  main_log().info("reload: reading {}", source);
+  std::string error;
+  try {
+    error = reload(load_config_file(source));
+  } catch (const config_error& e) {
+    for (const auto& line : e.errors()) main_log().error("reload: {}", line);
+    error = "the config has " + std::to_string(e.errors().size()) + " error(s)";
+  } catch (const std::exception& e) {
+    error = e.what();
+  }
+  if (!error.empty()) {
+    main_log().error("reload refused, the running config stays: {}", error);
+    return false;
+  }
+  main_log().info("reload: done; new connections use the new config");
+  return true;
 }
 
 }  // namespace zcproxy

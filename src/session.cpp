@@ -5,8 +5,12 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <algorithm>
 #include <chrono>
+#include <optional>
 #include <string>
+#include <tuple>
+#include <vector>
 
 #include "zcproxy/log.hpp"
 #include "zcproxy/upstream.hpp"
@@ -41,32 +45,57 @@ std::string to_string(const tcp::endpoint& ep) {
   return address{ep.address().to_string(), ep.port(), ep.address().is_v6()}.to_string();
 }
 
-// Connect to the upstream's endpoints in round-robin order, each once, each within the connect
-// timeout. Returns the endpoint connected to, or nullptr with `why` saying what each attempt met
-// and `all_timed_out` whether every one of them ran into the timeout.
-asio::awaitable<const address*> connect_upstream(session_state& s, upstream& up, std::string& why,
-                                                 bool& all_timed_out) {
-  const auto& cfg = up.config();
-  const std::size_t n = cfg.endpoints.size();
-  const std::size_t first = up.first_endpoint();
-  for (std::size_t i = 0; i < n && !s.shutting_down; ++i) {
-    const address& a = cfg.endpoints[(first + i) % n].at;
+// Connect to an endpoint of the upstream, chosen by its policy among the usable ones, the next
+// one on failure, up to max_connect_attempts (every endpoint once by default), each attempt
+// within the connect timeout. Returns the endpoint's index, or nullopt with `reason` saying why
+// (no_endpoint: none was usable, so nothing was tried) and `why` what each attempt met.
+asio::awaitable<std::optional<std::size_t>> connect_upstream(session_state& s, upstream& up,
+                                                             const timeouts& t,
+                                                             std::uint64_t client_hash,
+                                                             std::string& why,
+                                                             const char*& reason) {
+  const std::size_t n = up.size();
+  const unsigned attempts =
+      up.config().max_connect_attempts ? up.config().max_connect_attempts : unsigned(n);
+  std::vector<std::uint8_t> candidates(n, 1);  // not yet tried by this connection
+  bool all_timed_out = true;
+  reason = "no_endpoint";
+  for (unsigned attempt = 0; attempt < attempts && !s.shutting_down; ++attempt) {
+    auto now = upstream::clock::now();
+    auto i = up.pick(candidates, client_hash, now);
+    if (!i && attempt > 0) {
+      // Every usable endpoint tried once and attempts are left: another round.
+      std::fill(candidates.begin(), candidates.end(), 1);
+      i = up.pick(candidates, client_hash, now);
+    }
+    if (!i) break;
+    candidates[*i] = 0;
+    const address& a = up.at(*i);
     boost::system::error_code ec;
     tcp::endpoint ep(asio::ip::make_address(a.ip, ec), a.port);
     // Non-blocking from the start: the relay needs it, and Asio's connect then sets no mode of
     // its own (one ioctl less). A failed open is reported by async_connect, which retries it.
     s.upstream.open(ep.protocol(), ec);
     if (!ec) s.upstream.non_blocking(true, ec);
-    s.timer.expires_after(cfg.timeouts.connect.value_or(timeouts{}.connect));
+    s.timer.expires_after(t.connect);
     auto r = co_await (s.upstream.async_connect(ep, use_tuple) || s.timer.async_wait(use_tuple));
-    if (r.index() == 0 && !std::get<0>(std::get<0>(r)) && !s.shutting_down) co_return &a;
-    all_timed_out = all_timed_out && r.index() == 1;
-    const std::string err = r.index() == 1 ? "timed out" : std::get<0>(std::get<0>(r)).message();
-    main_log().debug("upstream {} endpoint {}: connect failed: {}", cfg.name, a.to_string(), err);
-    why += (why.empty() ? "" : "; ") + a.to_string() + ": " + err;
+    if (r.index() == 0 && !std::get<0>(std::get<0>(r)) && !s.shutting_down) {
+      up.connect_succeeded(*i);
+      co_return i;
+    }
     s.upstream.close(ec);
+    if (s.shutting_down) break;
+    const bool timed_out = r.index() == 1;
+    all_timed_out = all_timed_out && timed_out;
+    reason = all_timed_out ? "connect_timeout" : "connect_failed";
+    const std::string err = timed_out ? "timed out" : std::get<0>(std::get<0>(r)).message();
+    why += (why.empty() ? "" : "; ") + a.to_string() + ": " + err;
+    if (up.connect_failed(*i, upstream::clock::now()))
+      main_log().warn("upstream {} endpoint {}: ejected for {} ms after {} connect failures in a row",
+                      up.config().name, a.to_string(), up.config().fail_timeout.count(),
+                      up.config().max_fails);
   }
-  co_return nullptr;
+  co_return std::nullopt;
 }
 
 const char* close_reason(const session_state& s, const direction_result& up,
@@ -79,9 +108,54 @@ const char* close_reason(const session_state& s, const direction_result& up,
   return "eof";
 }
 
+using direction_pair = std::tuple<direction_result, direction_result>;
+
+asio::awaitable<direction_pair> relay_both(session_state& s, relay_resources& res,
+                                           engine_mode engine) {
+  auto both = co_await (relay(s.client, s.upstream, res, engine, s.link) &&
+                        relay(s.upstream, s.client, res, engine, s.link));
+  s.timer.cancel();  // the watchdog's, if one runs
+  co_return both;
+}
+
+// Closes the connection when no byte has moved either way for t.idle, or once it has lasted
+// t.max_duration; returns which, or nullptr when the relays ended first (they cancel the timer).
+asio::awaitable<const char*> watchdog(session_state& s, const timeouts& t,
+                                      std::chrono::steady_clock::time_point started) {
+  using clock = std::chrono::steady_clock;
+  const bool idle = t.idle.count() > 0, limited = t.max_duration.count() > 0;
+  for (;;) {
+    auto deadline = clock::time_point::max();
+    if (idle) deadline = s.link.last_activity() + t.idle;
+    if (limited) deadline = std::min(deadline, started + t.max_duration);
+    s.timer.expires_at(deadline);
+    auto [ec] = co_await s.timer.async_wait(use_tuple);
+    if (ec || s.link.stopped()) co_return nullptr;
+    const auto now = clock::now();
+    const char* expired = limited && now >= started + t.max_duration ? "max_duration"
+                          : idle && now >= s.link.last_activity() + t.idle ? "idle_timeout"
+                                                                            : nullptr;
+    if (expired) {
+      s.link.stop();
+      co_return expired;
+    }
+  }
+}
+
+std::uint64_t client_hash_of(const asio::ip::address& a) {
+  if (a.is_v4()) {
+    const auto b = a.to_v4().to_bytes();
+    return balancer::hash_client({reinterpret_cast<const char*>(b.data()), b.size()});
+  }
+  const auto b = a.to_v6().to_bytes();
+  return balancer::hash_client({reinterpret_cast<const char*>(b.data()), b.size()});
+}
+
 }  // namespace
 
-asio::awaitable<void> serve(worker& w, bound_listener& l, tcp::socket client) {
+asio::awaitable<void> serve(worker& w, std::shared_ptr<const generation> gen,
+                            const listener_config& listener, upstream& target,
+                            tcp::socket client) {
   const auto started = std::chrono::steady_clock::now();
   session_state s(std::move(client));
   auto registration = w.session_started(&s);
@@ -91,16 +165,20 @@ asio::awaitable<void> serve(worker& w, bound_listener& l, tcp::socket client) {
     ~unregister() { w.session_ended(it); }
   } guard{w, registration};
 
+  const timeouts t = timeouts_for(listener, target.config());
   boost::system::error_code peer_ec;
   const tcp::endpoint client_peer = s.client.remote_endpoint(peer_ec);
   const std::string client_addr = peer_ec ? "?" : to_string(client_peer);
+  const std::uint64_t client_hash = target.config().balance == balance_policy::source_hash
+                                        ? client_hash_of(client_peer.address())
+                                        : 0;
   std::string why;
-  bool all_timed_out = true;
-  const address* endpoint = co_await connect_upstream(s, *l.target, why, all_timed_out);
+  const char* reason = nullptr;
+  const std::optional<std::size_t> endpoint =
+      co_await connect_upstream(s, target, t, client_hash, why, reason);
   direction_result up, down;  // client->upstream, upstream->client
-  const char* reason;
   if (!endpoint) {
-    reason = s.shutting_down ? "shutdown" : all_timed_out ? "timeout" : "connect_failed";
+    if (s.shutting_down) reason = "shutdown";
     // The client meets what a direct connect to a dead service would give it, a reset, not a
     // clean end that could pass for an empty reply (an endpoint that accepted and reset at once
     // lands here too).
@@ -108,21 +186,35 @@ asio::awaitable<void> serve(worker& w, bound_listener& l, tcp::socket client) {
     const linger abort_on_close{1, 0};
     ::setsockopt(s.client.native_handle(), SOL_SOCKET, SO_LINGER, &abort_on_close,
                  sizeof abort_on_close);
-    if (!s.shutting_down)
+    if (s.shutting_down) {
+    } else if (why.empty()) {
+      main_log().debug("listener {}: client {}: every endpoint of upstream {} is down",
+                       listener.name, client_addr, target.config().name);
+    } else {
       main_log().warn("listener {}: client {}: no endpoint of upstream {} reachable: {}",
-                      l.config->name, client_addr, l.target->config().name, why);
+                      listener.name, client_addr, target.config().name, why);
+    }
   } else {
+    target.started(*endpoint);
     boost::system::error_code ec;
     for (tcp::socket* sock : {&s.client, &s.upstream}) sock->set_option(tcp::no_delay(true), ec);
     s.client.non_blocking(true, ec);  // splice and read_some/write_some must never block
-    const engine_mode engine =
-        engine_for(w.relay.engine, client_peer.address(), s.client,
-                   asio::ip::make_address(endpoint->ip, ec), s.upstream);
-    std::tie(up, down) = co_await (relay(s.client, s.upstream, w.relay, engine, s.link) &&
-                                   relay(s.upstream, s.client, w.relay, engine, s.link));
-    reason = close_reason(s, up, down);
+    const address& at = target.at(*endpoint);
+    const engine_mode engine = engine_for(w.relay.engine, client_peer.address(), s.client,
+                                          asio::ip::make_address(at.ip, ec), s.upstream);
+    s.link.touch();
+    const char* expired = nullptr;
+    if (t.idle.count() == 0 && t.max_duration.count() == 0) {
+      std::tie(up, down) = co_await relay_both(s, w.relay, engine);
+    } else {
+      // (The && of a pair and a value flattens into one tuple.)
+      std::tie(up, down, expired) =
+          co_await (relay_both(s, w.relay, engine) && watchdog(s, t, started));
+    }
+    reason = expired ? expired : close_reason(s, up, down);
     w.bytes_spliced.fetch_add(up.spliced + down.spliced, std::memory_order_relaxed);
     w.bytes_copied.fetch_add(up.copied + down.copied, std::memory_order_relaxed);
+    target.ended(*endpoint);
   }
 
   if (auto* log = access_log()) {
@@ -132,8 +224,8 @@ asio::awaitable<void> serve(worker& w, bound_listener& l, tcp::socket client) {
     log->info(
         "client={} listener={} upstream={} endpoint={} bytes_up={} bytes_down={} duration_ms={} "
         "engine_up={} engine_down={} close={}",
-        client_addr, l.config->name, l.target->config().name,
-        endpoint ? endpoint->to_string() : "-", up.bytes(), down.bytes(), ms,
+        client_addr, listener.name, target.config().name,
+        endpoint ? target.at(*endpoint).to_string() : "-", up.bytes(), down.bytes(), ms,
         endpoint ? up.engine() : "-", endpoint ? down.engine() : "-", reason);
   }
 }

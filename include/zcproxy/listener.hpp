@@ -2,6 +2,7 @@
 #pragma once
 
 #include <boost/asio/awaitable.hpp>
+#include <vector>
 
 #include "zcproxy/worker.hpp"
 
@@ -15,6 +16,13 @@ tcp::acceptor open_acceptor(boost::asio::io_context& io, const address& at);
 // Throws std::system_error (EADDRINUSE) when something already listens on `at`, even with
 // SO_REUSEPORT: binds a probe socket without it, then closes it.
 void ensure_address_free(const address& at);
+
+// A listener's socket on each of `ios` (one per worker, in order): the first binds the configured
+// address (port 0: the kernel picks one), the others join that same port. `resolved` gets the
+// address bound. Throws std::runtime_error naming the listener and the address.
+std::vector<tcp::acceptor> open_listener(const listener_config& lc,
+                                         const std::vector<boost::asio::io_context*>& ios,
+                                         address& resolved);
 
 // Accept until the acceptor closes; each client becomes a session on this worker. Running out of
 // fds (EMFILE and the like) is logged and backed off, never fatal.

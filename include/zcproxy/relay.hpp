@@ -5,6 +5,7 @@
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <chrono>
 #include <cstdint>
 #include <system_error>
 
@@ -35,12 +36,16 @@ class relay_link {
   // the sockets close right after it.
   void direction_ended() { ++ended_; }
   bool other_direction_ended() const { return ended_ > 0; }
+  // When bytes last moved either way (for the idle timeout).
+  void touch() { last_activity_ = std::chrono::steady_clock::now(); }
+  std::chrono::steady_clock::time_point last_activity() const { return last_activity_; }
 
  private:
   tcp::socket& client_;
   tcp::socket& upstream_;
   bool stopped_ = false;
   int ended_ = 0;
+  std::chrono::steady_clock::time_point last_activity_ = std::chrono::steady_clock::now();
 };
 
 enum class direction_end {

@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "zcproxy/config.hpp"
@@ -29,8 +30,17 @@ class server {
   void shutdown(bool now = false);
   // Block until every worker has finished.
   void wait();
-  // start(), then serve until SIGINT/SIGTERM: the first drains, a second closes at once.
-  // Returns the process exit code.
+  // Apply `next` to new connections: listeners whose address is unchanged keep their sockets
+  // (nothing queued or accepted is dropped) and take the new settings, new ones open, removed
+  // ones stop accepting; upstreams take their new endpoints and policies. Open connections keep
+  // their endpoint and settings to the end. Threads and relay settings need a restart (kept,
+  // with a warning). Thread-safe. Returns "" when applied, else why not: nothing changed then.
+  std::string reload(config next);
+  // reload() with the config file the running config came from; logs the outcome (each config
+  // error, as --check prints them). Returns whether it was applied.
+  bool reload_from_file();
+  // start(), then serve until SIGINT/SIGTERM: the first drains, a second closes at once. SIGHUP
+  // reloads the config file. Returns the process exit code.
   int run_until_signalled();
 
   struct stats {

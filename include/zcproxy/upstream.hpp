@@ -1,27 +1,62 @@
-// Endpoint selection for an upstream: pure logic, no sockets. Shared by every worker thread.
+// An upstream at run time: its endpoints' state (health, passive ejection, load) and endpoint
+// selection. Pure logic, no sockets. Shared by every worker thread and the health checker: all
+// state is atomic, and one upstream object lives as long as any connection that uses it, so a
+// reload replaces it without disturbing those connections.
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
 
+#include "zcproxy/balancer.hpp"
 #include "zcproxy/config.hpp"
 
 namespace zcproxy {
 
 class upstream {
  public:
-  explicit upstream(const upstream_config& cfg) : cfg_(cfg) {}
-  const upstream_config& config() const { return cfg_; }
+  using clock = std::chrono::steady_clock;
 
-  // Round-robin: the endpoint a new connection tries first; on failure it tries the following
-  // ones in order (wrapping), each once.
-  std::size_t first_endpoint() {
-    return next_.fetch_add(1, std::memory_order_relaxed) % cfg_.endpoints.size();
-  }
+  // Endpoints at the same address as one of `previous` (the same upstream before a reload) start
+  // in its health state, so a reload neither revives a dead endpoint nor kills a live one.
+  explicit upstream(upstream_config cfg, const upstream* previous = nullptr);
+  const upstream_config& config() const { return cfg_; }
+  std::size_t size() const { return cfg_.endpoints.size(); }
+  const address& at(std::size_t i) const { return cfg_.endpoints[i].at; }
+
+  // Up (per health checks) and not ejected (per passive checks) at `now`.
+  bool usable(std::size_t i, clock::time_point now) const;
+  // Choose among the endpoints marked in `candidates` (each also checked for usable()), by the
+  // upstream's policy; nullopt when none is usable.
+  std::optional<std::size_t> pick(std::span<std::uint8_t> candidates, std::uint64_t client_hash,
+                                  clock::time_point now);
+
+  // Passive checks: a connect to endpoint i failed or succeeded. Returns true when this failure
+  // ejected the endpoint (max_fails in a row).
+  bool connect_failed(std::size_t i, clock::time_point now);
+  void connect_succeeded(std::size_t i);
+  // A connection to endpoint i started / ended (least_conn and random weigh by load).
+  void started(std::size_t i) { balancer_.started(i); }
+  void ended(std::size_t i) { balancer_.ended(i); }
+
+  // Active checks: returns true when the state changed.
+  bool set_healthy(std::size_t i, bool up);
+  bool healthy(std::size_t i) const { return state_[i].healthy.load(std::memory_order_relaxed); }
 
  private:
-  const upstream_config& cfg_;
-  std::atomic<std::size_t> next_{0};
+  struct endpoint_state {
+    std::atomic<bool> healthy{true};
+    std::atomic<unsigned> fails{0};           // connect failures in a row
+    std::atomic<std::int64_t> ejected_until{0};  // clock ticks; 0 = not ejected
+  };
+
+  upstream_config cfg_;
+  balancer balancer_;
+  std::unique_ptr<endpoint_state[]> state_;
 };
 
 }  // namespace zcproxy

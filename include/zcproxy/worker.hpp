@@ -8,6 +8,9 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <list>
+#include <memory>
+#include <optional>
+#include <string_view>
 #include <vector>
 
 #include "zcproxy/relay.hpp"
@@ -15,6 +18,17 @@
 namespace zcproxy {
 
 class upstream;
+
+// One generation of the configuration with its run-time upstreams, replaced whole by a reload.
+// Immutable once built. Every session holds the generation it started in, so a reload never pulls
+// a listener's or an upstream's settings from under an open connection.
+struct generation {
+  config cfg;
+  std::vector<std::shared_ptr<upstream>> upstreams;  // in cfg.upstreams order
+  std::vector<std::uint64_t> listener_ids;           // in cfg.listeners order; see bound_listener
+
+  upstream* find(std::string_view name) const;
+};
 
 // A session as the worker sees it: something to stop when the server shuts down.
 struct session_handle {
@@ -24,21 +38,32 @@ struct session_handle {
   ~session_handle() = default;
 };
 
+// A listener on one worker. Its socket outlives reloads that keep the listener's address (the id
+// stays); the settings it hands to new sessions are those of the current generation.
 struct bound_listener {
-  const listener_config* config;
-  upstream* target;
+  std::uint64_t id;
+  std::shared_ptr<const generation> gen;
+  const listener_config* config;  // in gen->cfg
+  upstream* target;               // in gen
   tcp::acceptor acceptor;
   boost::asio::steady_timer backoff;  // between accept retries when out of fds
 };
 
-struct worker {
-  worker(const config& cfg, unsigned index);
+// What a reload hands a worker for each listener of the new generation, in its order: the id of
+// a listener it already runs, or a new acceptor (opened on this worker's io_context).
+struct listener_plan {
+  std::uint64_t id;
+  std::optional<tcp::acceptor> acceptor;
+};
 
-  const config& cfg;
+struct worker {
+  worker(std::shared_ptr<const generation> gen, unsigned index);
+
+  std::shared_ptr<const generation> gen;  // the current one (only on this thread)
   const unsigned index;
   boost::asio::io_context io{1};
-  relay_resources relay;
-  std::vector<bound_listener> listeners;
+  relay_resources relay;                 // from the first generation: a restart changes it
+  std::list<bound_listener> listeners;   // a listener leaves once its accept loop has ended
   std::list<session_handle*> sessions;
   boost::asio::steady_timer drain_timer{io};
   bool draining = false;
@@ -47,8 +72,9 @@ struct worker {
   std::atomic<std::uint64_t> bytes_spliced{0};  // by the sessions that have ended
   std::atomic<std::uint64_t> bytes_copied{0};
 
-  // Start an accept loop on every bound listener (call on the worker's thread, before run()).
-  void start_accepting();
+  // Take over `next`: listeners in `plan` keep running with its settings or start; the others
+  // stop accepting (their open sessions run on). Call on the worker's thread.
+  void adopt(std::shared_ptr<const generation> next, std::vector<listener_plan> plan);
   // Stop accepting; close the sessions at once (now) or after drain_timeout.
   void shutdown(bool now);
   // Called by a session as it starts and as it ends.

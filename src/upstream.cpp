@@ -1,0 +1,63 @@
+#include "zcproxy/upstream.hpp"
+
+namespace zcproxy {
+namespace {
+
+std::vector<balancer::endpoint> balancer_endpoints(const upstream_config& cfg) {
+  std::vector<balancer::endpoint> out;
+  for (const auto& e : cfg.endpoints) out.push_back({e.at.to_string(), e.weight});
+  return out;
+}
+
+}  // namespace
+
+upstream::upstream(upstream_config cfg, const upstream* previous)
+    : cfg_(std::move(cfg)),
+      balancer_(cfg_.balance, balancer_endpoints(cfg_)),
+      state_(std::make_unique<endpoint_state[]>(cfg_.endpoints.size())) {
+  if (!previous) return;
+  for (std::size_t i = 0; i < size(); ++i)
+    for (std::size_t j = 0; j < previous->size(); ++j)
+      if (previous->at(j) == at(i)) {
+        const auto& old = previous->state_[j];
+        state_[i].healthy = old.healthy.load();
+        state_[i].fails = old.fails.load();
+        state_[i].ejected_until = old.ejected_until.load();
+      }
+}
+
+bool upstream::usable(std::size_t i, clock::time_point now) const {
+  const auto& s = state_[i];
+  return s.healthy.load(std::memory_order_relaxed) &&
+         s.ejected_until.load(std::memory_order_relaxed) <= now.time_since_epoch().count();
+}
+
+std::optional<std::size_t> upstream::pick(std::span<std::uint8_t> candidates,
+                                          std::uint64_t client_hash, clock::time_point now) {
+  for (std::size_t i = 0; i < candidates.size(); ++i)
+    if (candidates[i] && !usable(i, now)) candidates[i] = 0;
+  return balancer_.pick(candidates, client_hash);
+}
+
+bool upstream::connect_failed(std::size_t i, clock::time_point now) {
+  auto& s = state_[i];
+  const unsigned fails = s.fails.fetch_add(1, std::memory_order_relaxed) + 1;
+  if (cfg_.max_fails == 0 || fails < cfg_.max_fails) return false;
+  // Ejected; once fail_timeout has passed one connection may try it again (fails stays at
+  // max_fails, so a failure then ejects it again at once).
+  const auto until = (now + cfg_.fail_timeout).time_since_epoch().count();
+  return s.ejected_until.exchange(until, std::memory_order_relaxed) <= now.time_since_epoch().count();
+}
+
+void upstream::connect_succeeded(std::size_t i) {
+  auto& s = state_[i];
+  if (s.fails.load(std::memory_order_relaxed) != 0) s.fails.store(0, std::memory_order_relaxed);
+  if (s.ejected_until.load(std::memory_order_relaxed) != 0)
+    s.ejected_until.store(0, std::memory_order_relaxed);
+}
+
+bool upstream::set_healthy(std::size_t i, bool up) {
+  return state_[i].healthy.exchange(up, std::memory_order_relaxed) != up;
+}
+
+}  // namespace zcproxy
