@@ -72,7 +72,16 @@ TEST_CASE("the example config parses with the documented values", "[config]") {
   CHECK(c.upstreams[0].name == "app");
   REQUIRE(c.upstreams[0].endpoints.size() == 1);
   CHECK(c.upstreams[0].endpoints[0].at.to_string() == "127.0.0.1:5201");
+  CHECK(c.upstreams[0].endpoints[0].weight == 1);
+  CHECK(c.upstreams[0].balance == balance_policy::round_robin);
   CHECK(c.upstreams[0].timeouts.connect == 3s);
+  CHECK(c.upstreams[0].timeouts.idle == 10min);
+  CHECK(c.upstreams[0].timeouts.max_duration == 0ms);
+  CHECK(c.upstreams[0].max_connect_attempts == 0);
+  CHECK(c.upstreams[0].max_fails == 0);
+  CHECK(c.upstreams[0].fail_timeout == 10s);
+  CHECK(c.upstreams[0].health_check == zcproxy::health_check_config{});
+  CHECK(c.listeners[0].timeouts == zcproxy::timeouts_config{});
   const auto* app = c.find_upstream(c.listeners[0].upstream);
   REQUIRE(app != nullptr);
   CHECK(app->name == "app");
