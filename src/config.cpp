@@ -99,6 +99,11 @@ constexpr std::string_view size_hint =
     "a size in bytes, e.g. 65536, 64KiB or 1MiB (units B, KiB, MiB, GiB, KB, MB, GB)";
 constexpr std::string_view duration_hint =
     "a duration with a unit, e.g. 500ms, 10s, 1m or 1h (units ms, s, m, h)";
+constexpr std::string_view endpoint_hint =
+    "an IP literal and port, e.g. 127.0.0.1:9000 or [::1]:9000, or a map {address, weight}";
+constexpr std::string_view endpoints_hint =
+    "a non-empty sequence of endpoints, each an IP literal and port or a map {address, weight}, "
+    "e.g. [\"127.0.0.1:9000\", {address: \"[::1]:9000\", weight: 2}]";
 
 std::string join(const std::vector<std::string_view>& words) {
   std::string out;
@@ -111,6 +116,16 @@ std::string join(const std::vector<std::string_view>& words) {
 
 std::string quoted(std::string_view s) {
   return "\"" + std::string(s) + "\"";
+}
+
+// The way a config would write `d`: "1h", "90s", "1500ms".
+std::string format_duration(std::chrono::milliseconds d) {
+  static constexpr std::pair<std::string_view, std::chrono::milliseconds::rep> units[] = {
+      {"h", 60 * 60 * 1000}, {"m", 60 * 1000}, {"s", 1000}};
+  for (auto [name, factor] : units)
+    if (d.count() != 0 && d.count() % factor == 0)
+      return std::to_string(d.count() / factor) + std::string(name);
+  return std::to_string(d.count()) + "ms";
 }
 
 std::string child(const std::string& path, std::string_view key) {
@@ -331,11 +346,32 @@ class checker {
     return text;
   }
 
+  // connect_timeout, idle_timeout and max_connection_duration, which a listener and an upstream
+  // both take; `item` is one of them.
+  void check_timeout(const entry& item, const std::string& path, timeouts_config& out) {
+    using std::chrono::hours;
+    using std::chrono::milliseconds;
+    milliseconds value{};
+    if (item.key == "connect_timeout") {
+      if (duration(item, path, milliseconds(1), hours(1), "1ms to 1h", value)) out.connect = value;
+    } else if (item.key == "idle_timeout") {
+      if (duration(item, path, milliseconds(0), hours(7 * 24),
+                   "0s to 168h (7 days; 0s = no idle timeout)", value))
+        out.idle = value;
+    } else if (item.key == "max_connection_duration") {
+      if (duration(item, path, milliseconds(0), hours(30 * 24),
+                   "0s to 720h (30 days; 0s = no limit)", value))
+        out.max_duration = value;
+    }
+  }
+
   void check_log(const entry& e, log_config& out);
   void check_relay(const entry& e, relay_config& out);
   void check_upstreams(const entry& e, config& out);
   void check_listeners(const entry& e, config& out);
   void check_upstream(const entry& e, const std::string& path, upstream_config& out);
+  void check_endpoints(const entry& e, const std::string& path, std::vector<endpoint_config>& out);
+  void check_health_check(const entry& e, const std::string& path, health_check_config& out);
 
   std::string source_;
   std::vector<located_error> errors_;
@@ -397,40 +433,156 @@ void checker::check_relay(const entry& e, relay_config& out) {
   }
 }
 
+void checker::check_endpoints(const entry& e, const std::string& path,
+                              std::vector<endpoint_config>& out) {
+  static const std::vector<std::string_view> keys{"address", "weight"};
+  if (!e.value.IsSequence()) {
+    fail(e, path, "expected " + std::string(endpoints_hint) + ", got " + describe(e.value));
+    return;
+  }
+  if (e.value.size() == 0) {
+    fail(e, path, "expected " + std::string(endpoints_hint) + ", got an empty sequence");
+    return;
+  }
+  std::vector<std::string> paths;  // where each of `out` was given, for duplicates
+  for (std::size_t i = 0; i < e.value.size(); ++i) {
+    auto element_path = element(path, i);
+    YAML::Node node = e.value[i];
+    endpoint_config endpoint;
+    // The address's own node and path: a duplicate is reported where its address is written.
+    YAML::Node address_node = node;
+    auto address_path = element_path;
+    std::optional<address> at;
+    if (node.IsMap()) {
+      auto fields = entries(node, element_path, keys);
+      require(fields, node, element_path, "address", address_hint);
+      for (const auto& field : fields) {
+        auto field_path = child(element_path, field.key);
+        if (field.key == "address") {
+          address_node = field.value;
+          address_path = field_path;
+          at = addr(field, field.value, field_path, false);
+        } else if (field.key == "weight") {
+          integer(field, field_path, 1, 256, "", endpoint.weight);
+        }
+      }
+    } else if (node.IsSequence()) {
+      fail_at(node.Mark(), element_path,
+              "expected " + std::string(endpoint_hint) + ", got " + describe(node));
+    } else {
+      at = addr(e, node, element_path, false);
+    }
+    if (!at) continue;
+    endpoint.at = *at;
+    auto same = std::find_if(out.begin(), out.end(), [&](const auto& o) { return o.at == *at; });
+    if (same != out.end()) {
+      fail_at(address_node.Mark(), address_path,
+              "duplicate endpoint " + at->to_string() + " (also " +
+                  paths[static_cast<std::size_t>(same - out.begin())] +
+                  "); expected each address once per upstream (a weight gives an endpoint a "
+                  "bigger share)");
+      continue;
+    }
+    out.push_back(endpoint);
+    paths.push_back(address_path);
+  }
+}
+
+void checker::check_health_check(const entry& e, const std::string& path,
+                                 health_check_config& out) {
+  static const std::vector<std::string_view> keys{"interval", "timeout", "rise",
+                                                  "fall",     "send",    "expect"};
+  using std::chrono::hours;
+  using std::chrono::milliseconds;
+  auto expected = "a map with keys " + join(keys) + ", or true or false";
+  // `true` checks with every default, `false` is the same as leaving the key out.
+  if (e.value.IsScalar()) {
+    bool enabled = false;
+    if (!YAML::convert<bool>::decode(e.value, enabled))
+      fail(e, path, "expected " + expected + ", got " + describe(e.value));
+    else
+      out.enabled = enabled;
+    return;
+  }
+  if (!expect_map(e, path, expected)) return;
+  out.enabled = true;
+  bool interval_ok = true;
+  const entry* timeout_given = nullptr;  // set only when it parsed; points into `items`
+  auto items = entries(e.value, path, keys);
+  for (const auto& item : items) {
+    auto item_path = child(path, item.key);
+    if (item.key == "interval") {
+      interval_ok =
+          duration(item, item_path, milliseconds(10), hours(1), "10ms to 1h", out.interval);
+    } else if (item.key == "timeout") {
+      if (duration(item, item_path, milliseconds(1), hours(1), "1ms to 1h", out.timeout)) {
+        timeout_given = &item;
+      }
+    } else if (item.key == "rise") {
+      integer(item, item_path, 1, 100, " (successes in a row that bring an endpoint back)",
+              out.rise);
+    } else if (item.key == "fall") {
+      integer(item, item_path, 1, 100, " (failures in a row that take an endpoint out)", out.fall);
+    } else if (item.key == "send" || item.key == "expect") {
+      if (auto text = scalar(item, item_path, "a string"))
+        (item.key == "send" ? out.send : out.expect) = *text;
+    }
+  }
+  // A check must end before the next one starts. The default timeout yields to a shorter
+  // interval; one written down does not.
+  if (!interval_ok) return;
+  if (timeout_given == nullptr) {
+    out.timeout = std::min(out.timeout, out.interval);
+  } else if (out.timeout > out.interval) {
+    fail(*timeout_given, child(path, "timeout"),
+         "expected a duration from 1ms to the interval (" + format_duration(out.interval) +
+             "), got " + quoted(timeout_given->value.Scalar()));
+  }
+}
+
 void checker::check_upstream(const entry& e, const std::string& path, upstream_config& out) {
-  static const std::vector<std::string_view> keys{"endpoints", "connect_timeout"};
-  constexpr std::string_view endpoints_expected =
-      "a non-empty sequence of endpoints, each an IP literal and port, e.g. [\"127.0.0.1:9000\"]";
+  static const std::vector<std::string_view> keys{
+      "endpoints",       "balance",      "health_check",
+      "max_fails",       "fail_timeout", "max_connect_attempts",
+      "connect_timeout", "idle_timeout", "max_connection_duration"};
   if (!expect_map(e, path, "a map with keys " + join(keys))) return;
   auto items = entries(e.value, path, keys);
-  require(items, e.value, path, "endpoints", endpoints_expected);
+  require(items, e.value, path, "endpoints", endpoints_hint);
   for (const auto& item : items) {
     auto item_path = child(path, item.key);
     if (item.key == "endpoints") {
-      if (!item.value.IsSequence()) {
-        fail(item, item_path,
-             "expected " + std::string(endpoints_expected) + ", got " + describe(item.value));
-      } else if (item.value.size() == 0) {
-        fail(item, item_path,
-             "expected " + std::string(endpoints_expected) + ", got an empty sequence");
-      } else {
-        for (std::size_t i = 0; i < item.value.size(); ++i) {
-          if (auto a = addr(item, item.value[i], element(item_path, i), false))
-            out.endpoints.push_back({*a, 1});
-        }
+      check_endpoints(item, item_path, out.endpoints);
+    } else if (item.key == "balance") {
+      static constexpr balance_policy policies[] = {
+          balance_policy::round_robin, balance_policy::least_conn, balance_policy::random,
+          balance_policy::source_hash};
+      std::vector<std::string_view> names;
+      for (auto p : policies) names.push_back(to_string(p));
+      auto expected = "one of: " + join(names);
+      if (auto text = scalar(item, item_path, expected)) {
+        auto it = std::find(names.begin(), names.end(), *text);
+        if (it == names.end())
+          fail(item, item_path, "expected " + expected + ", got " + quoted(*text));
+        else
+          out.balance = policies[it - names.begin()];
       }
-    } else if (item.key == "connect_timeout") {
-      std::chrono::milliseconds t{};
-      if (duration(item, item_path, std::chrono::milliseconds(1), std::chrono::hours(1),
-                   "1ms to 1h", t))
-        out.timeouts.connect = t;
+    } else if (item.key == "health_check") {
+      check_health_check(item, item_path, out.health_check);
+    } else if (item.key == "max_fails") {
+      integer(item, item_path, 0, 1000, " (0 = no passive checks)", out.max_fails);
+    } else if (item.key == "fail_timeout") {
+      duration(item, item_path, std::chrono::milliseconds(1), std::chrono::hours(24), "1ms to 24h",
+               out.fail_timeout);
+    } else if (item.key == "max_connect_attempts") {
+      integer(item, item_path, 0, 1000, " (0 = every endpoint once)", out.max_connect_attempts);
+    } else {
+      check_timeout(item, item_path, out.timeouts);
     }
   }
 }
 
 void checker::check_upstreams(const entry& e, config& out) {
-  constexpr std::string_view expected =
-      "a non-empty map of upstream name to {endpoints, connect_timeout}";
+  constexpr std::string_view expected = "a non-empty map of upstream name to {endpoints, ...}";
   if (!expect_map(e, "upstreams", expected)) return;
   if (e.value.size() == 0) {
     fail(e, "upstreams", "expected " + std::string(expected) + ", got an empty map");
@@ -450,7 +602,8 @@ void checker::check_upstreams(const entry& e, config& out) {
 }
 
 void checker::check_listeners(const entry& e, config& out) {
-  static const std::vector<std::string_view> keys{"name", "bind", "upstream"};
+  static const std::vector<std::string_view> keys{
+      "name", "bind", "upstream", "connect_timeout", "idle_timeout", "max_connection_duration"};
   constexpr std::string_view expected = "a non-empty sequence of listeners {name, bind, upstream}";
   if (!e.value.IsSequence()) {
     fail(e, "listeners", "expected " + std::string(expected) + ", got " + describe(e.value));
@@ -517,6 +670,8 @@ void checker::check_listeners(const entry& e, config& out) {
           fail(item, item_path,
                "no upstream named " + quoted(*n) + "; expected one of: " + join(known));
         }
+      } else {
+        check_timeout(item, item_path, listener.timeouts);
       }
     }
     if (bind_ok) binds.push_back({listener.bind, seen{path, listener.name}});
@@ -598,7 +753,9 @@ std::string_view to_string(balance_policy p) {
 
 timeouts timeouts_for(const listener_config& l, const upstream_config& u) {
   timeouts t;
-  auto pick = [](const auto& a, const auto& b, auto fallback) { return a ? *a : b ? *b : fallback; };
+  auto pick = [](const auto& a, const auto& b, auto fallback) {
+    return a ? *a : b ? *b : fallback;
+  };
   t.connect = pick(l.timeouts.connect, u.timeouts.connect, t.connect);
   t.idle = pick(l.timeouts.idle, u.timeouts.idle, t.idle);
   t.max_duration = pick(l.timeouts.max_duration, u.timeouts.max_duration, t.max_duration);

@@ -49,8 +49,8 @@ struct relay_config {
 // Timeouts a listener or an upstream may set; unset ones are inherited: listener, then
 // upstream, then the built-in default (see timeouts_for).
 struct timeouts_config {
-  std::optional<std::chrono::milliseconds> connect;       // connect_timeout: each attempt
-  std::optional<std::chrono::milliseconds> idle;          // idle_timeout: no byte either way
+  std::optional<std::chrono::milliseconds> connect;  // connect_timeout: each attempt
+  std::optional<std::chrono::milliseconds> idle;     // idle_timeout: no byte either way; 0 = none
   std::optional<std::chrono::milliseconds> max_duration;  // max_connection_duration; 0 = none
   bool operator==(const timeouts_config&) const = default;
 };
@@ -58,8 +58,8 @@ struct timeouts_config {
 // The timeouts a connection runs with: every one resolved.
 struct timeouts {
   std::chrono::milliseconds connect{3000};
-  std::chrono::milliseconds idle{600000};       // 10m, as nginx's proxy_timeout
-  std::chrono::milliseconds max_duration{0};    // 0 = no limit
+  std::chrono::milliseconds idle{600000};     // 10m, as nginx's proxy_timeout; 0 = no limit
+  std::chrono::milliseconds max_duration{0};  // 0 = no limit
 };
 
 struct listener_config {
@@ -90,7 +90,7 @@ struct endpoint_config {
 struct health_check_config {
   bool enabled = false;
   std::chrono::milliseconds interval{2000};
-  std::chrono::milliseconds timeout{1000};
+  std::chrono::milliseconds timeout{1000};  // <= interval; when not given, min(1s, interval)
   unsigned rise = 2;
   unsigned fall = 3;
   std::string send;

@@ -8,7 +8,9 @@ using namespace std::chrono_literals;
 using Catch::Matchers::Contains;
 using Catch::Matchers::StartsWith;
 using zcproxy::address;
+using zcproxy::balance_policy;
 using zcproxy::config_error;
+using zcproxy::endpoint_config;
 using zcproxy::engine_mode;
 using zcproxy::load_config_string;
 
@@ -30,6 +32,14 @@ std::vector<std::string> errors_of(const std::string& yaml) {
   }
   FAIL("config was accepted:\n" << yaml);
   return {};
+}
+
+// A valid config around one upstream `app` whose keys are `body` (indented four spaces, from line
+// 5 of the document), so a test's line:col are easy to read off.
+std::string with_upstream(const std::string& body) {
+  return "listeners:\n  - { name: web, bind: \"127.0.0.1:8080\", upstream: app }\nupstreams:\n"
+         "  app:\n" +
+         body;
 }
 
 std::string joined(const std::vector<std::string>& lines) {
@@ -62,7 +72,16 @@ TEST_CASE("the example config parses with the documented values", "[config]") {
   CHECK(c.upstreams[0].name == "app");
   REQUIRE(c.upstreams[0].endpoints.size() == 1);
   CHECK(c.upstreams[0].endpoints[0].at.to_string() == "127.0.0.1:5201");
+  CHECK(c.upstreams[0].endpoints[0].weight == 1);
+  CHECK(c.upstreams[0].balance == balance_policy::round_robin);
   CHECK(c.upstreams[0].timeouts.connect == 3s);
+  CHECK(c.upstreams[0].timeouts.idle == 10min);
+  CHECK(c.upstreams[0].timeouts.max_duration == 0ms);
+  CHECK(c.upstreams[0].max_connect_attempts == 0);
+  CHECK(c.upstreams[0].max_fails == 0);
+  CHECK(c.upstreams[0].fail_timeout == 10s);
+  CHECK(c.upstreams[0].health_check == zcproxy::health_check_config{});
+  CHECK(c.listeners[0].timeouts == zcproxy::timeouts_config{});
   const auto* app = c.find_upstream(c.listeners[0].upstream);
   REQUIRE(app != nullptr);
   CHECK(app->name == "app");
@@ -81,8 +100,27 @@ TEST_CASE("absent keys take their defaults", "[config]") {
   CHECK(c.relay.buffer_size == 1u << 20);
   CHECK(c.drain_timeout == 10s);
   REQUIRE(c.upstreams.size() == 1);
-  CHECK(!c.upstreams[0].timeouts.connect);
-  CHECK(timeouts_for(c.listeners[0], c.upstreams[0]).connect == 3s);
+  const auto& u = c.upstreams[0];
+  REQUIRE(u.endpoints.size() == 1);
+  CHECK(u.endpoints[0].weight == 1);
+  CHECK(u.balance == balance_policy::round_robin);
+  CHECK_FALSE(u.health_check.enabled);
+  CHECK(u.health_check == zcproxy::health_check_config{});
+  CHECK(u.health_check.interval == 2s);
+  CHECK(u.health_check.timeout == 1s);
+  CHECK(u.health_check.rise == 2);
+  CHECK(u.health_check.fall == 3);
+  CHECK(u.health_check.send.empty());
+  CHECK(u.health_check.expect.empty());
+  CHECK(u.max_fails == 0);
+  CHECK(u.fail_timeout == 10s);
+  CHECK(u.max_connect_attempts == 0);
+  CHECK(u.timeouts == zcproxy::timeouts_config{});
+  CHECK(c.listeners[0].timeouts == zcproxy::timeouts_config{});
+  auto t = timeouts_for(c.listeners[0], u);
+  CHECK(t.connect == 3s);
+  CHECK(t.idle == 10min);
+  CHECK(t.max_duration == 0ms);
 }
 
 TEST_CASE("every key can be set", "[config]") {
@@ -132,6 +170,154 @@ TEST_CASE("engine modes print as they are written in the config", "[config]") {
   CHECK(zcproxy::to_string(engine_mode::splice) == "splice");
   CHECK(zcproxy::to_string(engine_mode::copy) == "copy");
   CHECK(zcproxy::to_string(engine_mode::adaptive) == "adaptive");
+}
+
+TEST_CASE("endpoints take a weight in map form, a bare address weighs 1", "[config]") {
+  auto c = load_config_string(with_upstream(R"(    endpoints:
+      - "127.0.0.1:9000"
+      - { address: "127.0.0.1:9001", weight: 3 }
+      - address: "[::1]:9002"
+        weight: 256
+      - { address: "[::1]:9003" }
+      - { weight: 1, address: "10.0.0.1:9000" }
+)"));
+  REQUIRE(c.upstreams.size() == 1);
+  const auto& e = c.upstreams[0].endpoints;
+  REQUIRE(e.size() == 5);
+  CHECK(e[0] == endpoint_config{address{"127.0.0.1", 9000, false}, 1});
+  CHECK(e[1] == endpoint_config{address{"127.0.0.1", 9001, false}, 3});
+  CHECK(e[2] == endpoint_config{address{"::1", 9002, true}, 256});
+  CHECK(e[3] == endpoint_config{address{"::1", 9003, true}, 1});
+  CHECK(e[4] == endpoint_config{address{"10.0.0.1", 9000, false}, 1});
+}
+
+TEST_CASE("every balance policy is accepted and prints as written", "[config]") {
+  auto [text, policy] = GENERATE(table<const char*, balance_policy>({
+      {"round_robin", balance_policy::round_robin},
+      {"least_conn", balance_policy::least_conn},
+      {"random", balance_policy::random},
+      {"source_hash", balance_policy::source_hash},
+  }));
+  INFO(text);
+  auto c = load_config_string(with_upstream(
+      "    endpoints: [\"127.0.0.1:9000\"]\n    balance: " + std::string(text) + "\n"));
+  CHECK(c.upstreams[0].balance == policy);
+  CHECK(zcproxy::to_string(policy) == text);
+}
+
+TEST_CASE("passive checks and connect attempts can be set", "[config]") {
+  auto c = load_config_string(with_upstream(R"(    endpoints: ["127.0.0.1:9000"]
+    max_fails: 1000
+    fail_timeout: 24h
+    max_connect_attempts: 1000
+)"));
+  const auto& u = c.upstreams[0];
+  CHECK(u.max_fails == 1000);
+  CHECK(u.fail_timeout == 24h);
+  CHECK(u.max_connect_attempts == 1000);
+
+  c = load_config_string(with_upstream(R"(    endpoints: ["127.0.0.1:9000"]
+    max_fails: 0
+    fail_timeout: 1ms
+    max_connect_attempts: 0
+)"));
+  CHECK(c.upstreams[0].max_fails == 0);
+  CHECK(c.upstreams[0].fail_timeout == 1ms);
+  CHECK(c.upstreams[0].max_connect_attempts == 0);
+}
+
+TEST_CASE("a health_check map enables checks, unset fields take their defaults", "[config]") {
+  auto c = load_config_string(with_upstream(R"(    endpoints: ["127.0.0.1:9000"]
+    health_check:
+      interval: 5s
+      timeout: 5s
+      rise: 1
+      fall: 100
+      send: "PING\r\n"
+      expect: "+PONG"
+)"));
+  auto hc = c.upstreams[0].health_check;
+  CHECK(hc.enabled);
+  CHECK(hc.interval == 5s);
+  CHECK(hc.timeout == 5s);  // equal to the interval is allowed
+  CHECK(hc.rise == 1);
+  CHECK(hc.fall == 100);
+  CHECK(hc.send == "PING\r\n");
+  CHECK(hc.expect == "+PONG");
+
+  // An empty map and `true` both mean: check, with every default.
+  for (const char* value : {"{}", "true"}) {
+    INFO(value);
+    c = load_config_string(with_upstream(
+        "    endpoints: [\"127.0.0.1:9000\"]\n    health_check: " + std::string(value) + "\n"));
+    zcproxy::health_check_config defaults;
+    defaults.enabled = true;
+    CHECK(c.upstreams[0].health_check == defaults);
+  }
+  c = load_config_string(
+      with_upstream("    endpoints: [\"127.0.0.1:9000\"]\n    health_check: false\n"));
+  CHECK(c.upstreams[0].health_check == zcproxy::health_check_config{});
+
+  // Without a timeout of its own, a check on a short interval times out at the interval.
+  c = load_config_string(with_upstream(R"(    endpoints: ["127.0.0.1:9000"]
+    health_check: { interval: 10ms, expect: "220 " }
+)"));
+  hc = c.upstreams[0].health_check;
+  CHECK(hc.interval == 10ms);
+  CHECK(hc.timeout == 10ms);
+  CHECK(hc.send.empty());
+  CHECK(hc.expect == "220 ");
+}
+
+TEST_CASE("listeners and upstreams take connect, idle and max duration timeouts", "[config]") {
+  auto c = load_config_string(R"(listeners:
+  - { name: a, bind: "127.0.0.1:8080", upstream: app }
+  - name: b
+    bind: "127.0.0.1:8081"
+    upstream: app
+    connect_timeout: 1ms
+    idle_timeout: 0s
+    max_connection_duration: 720h
+  - { name: c, bind: "127.0.0.1:8082", upstream: db, idle_timeout: 1ms }
+upstreams:
+  app:
+    endpoints: ["127.0.0.1:9000"]
+    connect_timeout: 1h
+    idle_timeout: 168h
+    max_connection_duration: 0s
+  db:
+    endpoints: ["127.0.0.1:5432"]
+    max_connection_duration: 30m
+)");
+  REQUIRE(c.listeners.size() == 3);
+  CHECK(c.listeners[0].timeouts == zcproxy::timeouts_config{});
+  CHECK(c.listeners[1].timeouts.connect == 1ms);
+  CHECK(c.listeners[1].timeouts.idle == 0ms);
+  CHECK(c.listeners[1].timeouts.max_duration == 720h);
+  CHECK(c.listeners[2].timeouts.idle == 1ms);
+  CHECK_FALSE(c.listeners[2].timeouts.connect);
+  const auto& app = *c.find_upstream("app");
+  const auto& db = *c.find_upstream("db");
+  CHECK(app.timeouts.connect == 1h);
+  CHECK(app.timeouts.idle == 168h);
+  CHECK(app.timeouts.max_duration == 0ms);
+  CHECK(db.timeouts.max_duration == 30min);
+  CHECK_FALSE(db.timeouts.connect);
+  CHECK_FALSE(db.timeouts.idle);
+
+  // The listener's value wins, then the upstream's, then the default.
+  auto a = timeouts_for(c.listeners[0], app);
+  CHECK(a.connect == 1h);
+  CHECK(a.idle == 168h);
+  CHECK(a.max_duration == 0ms);
+  auto b = timeouts_for(c.listeners[1], app);
+  CHECK(b.connect == 1ms);
+  CHECK(b.idle == 0ms);  // no idle timeout
+  CHECK(b.max_duration == 720h);
+  auto d = timeouts_for(c.listeners[2], db);
+  CHECK(d.connect == 3s);
+  CHECK(d.idle == 1ms);
+  CHECK(d.max_duration == 30min);
 }
 
 // ---- scalar parsers ---------------------------------------------------------------------------
@@ -245,10 +431,13 @@ upstreams:
                             Contains("expected one of: level, access_log"));
   CHECK_THAT(errors[1], StartsWith("t.yaml:4:3: relay.pipe_sz: unknown key") &&
                             Contains("expected one of: engine, pipe_size, max_pipes, buffer_size"));
-  CHECK_THAT(errors[2], StartsWith("t.yaml:6:57: listeners[0].tls: unknown key") &&
-                            Contains("expected one of: name, bind, upstream"));
-  CHECK_THAT(errors[3], StartsWith("t.yaml:8:41: upstreams.app.weight: unknown key") &&
-                            Contains("expected one of: endpoints, connect_timeout"));
+  CHECK(errors[2] ==
+        "t.yaml:6:57: listeners[0].tls: unknown key; expected one of: name, bind, "
+        "upstream, connect_timeout, idle_timeout, max_connection_duration");
+  CHECK(errors[3] ==
+        "t.yaml:8:41: upstreams.app.weight: unknown key; expected one of: endpoints, "
+        "balance, health_check, max_fails, fail_timeout, max_connect_attempts, "
+        "connect_timeout, idle_timeout, max_connection_duration");
 }
 
 TEST_CASE("a scalar where a map is expected is a type error", "[config]") {
@@ -447,8 +636,9 @@ upstreams:
 TEST_CASE("an unknown relay engine is reported", "[config]") {
   auto errors = errors_of(std::string("relay:\n  engine: zerocopy\n") + minimal);
   REQUIRE(errors.size() == 1);
-  CHECK(errors[0] ==
-        R"(t.yaml:2:11: relay.engine: expected one of: auto, splice, copy, adaptive, got "zerocopy")");
+  CHECK(
+      errors[0] ==
+      R"(t.yaml:2:11: relay.engine: expected one of: auto, splice, copy, adaptive, got "zerocopy")");
 }
 
 TEST_CASE("bad log level, access_log and thread count are reported", "[config]") {
@@ -559,6 +749,250 @@ TEST_CASE("a missing or unreadable file is reported with the system's reason", "
     REQUIRE(e.errors().size() == 1);
     CHECK(e.errors()[0] == ZCPROXY_SOURCE_DIR "/conf: cannot read: Is a directory");
   }
+}
+
+TEST_CASE("an unknown balance policy is reported", "[config]") {
+  auto errors = errors_of(with_upstream(R"(    endpoints: ["127.0.0.1:9000"]
+    balance: weighted
+)"));
+  REQUIRE(errors.size() == 1);
+  CHECK(errors[0] ==
+        "t.yaml:6:14: upstreams.app.balance: expected one of: round_robin, "
+        R"(least_conn, random, source_hash, got "weighted")");
+
+  errors = errors_of(with_upstream(R"(    endpoints: ["127.0.0.1:9000"]
+    balance: [random]
+)"));
+  REQUIRE(errors.size() == 1);
+  CHECK(errors[0] ==
+        "t.yaml:6:14: upstreams.app.balance: expected one of: round_robin, "
+        "least_conn, random, source_hash, got a sequence");
+}
+
+TEST_CASE("endpoint weights outside 1..256 are reported", "[config]") {
+  auto errors = errors_of(with_upstream(R"(    endpoints:
+      - { address: "127.0.0.1:9000", weight: 0 }
+      - { address: "127.0.0.1:9001", weight: 257 }
+      - { address: "127.0.0.1:9002", weight: heavy }
+      - { address: "127.0.0.1:9003", weight: -1 }
+)"));
+  INFO(joined(errors));
+  REQUIRE(errors.size() == 4);
+  CHECK(
+      errors[0] ==
+      R"(t.yaml:6:46: upstreams.app.endpoints[0].weight: expected an integer from 1 to 256, got "0")");
+  CHECK(errors[1] ==
+        R"(t.yaml:7:46: upstreams.app.endpoints[1].weight: expected an integer from 1 to 256, )"
+        R"(got "257")");
+  CHECK(errors[2] ==
+        R"(t.yaml:8:46: upstreams.app.endpoints[2].weight: expected an integer from 1 to 256, )"
+        R"(got "heavy")");
+  CHECK(errors[3] ==
+        R"(t.yaml:9:46: upstreams.app.endpoints[3].weight: expected an integer from 1 to 256, )"
+        R"(got "-1")");
+}
+
+TEST_CASE("endpoint maps: unknown keys, a missing address, a bad element are reported",
+          "[config]") {
+  auto errors = errors_of(with_upstream(R"(    endpoints:
+      - { address: "127.0.0.1:9000", wieght: 2 }
+      - { weight: 2 }
+      - ["127.0.0.1:9002"]
+      - { address: "localhost:9003" }
+      - { address: "127.0.0.1:0" }
+)"));
+  INFO(joined(errors));
+  REQUIRE(errors.size() == 5);
+  CHECK(errors[0] ==
+        "t.yaml:6:38: upstreams.app.endpoints[0].wieght: unknown key; expected one "
+        "of: address, weight");
+  CHECK_THAT(errors[1], StartsWith("t.yaml:7:9: upstreams.app.endpoints[1].address: required key "
+                                   "is missing; expected an IP literal and port"));
+  CHECK(errors[2] ==
+        "t.yaml:8:9: upstreams.app.endpoints[2]: expected an IP literal and port, "
+        "e.g. 127.0.0.1:9000 or [::1]:9000, or a map {address, weight}, got a "
+        "sequence");
+  CHECK_THAT(errors[3], StartsWith("t.yaml:9:20: upstreams.app.endpoints[3].address: expected an "
+                                   "IP literal and port") &&
+                            Contains(R"(got "localhost:9003")") &&
+                            Contains("host names are not accepted"));
+  CHECK_THAT(errors[4], StartsWith("t.yaml:10:20: upstreams.app.endpoints[4].address: expected a "
+                                   "port from 1 to 65535"));
+
+  errors = errors_of(with_upstream("    endpoints: \"127.0.0.1:9000\"\n"));
+  REQUIRE(errors.size() == 1);
+  CHECK_THAT(errors[0], StartsWith("t.yaml:5:16: upstreams.app.endpoints: expected a non-empty "
+                                   "sequence of endpoints, each an IP literal and port or a map "
+                                   "{address, weight}") &&
+                            Contains(R"(got "127.0.0.1:9000")"));
+}
+
+TEST_CASE("an endpoint given twice in one upstream is reported", "[config]") {
+  auto errors = errors_of(with_upstream(R"(    endpoints:
+      - "127.0.0.1:9000"
+      - { address: "127.0.0.1:9000", weight: 2 }
+      - "[::1]:9000"
+      - "[::0001]:9000"
+      - "127.0.0.1:9001"
+)"));
+  INFO(joined(errors));
+  REQUIRE(errors.size() == 2);
+  CHECK(errors[0] ==
+        "t.yaml:7:20: upstreams.app.endpoints[1].address: duplicate endpoint "
+        "127.0.0.1:9000 (also upstreams.app.endpoints[0]); expected each address "
+        "once per upstream (a weight gives an endpoint a bigger share)");
+  // Addresses compare in canonical form.
+  CHECK_THAT(errors[1], StartsWith("t.yaml:9:9: upstreams.app.endpoints[3]: duplicate endpoint "
+                                   "[::1]:9000 (also upstreams.app.endpoints[2]); expected each "
+                                   "address once per upstream"));
+
+  // The same address in two upstreams is fine.
+  auto c = load_config_string(R"(listeners:
+  - { name: web, bind: "127.0.0.1:8080", upstream: app }
+upstreams:
+  app: { endpoints: ["127.0.0.1:9000"] }
+  db: { endpoints: ["127.0.0.1:9000"] }
+)");
+  CHECK(c.upstreams.size() == 2);
+}
+
+TEST_CASE("bad health_check fields are reported", "[config]") {
+  auto errors = errors_of(with_upstream(R"(    endpoints: ["127.0.0.1:9000"]
+    health_check:
+      interval: 5ms
+      timeout: 2h
+      rise: 0
+      fall: 101
+      send: { text: PING }
+      expect:
+      retries: 3
+)"));
+  INFO(joined(errors));
+  REQUIRE(errors.size() == 7);
+  CHECK(errors[0] ==
+        "t.yaml:7:17: upstreams.app.health_check.interval: expected a duration from "
+        R"(10ms to 1h, got "5ms")");
+  CHECK(errors[1] ==
+        "t.yaml:8:16: upstreams.app.health_check.timeout: expected a duration from "
+        R"(1ms to 1h, got "2h")");
+  CHECK(errors[2] ==
+        "t.yaml:9:13: upstreams.app.health_check.rise: expected an integer from 1 to "
+        R"(100 (successes in a row that bring an endpoint back), got "0")");
+  CHECK(errors[3] ==
+        "t.yaml:10:13: upstreams.app.health_check.fall: expected an integer from 1 "
+        R"(to 100 (failures in a row that take an endpoint out), got "101")");
+  CHECK(errors[4] == "t.yaml:11:13: upstreams.app.health_check.send: expected a string, got a map");
+  CHECK(errors[5] ==
+        "t.yaml:12:7: upstreams.app.health_check.expect: expected a string, got an empty value");
+  CHECK(errors[6] ==
+        "t.yaml:13:7: upstreams.app.health_check.retries: unknown key; expected one "
+        "of: interval, timeout, rise, fall, send, expect");
+}
+
+TEST_CASE("a health check timeout longer than its interval is reported", "[config]") {
+  auto errors = errors_of(with_upstream(R"(    endpoints: ["127.0.0.1:9000"]
+    health_check: { interval: 1s, timeout: 1500ms }
+)"));
+  REQUIRE(errors.size() == 1);
+  CHECK(errors[0] ==
+        "t.yaml:6:44: upstreams.app.health_check.timeout: expected a duration from "
+        R"(1ms to the interval (1s), got "1500ms")");
+
+  // Against the default interval, 2s.
+  errors = errors_of(with_upstream(R"(    endpoints: ["127.0.0.1:9000"]
+    health_check: { timeout: 3s }
+)"));
+  REQUIRE(errors.size() == 1);
+  CHECK(errors[0] ==
+        "t.yaml:6:30: upstreams.app.health_check.timeout: expected a duration from "
+        R"(1ms to the interval (2s), got "3s")");
+}
+
+TEST_CASE("a health_check that is neither a map nor true/false is reported", "[config]") {
+  constexpr const char* expected =
+      "upstreams.app.health_check: expected a map with keys interval, timeout, rise, fall, send, "
+      "expect, or true or false, got ";
+  auto [value, where, got] = GENERATE(table<const char*, const char*, const char*>({
+      {" maybe", "t.yaml:6:19: ", R"("maybe")"},
+      {" [interval: 1s]", "t.yaml:6:19: ", "a sequence"},
+      {"", "t.yaml:6:5: ", "an empty value"},
+  }));
+  auto errors = errors_of(with_upstream(
+      "    endpoints: [\"127.0.0.1:9000\"]\n    health_check:" + std::string(value) + "\n"));
+  REQUIRE(errors.size() == 1);
+  CHECK(errors[0] == std::string(where) + expected + got);
+}
+
+TEST_CASE("bad max_fails, fail_timeout and max_connect_attempts are reported", "[config]") {
+  auto errors = errors_of(with_upstream(R"(    endpoints: ["127.0.0.1:9000"]
+    max_fails: 1001
+    fail_timeout: 0ms
+    max_connect_attempts: all
+)"));
+  INFO(joined(errors));
+  REQUIRE(errors.size() == 3);
+  CHECK(errors[0] ==
+        "t.yaml:6:16: upstreams.app.max_fails: expected an integer from 0 to 1000 "
+        R"((0 = no passive checks), got "1001")");
+  CHECK(
+      errors[1] ==
+      R"(t.yaml:7:19: upstreams.app.fail_timeout: expected a duration from 1ms to 24h, got "0ms")");
+  CHECK(errors[2] ==
+        "t.yaml:8:27: upstreams.app.max_connect_attempts: expected an integer from 0 "
+        R"(to 1000 (0 = every endpoint once), got "all")");
+
+  errors = errors_of(with_upstream(R"(    endpoints: ["127.0.0.1:9000"]
+    max_fails: -1
+    fail_timeout: 25h
+    max_connect_attempts: [1]
+)"));
+  INFO(joined(errors));
+  REQUIRE(errors.size() == 3);
+  CHECK_THAT(errors[0], StartsWith("t.yaml:6:16: upstreams.app.max_fails: expected an integer") &&
+                            Contains(R"(got "-1")"));
+  CHECK(
+      errors[1] ==
+      R"(t.yaml:7:19: upstreams.app.fail_timeout: expected a duration from 1ms to 24h, got "25h")");
+  CHECK_THAT(errors[2], StartsWith("t.yaml:8:27: upstreams.app.max_connect_attempts: expected an "
+                                   "integer") &&
+                            Contains("got a sequence"));
+}
+
+TEST_CASE("listener and upstream timeouts out of range or malformed are reported", "[config]") {
+  auto errors = errors_of(R"(listeners:
+  - name: web
+    bind: "127.0.0.1:8080"
+    upstream: app
+    connect_timeout: 0ms
+    idle_timeout: 169h
+    max_connection_duration: 721h
+upstreams:
+  app:
+    endpoints: ["127.0.0.1:9000"]
+    connect_timeout: 2h
+    idle_timeout: 10
+    max_connection_duration: [1h]
+)");
+  INFO(joined(errors));
+  REQUIRE(errors.size() == 6);
+  CHECK(errors[0] ==
+        "t.yaml:5:22: listeners[0].connect_timeout: expected a duration from 1ms to "
+        R"(1h, got "0ms")");
+  CHECK(errors[1] ==
+        "t.yaml:6:19: listeners[0].idle_timeout: expected a duration from 0s to 168h "
+        R"((7 days; 0s = no idle timeout), got "169h")");
+  CHECK(errors[2] ==
+        "t.yaml:7:30: listeners[0].max_connection_duration: expected a duration from "
+        R"(0s to 720h (30 days; 0s = no limit), got "721h")");
+  CHECK(errors[3] ==
+        "t.yaml:11:22: upstreams.app.connect_timeout: expected a duration from 1ms "
+        R"(to 1h, got "2h")");
+  CHECK_THAT(errors[4], StartsWith("t.yaml:12:19: upstreams.app.idle_timeout: expected a duration "
+                                   "with a unit") &&
+                            Contains(R"(got "10")"));
+  CHECK_THAT(errors[5], StartsWith("t.yaml:13:30: upstreams.app.max_connection_duration: expected "
+                                   "a duration with a unit") &&
+                            Contains("got a sequence"));
 }
 
 // ---- reporting --------------------------------------------------------------------------------
