@@ -341,6 +341,17 @@ server::stats server::snapshot() {
     total.bytes_spliced += w->bytes_spliced.load(std::memory_order_relaxed);
     total.bytes_copied += w->bytes_copied.load(std::memory_order_relaxed);
   }
+  std::shared_ptr<const generation> g;
+  {
+    std::lock_guard lock(impl_->mutex);
+    g = impl_->gen;
+  }
+  if (!g) return total;
+  const auto now = upstream::clock::now();
+  for (const auto& u : g->upstreams)
+    for (std::size_t i = 0; i < u->size(); ++i)
+      total.endpoints.push_back(
+          {u->config().name, u->at(i), u->healthy(i), u->usable(i, now), u->active(i)});
   return total;
 }
 

@@ -50,6 +50,14 @@ class server {
     std::size_t buffers_leased = 0;   // copy buffers in use
     std::uint64_t bytes_spliced = 0;  // moved by splice, by connections that have closed
     std::uint64_t bytes_copied = 0;   // moved by copy, likewise
+    struct endpoint {
+      std::string upstream;
+      address at;
+      bool healthy = true;  // per active health checks
+      bool usable = true;   // healthy and not ejected by passive checks
+      std::int64_t active = 0;  // open connections to it
+    };
+    std::vector<endpoint> endpoints;  // of the current config's upstreams, in config order
   };
   // Summed over workers; callable from any thread, at any time after start().
   stats snapshot();

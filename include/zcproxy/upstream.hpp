@@ -42,6 +42,7 @@ class upstream {
   // A connection to endpoint i started / ended (least_conn and random weigh by load).
   void started(std::size_t i) { balancer_.started(i); }
   void ended(std::size_t i) { balancer_.ended(i); }
+  std::int64_t active(std::size_t i) const { return balancer_.active(i); }
 
   // Active checks: returns true when the state changed.
   bool set_healthy(std::size_t i, bool up);

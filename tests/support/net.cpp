@@ -58,7 +58,9 @@ void fd::close() {
 fd listen_loopback(std::uint16_t& port, int backlog) {
   fd s(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
   if (!s) fail("socket");
-  sockaddr_in sa = loopback(0);
+  sockaddr_in sa = loopback(port);
+  const int one = 1;  // a backend restarted on its old port must not wait out TIME_WAIT
+  ::setsockopt(s.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
   if (::bind(s.get(), reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0) fail("bind");
   if (::listen(s.get(), backlog) != 0) fail("listen");
   socklen_t len = sizeof sa;
@@ -213,8 +215,9 @@ std::vector<std::string> thread_group::errors() {
   return errors_;
 }
 
-upstream_server::upstream_server(std::function<void(fd)> handler, int backlog)
-    : listener_(listen_loopback(port_, backlog)) {
+upstream_server::upstream_server(std::function<void(fd)> handler, int backlog,
+                                 std::uint16_t port)
+    : port_(port), listener_(listen_loopback(port_, backlog)) {
   acceptor_ = std::thread([this, handler = std::move(handler)] {
     while (!stop_) {
       pollfd p{listener_.get(), POLLIN, 0};
@@ -253,6 +256,11 @@ proxy::proxy(const std::string& relay, std::vector<std::uint16_t> endpoints,
                      "upstreams:\n  app:\n    endpoints: [" +
                      eps + "]\n    connect_timeout: 2s\n" + extra;
   cfg = zcproxy::load_config_string(yaml, "test.yaml");
+  srv = std::make_unique<zcproxy::server>(cfg);
+  srv->start();
+}
+
+proxy::proxy(zcproxy::config c) : cfg(std::move(c)) {
   srv = std::make_unique<zcproxy::server>(cfg);
   srv->start();
 }

@@ -40,7 +40,7 @@ class fd {
 
 constexpr auto io_timeout = 60s;
 
-// A TCP listener on 127.0.0.1, port chosen by the kernel.
+// A TCP listener on 127.0.0.1 at `port`, or at a port the kernel chooses when it is 0 (then set).
 fd listen_loopback(std::uint16_t& port, int backlog = 512);
 // A port on 127.0.0.1 with nothing listening (bound, then closed): connects are refused.
 std::uint16_t dead_port();
@@ -94,7 +94,9 @@ class thread_group {
 // thread. Joins everything on destruction.
 class upstream_server {
  public:
-  explicit upstream_server(std::function<void(fd)> handler, int backlog = 512);
+  // port 0: one the kernel chooses; another: that one (a backend restarted where it was).
+  explicit upstream_server(std::function<void(fd)> handler, int backlog = 512,
+                           std::uint16_t port = 0);
   ~upstream_server();
   std::uint16_t port() const { return port_; }
   int accepted() const { return accepted_; }
@@ -115,6 +117,8 @@ struct proxy {
   // relay: the inside of the config's relay map, e.g. "engine: splice"; extra: top-level YAML.
   explicit proxy(const std::string& relay, std::vector<std::uint16_t> endpoints,
                  const std::string& extra = "", unsigned threads = 2);
+  // Any config (see zcproxy::load_config_string).
+  explicit proxy(zcproxy::config c);
   ~proxy();
   std::uint16_t port() const { return srv->listening().at(0).port; }
   zcproxy::config cfg;

@@ -1,0 +1,317 @@
+// Upstreams on real loopback backends: balancing policies, active and passive health, connect
+// attempts, and the idle, duration and connect timeouts.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <catch2/catch.hpp>
+#include <map>
+#include <string>
+
+#include "support/net.hpp"
+
+using namespace test;
+using clock_type = std::chrono::steady_clock;
+
+namespace {
+
+// A backend that sends its name on accept, then echoes until EOF.
+struct named_backend {
+  explicit named_backend(std::string name, std::uint16_t port = 0)
+      : server(
+            [name](fd s) {
+              send_all(s.get(), name.data(), name.size());
+              char buf[4096];
+              for (;;) {
+                const ssize_t n = ::recv(s.get(), buf, sizeof buf, 0);
+                if (n <= 0) return;
+                send_all(s.get(), buf, static_cast<std::size_t>(n));
+              }
+            },
+            512, port) {}
+  std::uint16_t port() const { return server.port(); }
+  upstream_server server;
+};
+
+std::string ep(std::uint16_t port, unsigned weight = 1) {
+  return "{ address: \"127.0.0.1:" + std::to_string(port) + "\", weight: " +
+         std::to_string(weight) + " }";
+}
+
+// One listener on port 0 in front of upstream `app` with the given endpoints and extra keys.
+zcproxy::config config_with(const std::string& endpoints, const std::string& upstream_keys = "",
+                            const std::string& listener_keys = "") {
+  return zcproxy::load_config_string(
+      "threads: 2\nlog: { level: warn, access_log: false }\n"
+      "listeners:\n  - { name: test, bind: \"127.0.0.1:0\", upstream: app" +
+          (listener_keys.empty() ? "" : ", " + listener_keys) +
+          " }\n"
+          "upstreams:\n  app:\n    endpoints: [" +
+          endpoints + "]\n" +
+          (upstream_keys.find("connect_timeout") == std::string::npos ? "    connect_timeout: 2s\n"
+                                                                      : "") +
+          upstream_keys,
+      "test.yaml");
+}
+
+// Connect (from `from`, a 127.x.y.z address) and read the backend's name.
+fd connect_from(const char* from, std::uint16_t port) {
+  fd s(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  REQUIRE(s);
+  timeval tv{10, 0};
+  ::setsockopt(s.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  ::setsockopt(s.get(), SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  ::inet_pton(AF_INET, from, &sa.sin_addr);
+  REQUIRE(::bind(s.get(), reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0);
+  sa.sin_port = htons(port);
+  ::inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+  REQUIRE(::connect(s.get(), reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0);
+  return s;
+}
+
+std::string name_of(int s, std::size_t len = 1) {
+  const bytes b = recv_exact(s, len);
+  return std::string(b.begin(), b.end());
+}
+
+// Which backend one new connection reaches.
+std::string reached(std::uint16_t port) {
+  fd c = connect_to(port);
+  return name_of(c.get());
+}
+
+const zcproxy::server::stats::endpoint& endpoint_at(const zcproxy::server::stats& s,
+                                                    std::uint16_t port) {
+  for (const auto& e : s.endpoints)
+    if (e.at.port == port) return e;
+  FAIL("no endpoint on port " << port);
+  throw;  // unreachable
+}
+
+// A port whose connects hang: a listener with a full accept queue drops further SYNs.
+struct blackhole {
+  blackhole() : listener(listen_loopback(port, 0)) {
+    for (int i = 0; i < 4; ++i) fillers.push_back(start_connect(port));
+  }
+  std::uint16_t port = 0;
+  fd listener;
+  std::vector<fd> fillers;
+};
+
+}  // namespace
+
+TEST_CASE("upstream: weighted round_robin spreads connections by weight across backends",
+          "[upstream][integration]") {
+  named_backend a("a"), b("b");
+  proxy p(config_with(ep(a.port(), 1) + ", " + ep(b.port(), 3)));
+  std::map<std::string, int> got;
+  for (int i = 0; i < 40; ++i) ++got[reached(p.port())];
+  CHECK(got["a"] == 10);
+  CHECK(got["b"] == 30);
+}
+
+TEST_CASE("upstream: least_conn sends a new connection to the backend with fewer open ones",
+          "[upstream][integration]") {
+  named_backend a("a"), b("b");
+  proxy p(config_with(ep(a.port()) + ", " + ep(b.port()), "    balance: least_conn\n"));
+  std::vector<fd> on_a, on_b;
+  for (int i = 0; i < 4; ++i) {
+    fd c = connect_to(p.port());
+    (name_of(c.get()) == "a" ? on_a : on_b).push_back(std::move(c));
+  }
+  CHECK(on_a.size() == 2);  // equal load is shared
+  CHECK(on_b.size() == 2);
+  on_a.clear();  // a's connections end; b still has two
+  REQUIRE(wait_until([&] { return p.srv->snapshot().sessions == 2; }));
+  CHECK(endpoint_at(p.srv->snapshot(), a.port()).active == 0);
+  CHECK(endpoint_at(p.srv->snapshot(), b.port()).active == 2);
+  for (int i = 0; i < 2; ++i) {
+    fd c = connect_to(p.port());
+    CHECK(name_of(c.get()) == "a");
+    on_a.push_back(std::move(c));
+  }
+}
+
+TEST_CASE("upstream: random (power of two choices) uses every backend",
+          "[upstream][integration]") {
+  named_backend a("a"), b("b");
+  proxy p(config_with(ep(a.port()) + ", " + ep(b.port()), "    balance: random\n"));
+  std::map<std::string, int> got;
+  for (int i = 0; i < 40; ++i) ++got[reached(p.port())];
+  CHECK(got["a"] >= 5);  // binomial(40, 1/2): below 5 has odds under 1e-7
+  CHECK(got["b"] >= 5);
+}
+
+TEST_CASE("upstream: source_hash keeps each client address on one backend and spreads clients",
+          "[upstream][integration]") {
+  named_backend a("a"), b("b"), c("c");
+  proxy p(config_with(ep(a.port()) + ", " + ep(b.port()) + ", " + ep(c.port()),
+                      "    balance: source_hash\n"));
+  std::map<std::string, int> clients_per_backend;
+  for (int host = 2; host < 32; ++host) {
+    const std::string from = "127.0.0." + std::to_string(host);
+    std::string first;
+    for (int i = 0; i < 3; ++i) {
+      fd s = connect_from(from.c_str(), p.port());
+      const std::string name = name_of(s.get());
+      if (i == 0) first = name;
+      CHECK(name == first);  // the same client, the same backend
+    }
+    ++clients_per_backend[first];
+  }
+  CHECK(clients_per_backend.size() == 3);  // 30 clients over 3 backends: every one gets some
+}
+
+TEST_CASE("upstream: health checks take a dead backend out and bring it back when it returns",
+          "[upstream][integration][health]") {
+  auto a = std::make_unique<named_backend>("a");
+  const std::uint16_t a_port = a->port();
+  named_backend b("b");
+  proxy p(config_with(ep(a_port) + ", " + ep(b.port()),
+                      "    health_check: { interval: 100ms, timeout: 100ms, rise: 2, fall: 2 }\n"));
+  CHECK(endpoint_at(p.srv->snapshot(), a_port).healthy);
+
+  a.reset();  // killed: connects to its port are refused
+  REQUIRE(wait_until([&] { return !endpoint_at(p.srv->snapshot(), a_port).healthy; }, 10s));
+  CHECK(endpoint_at(p.srv->snapshot(), b.port()).healthy);
+  for (int i = 0; i < 6; ++i) CHECK(reached(p.port()) == "b");
+
+  a = std::make_unique<named_backend>("a", a_port);  // back on its port
+  REQUIRE(wait_until([&] { return endpoint_at(p.srv->snapshot(), a_port).healthy; }, 10s));
+  std::map<std::string, int> got;
+  for (int i = 0; i < 6; ++i) ++got[reached(p.port())];
+  CHECK(got["a"] == 3);  // round-robin again over both
+  CHECK(got["b"] == 3);
+}
+
+TEST_CASE("upstream: a health check can send a request and require the reply's prefix",
+          "[upstream][integration][health]") {
+  auto replying = [](const char* reply) {
+    return [reply](fd s) {
+      char buf[4];
+      if (::recv(s.get(), buf, sizeof buf, MSG_WAITALL) == 4) send_all(s.get(), reply, 4);
+    };
+  };
+  upstream_server good(replying("PONG")), bad(replying("NOPE"));
+  proxy p(config_with(ep(good.port()) + ", " + ep(bad.port()),
+                      "    health_check: { interval: 100ms, timeout: 100ms, rise: 1, fall: 2, "
+                      "send: PING, expect: PO }\n"));
+  REQUIRE(wait_until([&] { return !endpoint_at(p.srv->snapshot(), bad.port()).healthy; }, 10s));
+  // Several rounds later the good one is still up.
+  const int before = good.accepted();
+  REQUIRE(wait_until([&] { return good.accepted() >= before + 4; }, 10s));
+  CHECK(endpoint_at(p.srv->snapshot(), good.port()).healthy);
+}
+
+TEST_CASE("upstream: max_fails ejects an endpoint for fail_timeout, so later connections skip it",
+          "[upstream][integration][passive]") {
+  blackhole hole;
+  named_backend live("l");
+  proxy p(config_with(ep(hole.port) + ", " + ep(live.port()),
+                      "    connect_timeout: 300ms\n    max_fails: 1\n    fail_timeout: 30s\n"));
+  auto t0 = clock_type::now();
+  CHECK(reached(p.port()) == "l");  // tried the hole first, timed out, moved on
+  CHECK(clock_type::now() - t0 >= 250ms);
+  CHECK_FALSE(endpoint_at(p.srv->snapshot(), hole.port).usable);
+  for (int i = 0; i < 4; ++i) {
+    t0 = clock_type::now();
+    CHECK(reached(p.port()) == "l");
+    CHECK(clock_type::now() - t0 < 250ms);  // the ejected endpoint is not tried
+  }
+}
+
+TEST_CASE("upstream: with every endpoint down the client is reset at once, no connect tried",
+          "[upstream][integration][health]") {
+  blackhole h1, h2;  // a connect to them would hang until connect_timeout
+  proxy p(config_with(ep(h1.port) + ", " + ep(h2.port),
+                      "    connect_timeout: 5s\n"
+                      "    health_check: { interval: 50ms, timeout: 50ms, rise: 1, fall: 1 }\n"));
+  REQUIRE(wait_until([&] {
+    auto s = p.srv->snapshot();
+    return !endpoint_at(s, h1.port).healthy && !endpoint_at(s, h2.port).healthy;
+  }, 10s));
+  const auto t0 = clock_type::now();
+  fd c = connect_to(p.port());
+  const stream_end got = recv_to_end(c.get());
+  CHECK(got.data.empty());
+  CHECK(got.reset);
+  CHECK(clock_type::now() - t0 < 1s);  // far below connect_timeout
+}
+
+TEST_CASE("upstream: max_connect_attempts bounds the endpoints one connection tries",
+          "[upstream][integration]") {
+  named_backend live("l");
+  const std::string eps = ep(dead_port()) + ", " + ep(dead_port()) + ", " + ep(dead_port()) +
+                          ", " + ep(live.port());
+  SECTION("two attempts: the first two (refusing) endpoints, then the client is reset") {
+    proxy p(config_with(eps, "    max_connect_attempts: 2\n"));
+    fd c = connect_to(p.port());
+    const stream_end got = recv_to_end(c.get());
+    CHECK(got.data.empty());
+    CHECK(got.reset);
+    CHECK(live.server.accepted() == 0);
+  }
+  SECTION("by default every endpoint once: the fourth answers") {
+    proxy p(config_with(eps));
+    CHECK(reached(p.port()) == "l");
+  }
+}
+
+TEST_CASE("upstream: idle_timeout closes a silent connection, traffic keeps one open",
+          "[upstream][integration][timeout]") {
+  named_backend b("b");
+  proxy p(config_with(ep(b.port()), "", "idle_timeout: 400ms"));
+  SECTION("silent") {
+    const auto t0 = clock_type::now();
+    fd c = connect_to(p.port());
+    CHECK(name_of(c.get()) == "b");
+    const stream_end got = recv_to_end(c.get());
+    CHECK(got.data.empty());
+    const auto waited = clock_type::now() - t0;
+    CHECK(waited >= 350ms);
+    CHECK(waited < 3s);
+  }
+  SECTION("a byte every 100 ms for 1.5 s keeps it open") {
+    fd c = connect_to(p.port());
+    CHECK(name_of(c.get()) == "b");
+    const auto until = clock_type::now() + 1500ms;
+    while (clock_type::now() < until) {
+      send_all(c.get(), "x", 1);
+      CHECK(name_of(c.get()) == "x");  // echoed: the connection is alive
+      std::this_thread::sleep_for(100ms);  // the pace of the traffic, not a wait for an event
+    }
+  }
+}
+
+TEST_CASE("upstream: max_connection_duration ends a busy connection",
+          "[upstream][integration][timeout]") {
+  named_backend b("b");
+  proxy p(config_with(ep(b.port()), "    max_connection_duration: 500ms\n"));
+  fd c = connect_to(p.port());
+  CHECK(name_of(c.get()) == "b");
+  const auto t0 = clock_type::now();
+  bool ended = false;
+  while (!ended && clock_type::now() - t0 < 5s) {
+    char x = 'x';
+    if (::send(c.get(), &x, 1, MSG_NOSIGNAL) != 1) break;
+    ended = ::recv(c.get(), &x, 1, 0) <= 0;
+  }
+  const auto lasted = clock_type::now() - t0;
+  CHECK(lasted >= 400ms);
+  CHECK(lasted < 3s);
+}
+
+TEST_CASE("upstream: a listener's connect_timeout overrides the upstream's",
+          "[upstream][integration][timeout]") {
+  blackhole hole;
+  proxy p(config_with(ep(hole.port), "    connect_timeout: 10s\n", "connect_timeout: 300ms"));
+  const auto t0 = clock_type::now();
+  fd c = connect_to(p.port());
+  const stream_end got = recv_to_end(c.get());
+  CHECK(got.reset);
+  const auto waited = clock_type::now() - t0;
+  CHECK(waited >= 250ms);
+  CHECK(waited < 3s);
+}
