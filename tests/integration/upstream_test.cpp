@@ -5,6 +5,7 @@
 #include <sys/socket.h>
 
 #include <catch2/catch.hpp>
+#include <atomic>
 #include <map>
 #include <string>
 
@@ -314,4 +315,18 @@ TEST_CASE("upstream: a listener's connect_timeout overrides the upstream's",
   const auto waited = clock_type::now() - t0;
   CHECK(waited >= 250ms);
   CHECK(waited < 3s);
+}
+
+TEST_CASE("upstream: a backend that accepts but never replies fails an expect check by timeout",
+          "[upstream][integration][health]") {
+  std::atomic<bool> done{false};
+  upstream_server silent([&](fd s) {
+    wait_until([&] { return done.load(); }, 20s);  // holds the connection, says nothing
+  });
+  named_backend live("l");
+  proxy p(config_with(ep(silent.port()) + ", " + ep(live.port()),
+                      "    health_check: { interval: 100ms, timeout: 100ms, rise: 1, fall: 2, "
+                      "send: PING, expect: PONG }\n"));
+  CHECK(wait_until([&] { return !endpoint_at(p.srv->snapshot(), silent.port()).healthy; }, 10s));
+  done = true;
 }
