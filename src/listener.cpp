@@ -54,6 +54,33 @@ std::vector<tcp::acceptor> open_listener(const listener_config& lc,
   return out;
 }
 
+void start_session(worker& w, bound_listener& l, tcp::socket client) {
+  asio::co_spawn(w.io, serve(w, l.gen, *l.config, *l.target, std::move(client)),
+                 [](std::exception_ptr e) {
+                   if (!e) return;
+                   try {
+                     std::rethrow_exception(e);
+                   } catch (const std::exception& x) {
+                     // A bug: sessions report errors as values.
+                     main_log().error("session failed: {}", x.what());
+                   }
+                 });
+}
+
+void close_listener(worker& w, bound_listener& l) {
+  // Connections the kernel has completed but nobody accepted yet would be reset by the close:
+  // take them first, and serve them with the settings they came in under.
+  boost::system::error_code ec;
+  l.acceptor.non_blocking(true, ec);
+  while (!ec && !w.draining) {
+    tcp::socket client(w.io);
+    l.acceptor.accept(client, ec);
+    if (!ec) start_session(w, l, std::move(client));
+  }
+  l.acceptor.close(ec);
+  l.backoff.cancel();
+}
+
 asio::awaitable<void> accept_loop(worker& w, bound_listener& l) {
   using namespace std::chrono_literals;
   constexpr auto min_backoff = 10ms, max_backoff = 1000ms;
@@ -65,16 +92,7 @@ asio::awaitable<void> accept_loop(worker& w, bound_listener& l) {
     if (!l.acceptor.is_open() || w.draining || ec == asio::error::operation_aborted) break;
     if (!ec) {
       backoff = min_backoff;
-      asio::co_spawn(w.io, serve(w, l.gen, *l.config, *l.target, std::move(client)),
-                     [](std::exception_ptr e) {
-        if (!e) return;
-        try {
-          std::rethrow_exception(e);
-        } catch (const std::exception& x) {
-          main_log().error("session failed: {}",
-                           x.what());  // a bug: sessions report errors as values
-        }
-      });
+      start_session(w, l, std::move(client));
       continue;
     }
     if (ec == asio::error::connection_aborted) continue;  // the client left before we took it

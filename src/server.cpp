@@ -76,13 +76,8 @@ void worker::adopt(std::shared_ptr<const generation> next, std::vector<listener_
   }
   // Listeners the new generation has no more: stop accepting; their sessions run on.
   std::size_t k = 0;
-  for (auto& l : listeners) {
-    if (!kept[k++]) {
-      boost::system::error_code ec;
-      l.acceptor.close(ec);
-      l.backoff.cancel();
-    }
-  }
+  for (auto& l : listeners)
+    if (!kept[k++] && l.acceptor.is_open()) close_listener(*this, l);
   gen = std::move(next);
 }
 

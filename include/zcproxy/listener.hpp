@@ -24,6 +24,13 @@ std::vector<tcp::acceptor> open_listener(const listener_config& lc,
                                          const std::vector<boost::asio::io_context*>& ios,
                                          address& resolved);
 
+// Serve `client`, accepted on `l`, as a session on this worker.
+void start_session(worker& w, bound_listener& l, tcp::socket client);
+
+// Stop accepting on `l` (a reload removed it): what is already queued is accepted and served
+// first, so the close resets no connection the kernel had completed.
+void close_listener(worker& w, bound_listener& l);
+
 // Accept until the acceptor closes; each client becomes a session on this worker. Running out of
 // fds (EMFILE and the like) is logged and backed off, never fatal.
 boost::asio::awaitable<void> accept_loop(worker& w, bound_listener& l);
