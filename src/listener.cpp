@@ -87,9 +87,9 @@ asio::awaitable<void> accept_loop(worker& w, bound_listener& l) {
   auto backoff = min_backoff;
   while (l.acceptor.is_open()) {
     auto [ec, client] = co_await l.acceptor.async_accept(asio::as_tuple(asio::use_awaitable));
-    // Closed for shutdown; an accept that completed just before is dropped, not served past the
-    // drain.
-    if (!l.acceptor.is_open() || w.draining || ec == asio::error::operation_aborted) break;
+    // Closed for shutdown: an accept that completed just before is dropped, not served past the
+    // drain. Closed by a reload that removed the listener: it is served like any other.
+    if (w.draining || ec == asio::error::operation_aborted) break;
     if (!ec) {
       backoff = min_backoff;
       start_session(w, l, std::move(client));

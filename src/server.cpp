@@ -7,6 +7,7 @@
 #include <boost/asio/signal_set.hpp>
 #include <csignal>
 #include <functional>
+#include <condition_variable>
 #include <map>
 #include <optional>
 #include <string>
@@ -127,6 +128,7 @@ struct server::impl {
   std::vector<std::thread> threads;
   std::vector<address> listening;  // of gen, in its listener order
   std::uint64_t next_listener_id = 1;
+  bool shutting_down = false;
   mutable std::mutex mutex;  // serialises start/reload and guards gen, listening
   std::mutex join_mutex;     // serialises wait() callers
   bool joined = false;
@@ -246,6 +248,8 @@ std::string server::reload(config next) {
   auto& m = *impl_;
   std::lock_guard lock(m.mutex);
   if (!m.gen) return "the server is not running";
+  // A draining worker would hold new listeners open without serving them.
+  if (m.shutting_down) return "the server is shutting down";
   const config& now = m.gen->cfg;
   // What a restart alone can change: the threads and their pools.
   if (next.threads != now.threads || !(next.relay.engine == now.relay.engine &&
@@ -267,7 +271,11 @@ std::string server::reload(config next) {
   std::vector<address> listening;
   std::vector<bool> taken(now.listeners.size(), false);
   for (const auto& lc : g->cfg.listeners) {
+    // The same address, preferring the same name (two listeners on port 0 share an address).
     std::optional<std::size_t> old;
+    for (std::size_t k = 0; k < now.listeners.size() && !old; ++k)
+      if (!taken[k] && now.listeners[k].bind == lc.bind && now.listeners[k].name == lc.name)
+        old = k;
     for (std::size_t k = 0; k < now.listeners.size() && !old; ++k)
       if (!taken[k] && now.listeners[k].bind == lc.bind) old = k;
     if (old) {
@@ -290,10 +298,25 @@ std::string server::reload(config next) {
       plans[i].push_back({g->listener_ids.back(), std::move(acceptors[i])});
   }
 
+  // Wait until every worker has taken the new generation over (and closed what it drops), so
+  // that the next reload finds removed listeners' addresses free again.
+  std::mutex done_mutex;
+  std::condition_variable done_cv;
+  std::size_t adopted = 0;
   for (std::size_t i = 0; i < n; ++i)
-    asio::post(m.workers[i]->io, [w = m.workers[i].get(), g, p = std::make_shared<std::vector<listener_plan>>(std::move(plans[i]))] {
+    asio::post(m.workers[i]->io, [&, w = m.workers[i].get(), g,
+                                  p = std::make_shared<std::vector<listener_plan>>(
+                                      std::move(plans[i]))] {
       w->adopt(g, std::move(*p));
+      std::lock_guard done_lock(done_mutex);
+      ++adopted;
+      done_cv.notify_all();
     });
+  {
+    std::unique_lock done_lock(done_mutex);
+    // Workers run until shutdown, which waits for this mutex: they answer.
+    done_cv.wait(done_lock, [&] { return adopted == n; });
+  }
   m.update_checks(g);
   setup_logging(g->cfg.log);
   m.gen = g;
@@ -307,6 +330,10 @@ std::vector<address> server::listening() const {
 }
 
 void server::shutdown(bool now) {
+  {
+    std::lock_guard lock(impl_->mutex);
+    impl_->shutting_down = true;
+  }
   // workers is fixed once started, and post() is thread-safe: no lock needed.
   for (auto& w : impl_->workers) asio::post(w->io, [w = w.get(), now] { w->shutdown(now); });
 }

@@ -1,111 +1,14 @@
 // The zcproxy binary: --check, --version, --help, and a run that relays and exits 0 on SIGTERM.
-#include <fcntl.h>
 #include <signal.h>
-#include <sys/resource.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <catch2/catch.hpp>
-#include <fstream>
-#include <regex>
-#include <sstream>
 
 #include "support/net.hpp"
+#include "support/process.hpp"
 
 using namespace test;
 
 namespace {
-
-struct temp_dir {
-  temp_dir() {
-    char tmpl[] = "/tmp/zcproxy-test-XXXXXX";
-    path = ::mkdtemp(tmpl);
-  }
-  ~temp_dir() { std::system(("rm -rf " + path).c_str()); }
-  std::string file(const std::string& name, const std::string& text = "") const {
-    std::string p = path + "/" + name;
-    if (!text.empty()) std::ofstream(p) << text;
-    return p;
-  }
-  std::string path;
-};
-
-std::string slurp(const std::string& path) {
-  std::ifstream f(path);
-  std::stringstream s;
-  s << f.rdbuf();
-  return s.str();
-}
-
-// The binary, with stdout and stderr going to files (and at most max_fds open files, if given).
-struct process {
-  process(std::vector<std::string> args, const std::string& out, const std::string& err,
-          rlim_t max_fds = 0) {
-    args.insert(args.begin(), ZCPROXY_BINARY);
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    pid = ::fork();
-    if (pid == 0) {  // only async-signal-safe calls until exec
-      int o = ::open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-      int e = ::open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-      ::dup2(o, 1);
-      ::dup2(e, 2);
-      if (max_fds) {
-        rlimit l{max_fds, max_fds};
-        ::setrlimit(RLIMIT_NOFILE, &l);
-      }
-      ::execv(ZCPROXY_BINARY, argv.data());
-      ::_exit(127);
-    }
-  }
-  // The exit code, or -1 if it has not exited within the deadline (then it is killed).
-  int wait(std::chrono::milliseconds deadline = 20s) {
-    int status = 0;
-    bool exited = wait_until([&] { return ::waitpid(pid, &status, WNOHANG) == pid; }, deadline);
-    if (!exited) {
-      ::kill(pid, SIGKILL);
-      ::waitpid(pid, &status, 0);
-      pid = -1;
-      return -1;
-    }
-    pid = -1;
-    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  }
-  ~process() {
-    if (pid > 0) {
-      ::kill(pid, SIGKILL);
-      ::waitpid(pid, nullptr, 0);
-    }
-  }
-  pid_t pid = -1;
-};
-
-// The binary running with a config (`head` plus one listener on port 0 in front of 127.0.0.1:
-// upstream_port), once its start-up line has said which port it listens on.
-struct running_proxy {
-  running_proxy(const temp_dir& d, std::uint16_t upstream_port, const std::string& head,
-                rlim_t max_fds = 0)
-      : proc({"-c",
-              d.file("zcproxy.yaml",
-                     head +
-                         "listeners:\n  - { name: web, bind: \"127.0.0.1:0\", upstream: app }\n"
-                         "upstreams:\n  app: { endpoints: [\"127.0.0.1:" +
-                         std::to_string(upstream_port) + "\"] }\n")},
-             d.file("out"), d.file("err"), max_fds) {
-    REQUIRE(proc.pid > 0);
-    std::smatch m;
-    const std::regex listening(R"(listener web on 127\.0\.0\.1:(\d+))");
-    std::string err;
-    REQUIRE(wait_until([&] {
-      err = slurp(d.file("err"));
-      return std::regex_search(err, m, listening);
-    }));
-    port = static_cast<std::uint16_t>(std::stoi(m[1]));
-  }
-  process proc;
-  std::uint16_t port = 0;
-};
 
 int run(std::vector<std::string> args, const temp_dir& d, std::string* out = nullptr,
         std::string* err = nullptr) {

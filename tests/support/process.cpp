@@ -1,0 +1,112 @@
+#include "support/process.hpp"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <cstdlib>
+#include <fstream>
+#include <regex>
+#include <sstream>
+
+#include "support/net.hpp"
+
+namespace test {
+
+temp_dir::temp_dir() {
+  char tmpl[] = "/tmp/zcproxy-test-XXXXXX";
+  path = ::mkdtemp(tmpl);
+}
+
+temp_dir::~temp_dir() {
+  std::system(("rm -rf " + path).c_str());
+}
+
+std::string temp_dir::file(const std::string& name, const std::string& text) const {
+  std::string p = path + "/" + name;
+  if (!text.empty()) std::ofstream(p) << text;
+  return p;
+}
+
+std::string slurp(const std::string& path) {
+  std::ifstream f(path);
+  std::stringstream s;
+  s << f.rdbuf();
+  return s.str();
+}
+
+process::process(std::vector<std::string> args, const std::string& out, const std::string& err,
+                 rlim_t max_fds) {
+  args.insert(args.begin(), ZCPROXY_BINARY);
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  pid = ::fork();
+  if (pid == 0) {  // only async-signal-safe calls until exec
+    int o = ::open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    int e = ::open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    ::dup2(o, 1);
+    ::dup2(e, 2);
+    if (max_fds) {
+      rlimit l{max_fds, max_fds};
+      ::setrlimit(RLIMIT_NOFILE, &l);
+    }
+    ::execv(ZCPROXY_BINARY, argv.data());
+    ::_exit(127);
+  }
+}
+
+int process::wait(std::chrono::milliseconds deadline) {
+  int status = 0;
+  bool exited = wait_until([&] { return ::waitpid(pid, &status, WNOHANG) == pid; }, deadline);
+  if (!exited) {
+    ::kill(pid, SIGKILL);
+    ::waitpid(pid, &status, 0);
+    pid = -1;
+    return -1;
+  }
+  pid = -1;
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+process::~process() {
+  if (pid > 0) {
+    ::kill(pid, SIGKILL);
+    ::waitpid(pid, nullptr, 0);
+  }
+}
+
+namespace {
+
+std::string one_listener(std::uint16_t upstream_port, const std::string& head) {
+  return head +
+         "listeners:\n  - { name: web, bind: \"127.0.0.1:0\", upstream: app }\n"
+         "upstreams:\n  app: { endpoints: [\"127.0.0.1:" +
+         std::to_string(upstream_port) + "\"] }\n";
+}
+
+}  // namespace
+
+running_proxy::running_proxy(const temp_dir& d, std::uint16_t upstream_port,
+                             const std::string& head, rlim_t max_fds)
+    : running_proxy(d, one_listener(upstream_port, head), "web", max_fds) {}
+
+running_proxy::running_proxy(const temp_dir& d, const std::string& yaml,
+                             const std::string& listener, rlim_t max_fds)
+    : config(d.file("zcproxy.yaml", yaml)),
+      err(d.file("err")),
+      proc({"-c", config}, d.file("out"), err, max_fds) {
+  REQUIRE(proc.pid > 0);
+  std::smatch m;
+  const std::regex listening("listener " + listener + R"( on 127\.0\.0\.1:(\d+))");
+  std::string text;
+  REQUIRE(wait_until([&] {
+    text = slurp(err);
+    return std::regex_search(text, m, listening);
+  }));
+  port = static_cast<std::uint16_t>(std::stoi(m[1]));
+}
+
+}  // namespace test

@@ -1,0 +1,61 @@
+// Test support for the zcproxy binary: a temporary directory, reading a file whole, the binary
+// run as a child process (stdout and stderr to files), and the binary serving a config.
+#pragma once
+
+#include <sys/resource.h>
+#include <sys/types.h>
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace test {
+
+using namespace std::chrono_literals;
+
+// A fresh directory under /tmp, removed with everything in it when this goes away.
+struct temp_dir {
+  temp_dir();
+  ~temp_dir();
+  temp_dir(const temp_dir&) = delete;
+  temp_dir& operator=(const temp_dir&) = delete;
+  // The path of `name` in the directory; written with `text` first when that is not empty.
+  std::string file(const std::string& name, const std::string& text = "") const;
+  std::string path;
+};
+
+// The whole file ("" when it cannot be read).
+std::string slurp(const std::string& path);
+
+// The binary, with stdout and stderr going to files (and at most max_fds open files, if given).
+struct process {
+  process(std::vector<std::string> args, const std::string& out, const std::string& err,
+          rlim_t max_fds = 0);
+  process(const process&) = delete;
+  process& operator=(const process&) = delete;
+  // The exit code, or -1 if it has not exited within the deadline (then it is killed).
+  int wait(std::chrono::milliseconds deadline = 20s);
+  ~process();
+  pid_t pid = -1;
+};
+
+// The binary running with a config written to d/zcproxy.yaml, its stdout in d/out and its stderr
+// in d/err, once its start-up line has said on which port the listener `listener` listens.
+struct running_proxy {
+  // `head` plus one listener "web" on 127.0.0.1:0 in front of 127.0.0.1:upstream_port.
+  running_proxy(const temp_dir& d, std::uint16_t upstream_port, const std::string& head,
+                rlim_t max_fds = 0);
+  // Any config: `yaml` is the whole file.
+  running_proxy(const temp_dir& d, const std::string& yaml, const std::string& listener,
+                rlim_t max_fds = 0);
+  // Its stderr so far.
+  std::string log() const { return slurp(err); }
+
+  std::string config;  // the config file's path: rewrite it, then SIGHUP to reload it
+  std::string err;     // stderr's path
+  process proc;
+  std::uint16_t port = 0;
+};
+
+}  // namespace test
