@@ -1,7 +1,11 @@
 // The zcproxy binary: --check, --version, --help, and a run that relays and exits 0 on SIGTERM.
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
 
 #include <catch2/catch.hpp>
+#include <regex>
 
 #include "support/net.hpp"
 #include "support/process.hpp"
@@ -137,4 +141,67 @@ TEST_CASE("binary: a second instance on the same address refuses to start", "[bi
                       Catch::Contains("in use"));
   REQUIRE(::kill(first.proc.pid, SIGTERM) == 0);
   CHECK(first.proc.wait() == 0);
+}
+
+TEST_CASE("binary: the access log says which timeout or failure closed a connection",
+          "[binary][integration][timeout]") {
+  upstream_server silent([](fd s) { recv_all(s.get()); });  // reads until the proxy closes
+  const std::uint16_t dead = dead_port();
+  temp_dir d;
+  running_proxy zc(d,
+                   "threads: 1\nlog: { level: info, access_log: true }\n"
+                   "listeners:\n"
+                   "  - { name: idle, bind: \"127.0.0.1:0\", upstream: app, idle_timeout: 200ms }\n"
+                   "  - { name: long, bind: \"127.0.0.2:0\", upstream: app,"
+                   " max_connection_duration: 300ms, idle_timeout: 0s }\n"
+                   "  - { name: dead, bind: \"127.0.0.3:0\", upstream: gone }\n"
+                   "upstreams:\n"
+                   "  app: { endpoints: [\"127.0.0.1:" +
+                       std::to_string(silent.port()) +
+                       "\"] }\n"
+                       "  gone: { endpoints: [\"127.0.0.1:" +
+                       std::to_string(dead) + "\"] }\n",
+                   "idle");
+  auto port_of = [&](const std::string& name) {
+    std::smatch m;
+    const std::string log = zc.log();
+    REQUIRE(std::regex_search(log, m, std::regex("listener " + name + R"( on [0-9.]+:(\d+))")));
+    return static_cast<std::uint16_t>(std::stoi(m[1]));
+  };
+  auto connect_at = [](const char* ip, std::uint16_t port) {
+    fd s(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    sockaddr_in sa{};
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons(port);
+    ::inet_pton(AF_INET, ip, &sa.sin_addr);
+    REQUIRE(::connect(s.get(), reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0);
+    timeval tv{10, 0};
+    ::setsockopt(s.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    return s;
+  };
+  {
+    fd c = connect_at("127.0.0.1", zc.port);
+    recv_to_end(c.get());  // closed by the idle timeout
+  }
+  {
+    fd c = connect_at("127.0.0.2", port_of("long"));
+    recv_to_end(c.get());  // closed at max_connection_duration
+  }
+  {
+    fd c = connect_at("127.0.0.3", port_of("dead"));
+    CHECK(recv_to_end(c.get()).reset);
+  }
+  const std::string out = d.file("out");
+  REQUIRE(wait_until([&] {
+    const std::string log = slurp(out);
+    return log.find("listener=idle") != std::string::npos &&
+           log.find("listener=long") != std::string::npos &&
+           log.find("listener=dead") != std::string::npos;
+  }));
+  const std::string log = slurp(out);
+  CHECK_THAT(log, Catch::Matches(R"((.|\n)*listener=idle .*close=idle_timeout(.|\n)*)"));
+  CHECK_THAT(log, Catch::Matches(R"((.|\n)*listener=long .*close=max_duration(.|\n)*)"));
+  CHECK_THAT(log, Catch::Matches(R"((.|\n)*listener=dead .*close=connect_failed(.|\n)*)"));
+  REQUIRE(::kill(zc.proc.pid, SIGTERM) == 0);
+  CHECK(zc.proc.wait() == 0);
 }
