@@ -188,8 +188,9 @@ asio::awaitable<void> serve(worker& w, std::shared_ptr<const generation> gen,
                  sizeof abort_on_close);
     if (s.shutting_down) {
     } else if (why.empty()) {
-      main_log().debug("listener {}: client {}: every endpoint of upstream {} is down",
-                       listener.name, client_addr, target.config().name);
+      if (target.should_report_all_down(upstream::clock::now()))
+        main_log().warn("upstream {}: every endpoint is down or ejected; clients are reset at once",
+                        target.config().name);
     } else {
       main_log().warn("listener {}: client {}: no endpoint of upstream {} reachable: {}",
                       listener.name, client_addr, target.config().name, why);

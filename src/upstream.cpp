@@ -56,6 +56,14 @@ void upstream::connect_succeeded(std::size_t i) {
     s.ejected_until.store(0, std::memory_order_relaxed);
 }
 
+bool upstream::should_report_all_down(clock::time_point now) {
+  const auto t = now.time_since_epoch().count();
+  auto last = all_down_reported_.load(std::memory_order_relaxed);
+  const auto second = std::chrono::duration_cast<clock::duration>(std::chrono::seconds(1)).count();
+  return t - last >= second &&
+         all_down_reported_.compare_exchange_strong(last, t, std::memory_order_relaxed);
+}
+
 bool upstream::set_healthy(std::size_t i, bool up) {
   return state_[i].healthy.exchange(up, std::memory_order_relaxed) != up;
 }

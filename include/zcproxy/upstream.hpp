@@ -44,6 +44,10 @@ class upstream {
   void ended(std::size_t i) { balancer_.ended(i); }
   std::int64_t active(std::size_t i) const { return balancer_.active(i); }
 
+  // Whether to log now that no endpoint is usable: true at most once a second, so a dead upstream
+  // under load does not flood the log.
+  bool should_report_all_down(clock::time_point now);
+
   // Active checks: returns true when the state changed.
   bool set_healthy(std::size_t i, bool up);
   bool healthy(std::size_t i) const { return state_[i].healthy.load(std::memory_order_relaxed); }
@@ -58,6 +62,7 @@ class upstream {
   upstream_config cfg_;
   balancer balancer_;
   std::unique_ptr<endpoint_state[]> state_;
+  std::atomic<std::int64_t> all_down_reported_{0};  // clock ticks
 };
 
 }  // namespace zcproxy
