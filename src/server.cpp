@@ -104,6 +104,20 @@ void worker::shutdown(bool now) {
   }
 }
 
+void worker::need_sweep() {
+  if (sweeping) return;
+  sweeping = true;
+  sweep_timer.expires_after(sweep_interval);
+  sweep_timer.async_wait([this](boost::system::error_code ec) {
+    sweeping = false;
+    if (ec || sessions.empty()) return;  // stops while no session runs: an idle worker sleeps
+    const auto now = std::chrono::steady_clock::now();
+    // check_timeouts() only stops a session; it leaves the list later, from its own coroutine.
+    for (session_handle* s : sessions) s->check_timeouts(now);
+    need_sweep();
+  });
+}
+
 std::list<session_handle*>::iterator worker::session_started(session_handle* s) {
   auto it = sessions.insert(sessions.end(), s);
   session_count.store(sessions.size(), std::memory_order_relaxed);
@@ -114,7 +128,10 @@ void worker::session_ended(std::list<session_handle*>::iterator it) {
   sessions.erase(it);
   session_count.store(sessions.size(), std::memory_order_relaxed);
   // The last session of a drain ends it early; then nothing keeps the io_context running.
-  if (draining && sessions.empty()) drain_timer.cancel();
+  if (draining && sessions.empty()) {
+    drain_timer.cancel();
+    sweep_timer.cancel();
+  }
 }
 
 // --- server -------------------------------------------------------------------------------

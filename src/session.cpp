@@ -34,11 +34,25 @@ struct session_state final : session_handle {
     timer.cancel();
   }
 
+  // Called by the worker's sweep while the relays run (see worker::sweep).
+  void check_timeouts(std::chrono::steady_clock::time_point now) override {
+    if (!relaying || link.stopped()) return;
+    if (limits.max_duration.count() > 0 && now >= relay_started + limits.max_duration)
+      expired = "max_duration";
+    else if (limits.idle.count() > 0 && now >= link.last_activity() + limits.idle)
+      expired = "idle_timeout";
+    if (expired) link.stop();
+  }
+
   tcp::socket client;
   tcp::socket upstream;
   asio::steady_timer timer;
   relay_link link{client, upstream};
   bool shutting_down = false;
+  bool relaying = false;
+  timeouts limits;
+  std::chrono::steady_clock::time_point relay_started;
+  const char* expired = nullptr;  // the timeout that stopped the relays
 };
 
 std::string to_string(const tcp::endpoint& ep) {
@@ -108,40 +122,6 @@ const char* close_reason(const session_state& s, const direction_result& up,
   return "eof";
 }
 
-using direction_pair = std::tuple<direction_result, direction_result>;
-
-asio::awaitable<direction_pair> relay_both(session_state& s, relay_resources& res,
-                                           engine_mode engine) {
-  auto both = co_await (relay(s.client, s.upstream, res, engine, s.link) &&
-                        relay(s.upstream, s.client, res, engine, s.link));
-  s.timer.cancel();  // the watchdog's, if one runs
-  co_return both;
-}
-
-// Closes the connection when no byte has moved either way for t.idle, or once it has lasted
-// t.max_duration; returns which, or nullptr when the relays ended first (they cancel the timer).
-asio::awaitable<const char*> watchdog(session_state& s, const timeouts& t,
-                                      std::chrono::steady_clock::time_point started) {
-  using clock = std::chrono::steady_clock;
-  const bool idle = t.idle.count() > 0, limited = t.max_duration.count() > 0;
-  for (;;) {
-    auto deadline = clock::time_point::max();
-    if (idle) deadline = s.link.last_activity() + t.idle;
-    if (limited) deadline = std::min(deadline, started + t.max_duration);
-    s.timer.expires_at(deadline);
-    auto [ec] = co_await s.timer.async_wait(use_tuple);
-    if (ec || s.link.stopped()) co_return nullptr;
-    const auto now = clock::now();
-    const char* expired = limited && now >= started + t.max_duration ? "max_duration"
-                          : idle && now >= s.link.last_activity() + t.idle ? "idle_timeout"
-                                                                            : nullptr;
-    if (expired) {
-      s.link.stop();
-      co_return expired;
-    }
-  }
-}
-
 std::uint64_t client_hash_of(const asio::ip::address& a) {
   if (a.is_v4()) {
     const auto b = a.to_v4().to_bytes();
@@ -153,9 +133,10 @@ std::uint64_t client_hash_of(const asio::ip::address& a) {
 
 }  // namespace
 
-asio::awaitable<void> serve(worker& w, std::shared_ptr<const generation> gen,
+asio::awaitable<void> serve(worker& w, [[maybe_unused]] std::shared_ptr<const generation> gen,
                             const listener_config& listener, upstream& target,
                             tcp::socket client) {
+  // `gen` is held, not used: it keeps `listener` and `target` alive through any reload.
   const auto started = std::chrono::steady_clock::now();
   session_state s(std::move(client));
   auto registration = w.session_started(&s);
@@ -203,16 +184,16 @@ asio::awaitable<void> serve(worker& w, std::shared_ptr<const generation> gen,
     const address& at = target.at(*endpoint);
     const engine_mode engine = engine_for(w.relay.engine, client_peer.address(), s.client,
                                           asio::ip::make_address(at.ip, ec), s.upstream);
+    // The idle and duration timeouts are checked by the worker's sweep (check_timeouts).
+    s.limits = t;
+    s.relay_started = std::chrono::steady_clock::now();
     s.link.touch();
-    const char* expired = nullptr;
-    if (t.idle.count() == 0 && t.max_duration.count() == 0) {
-      std::tie(up, down) = co_await relay_both(s, w.relay, engine);
-    } else {
-      // (The && of a pair and a value flattens into one tuple.)
-      std::tie(up, down, expired) =
-          co_await (relay_both(s, w.relay, engine) && watchdog(s, t, started));
-    }
-    reason = expired ? expired : close_reason(s, up, down);
+    s.relaying = true;
+    if (t.idle.count() > 0 || t.max_duration.count() > 0) w.need_sweep();
+    std::tie(up, down) = co_await (relay(s.client, s.upstream, w.relay, engine, s.link) &&
+                                   relay(s.upstream, s.client, w.relay, engine, s.link));
+    s.relaying = false;
+    reason = s.expired ? s.expired : close_reason(s, up, down);
     w.bytes_spliced.fetch_add(up.spliced + down.spliced, std::memory_order_relaxed);
     w.bytes_copied.fetch_add(up.copied + down.copied, std::memory_order_relaxed);
     target.ended(*endpoint);

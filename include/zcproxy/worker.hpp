@@ -4,6 +4,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -33,6 +34,8 @@ struct generation {
 // A session as the worker sees it: something to stop when the server shuts down.
 struct session_handle {
   virtual void stop() = 0;
+  // Close the session if its idle or duration timeout has passed at `now`.
+  virtual void check_timeouts(std::chrono::steady_clock::time_point now) = 0;
 
  protected:
   ~session_handle() = default;
@@ -66,6 +69,11 @@ struct worker {
   std::list<bound_listener> listeners;   // a listener leaves once its accept loop has ended
   std::list<session_handle*> sessions;
   boost::asio::steady_timer drain_timer{io};
+  // Every sweep_interval while sessions run, each one's timeouts are checked: one timer per
+  // worker instead of one per connection.
+  static constexpr std::chrono::milliseconds sweep_interval{100};
+  boost::asio::steady_timer sweep_timer{io};
+  bool sweeping = false;
   bool draining = false;
   // Read by other threads (server::snapshot), written by this one.
   std::atomic<std::size_t> session_count{0};
@@ -77,6 +85,8 @@ struct worker {
   void adopt(std::shared_ptr<const generation> next, std::vector<listener_plan> plan);
   // Stop accepting; close the sessions at once (now) or after drain_timeout.
   void shutdown(bool now);
+  // A session with timeouts runs: make sure the sweep does.
+  void need_sweep();
   // Called by a session as it starts and as it ends.
   std::list<session_handle*>::iterator session_started(session_handle* s);
   void session_ended(std::list<session_handle*>::iterator it);
