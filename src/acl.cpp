@@ -1,0 +1,230 @@
+#include "zcproxy/acl.hpp"
+
+#include <arpa/inet.h>
+
+#include <algorithm>
+#include <cstring>
+#include <limits>
+#include <ratio>
+#include <stdexcept>
+
+namespace zcproxy {
+
+namespace detail {
+namespace {
+
+constexpr std::size_t max_ip_text = 45;  // INET6_ADDRSTRLEN - 1: "ffff:...:255.255.255.255"
+
+// Clears every bit of `b` past `prefix` within its first `len` bytes; true when any was set.
+bool clear_host_bits(std::array<unsigned char, 16>& b, unsigned prefix, unsigned len) {
+  bool had = false;
+  for (unsigned i = 0; i < len; ++i) {
+    unsigned keep = prefix >= 8 * (i + 1) ? 8 : prefix > 8 * i ? prefix - 8 * i : 0;
+    auto mask = static_cast<unsigned char>(0xff00u >> keep);
+    if (b[i] & ~mask) had = true;
+    b[i] &= mask;
+  }
+  return had;
+}
+
+// ::ffff:0:0/96, the IPv4-mapped block (RFC 4291 2.5.5.2).
+bool is_v4_mapped(std::span<const unsigned char> ip) {
+  static constexpr unsigned char head[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+  return ip.size() == 16 && std::memcmp(ip.data(), head, sizeof head) == 0;
+}
+
+// Text to network-order bytes; the family is chosen by the presence of ':'. 0 when malformed.
+std::size_t parse_ip(std::string_view text, std::array<unsigned char, 16>& out) {
+  if (text.empty() || text.size() > max_ip_text) return 0;
+  char buf[max_ip_text + 1];
+  text.copy(buf, text.size());
+  buf[text.size()] = '\0';
+  bool v6 = text.find(':') != std::string_view::npos;
+  out = {};
+  if (inet_pton(v6 ? AF_INET6 : AF_INET, buf, out.data()) != 1) return 0;
+  return v6 ? 16 : 4;
+}
+
+}  // namespace
+}  // namespace detail
+
+bool cidr::contains(std::span<const unsigned char> ip) const {
+  if (ip.size() != (v6 ? 16u : 4u)) return false;
+  std::size_t whole = prefix / 8;
+  if (std::memcmp(ip.data(), bytes.data(), whole) != 0) return false;
+  unsigned rest = prefix % 8;
+  if (rest == 0) return true;
+  auto mask = static_cast<unsigned char>(0xff00u >> rest);
+  return (ip[whole] & mask) == (bytes[whole] & mask);
+}
+
+std::optional<cidr> parse_cidr(std::string_view text, std::string* why) {
+  auto fail = [&](std::string reason) -> std::optional<cidr> {
+    if (why) *why = std::move(reason);
+    return std::nullopt;
+  };
+  const std::string quoted = "'" + std::string(text) + "'";
+  auto slash = text.find('/');
+  auto addr = text.substr(0, slash);
+  if (addr.empty())
+    return fail(quoted + ": expected an IPv4 or IPv6 address, optionally with /prefix");
+
+  cidr c;
+  std::size_t len = detail::parse_ip(addr, c.bytes);
+  if (len == 0)
+    return fail(quoted + ": '" + std::string(addr) +
+                "' is not an IPv4 (a.b.c.d) or IPv6 address (no brackets, no zone)");
+  c.v6 = len == 16;
+  const unsigned max = c.v6 ? 128 : 32;
+  const char* family = c.v6 ? "IPv6" : "IPv4";
+
+  c.prefix = max;
+  if (slash != std::string_view::npos) {
+    auto digits = text.substr(slash + 1);
+    if (digits.empty()) return fail(quoted + ": expected a prefix length after '/'");
+    bool all_digits =
+        std::all_of(digits.begin(), digits.end(), [](char ch) { return ch >= '0' && ch <= '9'; });
+    if (!all_digits)
+      return fail(quoted + ": prefix length '" + std::string(digits) +
+                  "' is not a plain decimal number");
+    if (digits.size() > 1 && digits[0] == '0')
+      return fail(quoted + ": prefix length '" + std::string(digits) + "' has a leading zero");
+    unsigned value = 0;
+    for (char ch : digits) {
+      value = value * 10 + unsigned(ch - '0');
+      if (value > max) break;  // also stops overflow on long digit strings
+    }
+    if (value > max)
+      return fail(quoted + ": prefix length " + std::string(digits) + " is out of range for " +
+                  family + " (0.." + std::to_string(max) + ")");
+    c.prefix = value;
+  }
+
+  if (detail::clear_host_bits(c.bytes, c.prefix, static_cast<unsigned>(len)))
+    // Refused, not masked: "10.0.0.1/8" may have meant the host as well as the network.
+    return fail(quoted + ": host bits are set past /" + std::to_string(c.prefix) +
+                "; write the network, " + to_string(c) + ", or the host alone");
+  return c;
+}
+
+std::string to_string(const cidr& c) {
+  char buf[INET6_ADDRSTRLEN];
+  if (!inet_ntop(c.v6 ? AF_INET6 : AF_INET, c.bytes.data(), buf, sizeof buf))
+    return "<bad cidr>";  // cannot happen: the buffer fits either family
+  return std::string(buf) + "/" + std::to_string(c.prefix);
+}
+
+acl::acl(std::vector<cidr> allow, std::vector<cidr> deny)
+    : allow_(std::move(allow)), deny_(std::move(deny)) {
+  for (auto* list : {&allow_, &deny_}) {
+    for (auto& c : *list) {
+      if (c.prefix > (c.v6 ? 128u : 32u))
+        throw std::invalid_argument("acl: prefix /" + std::to_string(c.prefix) +
+                                    " is out of range for " + (c.v6 ? "IPv6" : "IPv4"));
+      detail::clear_host_bits(c.bytes, c.prefix, c.v6 ? 16 : 4);
+      if (!c.v6) std::fill(c.bytes.begin() + 4, c.bytes.end(), 0);
+      // A block inside ::ffff:0:0/96 is an IPv4 block: clients in it are checked as IPv4.
+      if (c.v6 && c.prefix >= 96 && detail::is_v4_mapped(c.bytes)) {
+        std::array<unsigned char, 16> v4{};
+        std::copy_n(c.bytes.begin() + 12, 4, v4.begin());
+        c = cidr{v4, c.prefix - 96, false};
+      }
+    }
+  }
+}
+
+bool acl::permits(std::span<const unsigned char> ip) const {
+  if (ip.size() != 4 && ip.size() != 16) return false;
+  // A dual-stack socket reports an IPv4 peer as ::ffff:a.b.c.d; the rules speak of a.b.c.d.
+  if (detail::is_v4_mapped(ip)) ip = ip.subspan(12);
+  auto match = [ip](const cidr& c) { return c.contains(ip); };
+  if (std::any_of(deny_.begin(), deny_.end(), match)) return false;
+  return allow_.empty() || std::any_of(allow_.begin(), allow_.end(), match);
+}
+
+bool acl::permits(std::string_view ip_text) const {
+  std::array<unsigned char, 16> b;
+  std::size_t len = detail::parse_ip(ip_text, b);
+  if (len == 0) return false;
+  return permits(std::span<const unsigned char>(b.data(), len));
+}
+
+// token_bucket
+
+namespace detail {
+namespace {
+
+// Exact products of elapsed ticks, rates and tick counts: up to 2^63 * 2^64.
+__extension__ using int128 = __int128;
+__extension__ using uint128 = unsigned __int128;
+
+using tick_period = token_bucket::duration::period;
+static_assert(tick_period::num == 1, "steady_clock ticks are a whole fraction of a second");
+constexpr std::uint64_t ticks_per_second = tick_period::den;
+constexpr std::int64_t max_tokens = std::int64_t{1} << 62;  // bound on burst and on debt
+
+}  // namespace
+}  // namespace detail
+
+std::uint64_t token_bucket::default_burst(std::uint64_t bytes_per_second) {
+  return std::max<std::uint64_t>(bytes_per_second / 10, 64 * 1024);
+}
+
+token_bucket::token_bucket(std::uint64_t bytes_per_second, std::uint64_t burst)
+    : rate_(bytes_per_second),
+      burst_(std::min<std::uint64_t>(burst ? burst : default_burst(bytes_per_second),
+                                     detail::max_tokens)),
+      tokens_(static_cast<std::int64_t>(burst_)) {}
+
+void token_bucket::refill(time_point now) {
+  if (!started_) {  // the clock starts now: the bucket is as full as it was built
+    started_ = true;
+    last_ = now;
+    return;
+  }
+  if (now <= last_) return;  // no time passed (or the caller's clock went back: ignore it)
+  auto elapsed = static_cast<std::uint64_t>((now - last_).count());
+  last_ = now;
+  const auto burst = static_cast<std::int64_t>(burst_);
+  if (tokens_ >= burst) {
+    carry_ = 0;  // full: what would accrue now is lost, as in any bucket
+    return;
+  }
+  detail::uint128 total = detail::uint128(elapsed) * rate_ + carry_;
+  detail::int128 tokens = tokens_ + detail::int128(total / detail::ticks_per_second);
+  if (tokens >= burst) {
+    tokens_ = burst;
+    carry_ = 0;
+  } else {
+    tokens_ = static_cast<std::int64_t>(tokens);
+    carry_ = static_cast<std::uint64_t>(total % detail::ticks_per_second);
+  }
+}
+
+std::uint64_t token_bucket::allowance(time_point now) {
+  if (unlimited()) return std::numeric_limits<std::uint64_t>::max();
+  refill(now);
+  return tokens_ > 0 ? static_cast<std::uint64_t>(tokens_) : 0;
+}
+
+void token_bucket::consume(std::uint64_t n) {
+  if (unlimited()) return;
+  detail::int128 left = detail::int128(tokens_) - n;
+  tokens_ = static_cast<std::int64_t>(std::max<detail::int128>(left, -detail::max_tokens));
+}
+
+token_bucket::duration token_bucket::wait_for(std::uint64_t want, time_point now) {
+  if (unlimited() || want == 0) return duration::zero();
+  refill(now);
+  auto need = static_cast<std::int64_t>(std::min(want, burst_));
+  if (tokens_ >= need) return duration::zero();
+  // Smallest t with t * rate + carry >= deficit * ticks_per_second: then refill(now + t) adds
+  // at least the deficit, and refill(now + t - 1) does not.
+  detail::int128 deficit = detail::int128(need) - tokens_;
+  detail::int128 numerator = deficit * detail::ticks_per_second - carry_;
+  detail::int128 ticks = (numerator + rate_ - 1) / rate_;
+  if (ticks > std::numeric_limits<duration::rep>::max()) return duration::max();
+  return duration(static_cast<duration::rep>(ticks));
+}
+
+}  // namespace zcproxy
