@@ -337,6 +337,35 @@ class checker {
     return a;
   }
 
+  void boolean(const entry& e, const std::string& path, bool& out) {
+    bool value = false;
+    if (!e.value.IsScalar() || !YAML::convert<bool>::decode(e.value, value))
+      fail(e, path, "expected true or false, got " + describe(e.value));
+    else
+      out = value;
+  }
+
+  // A sequence of address blocks: "10.0.0.0/8", "2001:db8::/32", "192.168.1.7".
+  void check_cidrs(const entry& e, const std::string& path, std::vector<cidr>& out) {
+    constexpr std::string_view expected =
+        "a sequence of address blocks, e.g. [\"10.0.0.0/8\", \"2001:db8::/32\", \"192.0.2.7\"]";
+    if (!e.value.IsSequence()) {
+      fail(e, path, "expected " + std::string(expected) + ", got " + describe(e.value));
+      return;
+    }
+    for (std::size_t i = 0; i < e.value.size(); ++i) {
+      entry one{"", e.key_node, e.value[i]};
+      const auto item_path = element(path, i);
+      auto text = scalar(one, item_path, "an address block such as \"10.0.0.0/8\"");
+      if (!text) continue;
+      std::string why;
+      if (auto c = parse_cidr(*text, &why))
+        out.push_back(*c);
+      else
+        fail(one, item_path, "expected an address block such as \"10.0.0.0/8\": " + why);
+    }
+  }
+
   std::optional<std::string> name(const entry& e, const std::string& path) {
     auto text = scalar(e, path, "a non-empty name");
     if (text && text->empty()) {
@@ -544,7 +573,8 @@ void checker::check_upstream(const entry& e, const std::string& path, upstream_c
   static const std::vector<std::string_view> keys{
       "endpoints",       "balance",      "health_check",
       "max_fails",       "fail_timeout", "max_connect_attempts",
-      "connect_timeout", "idle_timeout", "max_connection_duration"};
+      "connect_timeout", "idle_timeout", "max_connection_duration",
+      "send_proxy"};
   if (!expect_map(e, path, "a map with keys " + join(keys))) return;
   auto items = entries(e.value, path, keys);
   require(items, e.value, path, "endpoints", endpoints_hint);
@@ -552,6 +582,18 @@ void checker::check_upstream(const entry& e, const std::string& path, upstream_c
     auto item_path = child(path, item.key);
     if (item.key == "endpoints") {
       check_endpoints(item, item_path, out.endpoints);
+    } else if (item.key == "send_proxy") {
+      constexpr std::string_view expected = "one of: off, v1, v2";
+      if (auto text = scalar(item, item_path, expected)) {
+        if (*text == "v1")
+          out.send_proxy = proxy_protocol_version::v1;
+        else if (*text == "v2")
+          out.send_proxy = proxy_protocol_version::v2;
+        else if (*text == "off")
+          out.send_proxy = proxy_protocol_version::off;
+        else
+          fail(item, item_path, "expected " + std::string(expected) + ", got " + quoted(*text));
+      }
     } else if (item.key == "balance") {
       static constexpr balance_policy policies[] = {
           balance_policy::round_robin, balance_policy::least_conn, balance_policy::random,
@@ -602,8 +644,18 @@ void checker::check_upstreams(const entry& e, config& out) {
 }
 
 void checker::check_listeners(const entry& e, config& out) {
-  static const std::vector<std::string_view> keys{
-      "name", "bind", "upstream", "connect_timeout", "idle_timeout", "max_connection_duration"};
+  static const std::vector<std::string_view> keys{"name",
+                                                  "bind",
+                                                  "upstream",
+                                                  "connect_timeout",
+                                                  "idle_timeout",
+                                                  "max_connection_duration",
+                                                  "allow",
+                                                  "deny",
+                                                  "max_connections",
+                                                  "max_connections_per_ip",
+                                                  "accept_proxy",
+                                                  "proxy_timeout"};
   constexpr std::string_view expected = "a non-empty sequence of listeners {name, bind, upstream}";
   if (!e.value.IsSequence()) {
     fail(e, "listeners", "expected " + std::string(expected) + ", got " + describe(e.value));
@@ -670,6 +722,18 @@ void checker::check_listeners(const entry& e, config& out) {
           fail(item, item_path,
                "no upstream named " + quoted(*n) + "; expected one of: " + join(known));
         }
+      } else if (item.key == "allow" || item.key == "deny") {
+        check_cidrs(item, item_path, item.key == "allow" ? listener.allow : listener.deny);
+      } else if (item.key == "max_connections") {
+        integer(item, item_path, 0, 10'000'000, " (0 = no limit)", listener.max_connections);
+      } else if (item.key == "max_connections_per_ip") {
+        integer(item, item_path, 0, 10'000'000, " (0 = no limit)",
+                listener.max_connections_per_ip);
+      } else if (item.key == "accept_proxy") {
+        boolean(item, item_path, listener.accept_proxy);
+      } else if (item.key == "proxy_timeout") {
+        duration(item, item_path, std::chrono::milliseconds(1), std::chrono::hours(1), "1ms to 1h",
+                 listener.proxy_timeout);
       } else {
         check_timeout(item, item_path, listener.timeouts);
       }

@@ -55,7 +55,9 @@ std::vector<tcp::acceptor> open_listener(const listener_config& lc,
 }
 
 void start_session(worker& w, bound_listener& l, tcp::socket client) {
-  asio::co_spawn(w.io, serve(w, l.gen, *l.config, *l.target, std::move(client)),
+  asio::co_spawn(w.io,
+                 serve(w, l.gen, listener_view{l.config, l.target, l.access, l.state},
+                       std::move(client)),
                  [](std::exception_ptr e) {
                    if (!e) return;
                    try {

@@ -26,6 +26,31 @@ namespace asio = boost::asio;
 
 // --- generation, worker -------------------------------------------------------------------
 
+bool listener_state::admit(const std::string& ip, unsigned max_total, unsigned max_per_ip) {
+  if (open.fetch_add(1, std::memory_order_relaxed) >= max_total && max_total != 0) {
+    open.fetch_sub(1, std::memory_order_relaxed);
+    return false;
+  }
+  if (max_per_ip == 0) return true;
+  std::lock_guard lock(per_ip_mutex);
+  unsigned& n = per_ip[ip];
+  if (n >= max_per_ip) {
+    if (n == 0) per_ip.erase(ip);
+    open.fetch_sub(1, std::memory_order_relaxed);
+    return false;
+  }
+  ++n;
+  return true;
+}
+
+void listener_state::release(const std::string& ip, bool per_ip_counted) {
+  open.fetch_sub(1, std::memory_order_relaxed);
+  if (!per_ip_counted) return;
+  std::lock_guard lock(per_ip_mutex);
+  auto it = per_ip.find(ip);
+  if (it != per_ip.end() && --it->second == 0) per_ip.erase(it);
+}
+
 upstream* generation::find(std::string_view name) const {
   for (const auto& u : upstreams)
     if (u->config().name == name) return u.get();
@@ -52,6 +77,8 @@ void worker::adopt(std::shared_ptr<const generation> next, std::vector<listener_
           l.gen = next;
           l.config = &lc;
           l.target = target;
+          l.access = &next->acls[j];
+          l.state = next->listener_states[j].get();
           kept[k] = true;
         }
         ++k;
@@ -59,7 +86,8 @@ void worker::adopt(std::shared_ptr<const generation> next, std::vector<listener_
       continue;
     }
     auto it = listeners.insert(listeners.end(),
-                               bound_listener{plan[j].id, next, &lc, target,
+                               bound_listener{plan[j].id, next, &lc, target, &next->acls[j],
+                                              next->listener_states[j].get(),
                                               std::move(*plan[j].acceptor), asio::steady_timer(io)});
     kept.push_back(true);
     if (draining) continue;  // a reload racing a shutdown: the loop would stop at once anyway
@@ -229,6 +257,8 @@ void server::start() {
     auto acceptors = open_listener(lc, m.worker_ios(), at);  // throws: nothing runs yet
     const std::uint64_t id = m.next_listener_id++;
     g->listener_ids.push_back(id);
+    g->acls.emplace_back(lc.allow, lc.deny);
+    g->listener_states.push_back(std::make_shared<listener_state>());
     for (unsigned i = 0; i < n; ++i) plans[i].push_back({id, std::move(acceptors[i])});
     m.listening.push_back(at);
     main_log().info(
@@ -298,6 +328,8 @@ std::string server::reload(config next) {
     if (old) {
       taken[*old] = true;
       g->listener_ids.push_back(m.gen->listener_ids[*old]);
+      g->acls.emplace_back(lc.allow, lc.deny);
+      g->listener_states.push_back(m.gen->listener_states[*old]);  // its counts carry on
       listening.push_back(m.listening[*old]);
       for (auto& p : plans) p.push_back({g->listener_ids.back(), std::nullopt});
       continue;
@@ -310,6 +342,8 @@ std::string server::reload(config next) {
       return e.what();  // the acceptors opened so far close as `plans` goes
     }
     g->listener_ids.push_back(m.next_listener_id++);
+    g->acls.emplace_back(lc.allow, lc.deny);
+    g->listener_states.push_back(std::make_shared<listener_state>());
     listening.push_back(at);
     for (std::size_t i = 0; i < n; ++i)
       plans[i].push_back({g->listener_ids.back(), std::move(acceptors[i])});

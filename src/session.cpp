@@ -5,7 +5,11 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
 #include <algorithm>
+#include <array>
+#include <cerrno>
+#include <cstring>
 #include <chrono>
 #include <optional>
 #include <string>
@@ -13,6 +17,7 @@
 #include <vector>
 
 #include "zcproxy/log.hpp"
+#include "zcproxy/proxy_protocol.hpp"
 #include "zcproxy/upstream.hpp"
 
 namespace zcproxy {
@@ -131,12 +136,93 @@ std::uint64_t client_hash_of(const asio::ip::address& a) {
   return balancer::hash_client({reinterpret_cast<const char*>(b.data()), b.size()});
 }
 
+// Read the PROXY protocol header the client must send first, consuming exactly its bytes: the
+// payload behind it stays in the socket for the relay (and splice). Bytes are peeked; once they
+// are known to be all header (an incomplete but valid prefix) they are consumed, so the wait for
+// more never wakes on bytes already seen.
+asio::awaitable<std::optional<proxy_protocol::header>> read_proxy_header(
+    session_state& s, std::chrono::milliseconds limit, std::string& why) {
+  const int fd = s.client.native_handle();
+  std::array<char, proxy_protocol::default_max_size> buf;
+  std::size_t have = 0;  // header bytes consumed so far, at the start of buf
+  s.timer.expires_after(limit);
+  for (;;) {
+    const ssize_t n = ::recv(fd, buf.data() + have, buf.size() - have, MSG_PEEK);
+    if (n == 0) {
+      why = "the client closed before a complete PROXY header";
+      co_return std::nullopt;
+    }
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (errno != EAGAIN && errno != EWOULDBLOCK) {
+        why = std::strerror(errno);
+        co_return std::nullopt;
+      }
+      auto r = co_await (s.client.async_wait(tcp::socket::wait_read, use_tuple) ||
+                         s.timer.async_wait(use_tuple));
+      if (s.shutting_down) co_return std::nullopt;
+      if (r.index() == 1) {
+        why = "no complete PROXY header within proxy_timeout";
+        co_return std::nullopt;
+      }
+      if (auto ec = std::get<0>(std::get<0>(r))) {
+        why = ec.message();
+        co_return std::nullopt;
+      }
+      continue;
+    }
+    const auto parsed =
+        proxy_protocol::parse({buf.data(), have + static_cast<std::size_t>(n)});
+    if (parsed.status == proxy_protocol::status::invalid) {
+      why = parsed.error;
+      co_return std::nullopt;
+    }
+    const bool complete = parsed.status == proxy_protocol::status::complete;
+    const std::size_t take = complete ? parsed.header.size - have : static_cast<std::size_t>(n);
+    // Those bytes are queued (just peeked): this read takes them at once.
+    if (::recv(fd, buf.data() + have, take, 0) != static_cast<ssize_t>(take)) {
+      why = "reading the PROXY header failed";
+      co_return std::nullopt;
+    }
+    have += take;
+    if (complete) {
+      s.timer.cancel();
+      co_return parsed.header;
+    }
+  }
+}
+
+std::string bytes_of(const asio::ip::address& a) {
+  if (a.is_v4()) {
+    const auto b = a.to_v4().to_bytes();
+    return {reinterpret_cast<const char*>(b.data()), b.size()};
+  }
+  const auto b = a.to_v6().to_bytes();
+  return {reinterpret_cast<const char*>(b.data()), b.size()};
+}
+
+address address_of(const tcp::endpoint& ep) {
+  return {ep.address().to_string(), ep.port(), ep.address().is_v6()};
+}
+
+// The client is refused (access control, limits, a bad PROXY header, no endpoint): it is reset,
+// as a direct connect to a dead or closed service would be, not closed cleanly, which could pass
+// for an empty reply. (Not through Asio: its socket destructor turns a linger set through it
+// back off.)
+void reset_on_close(tcp::socket& s) {
+  const linger abort_on_close{1, 0};
+  ::setsockopt(s.native_handle(), SOL_SOCKET, SO_LINGER, &abort_on_close, sizeof abort_on_close);
+}
+
 }  // namespace
 
 asio::awaitable<void> serve(worker& w, [[maybe_unused]] std::shared_ptr<const generation> gen,
-                            const listener_config& listener, upstream& target,
-                            tcp::socket client) {
-  // `gen` is held, not used: it keeps `listener` and `target` alive through any reload.
+                            listener_view l, tcp::socket client) {
+  // `gen` is held, not used: it keeps what `l` points to alive through any reload.
+  const listener_config& listener = *l.config;
+  upstream& target = *l.target;
+  const acl& access = *l.access;
+  listener_state& counts = *l.state;
   const auto started = std::chrono::steady_clock::now();
   session_state s(std::move(client));
   auto registration = w.session_started(&s);
@@ -147,40 +233,90 @@ asio::awaitable<void> serve(worker& w, [[maybe_unused]] std::shared_ptr<const ge
   } guard{w, registration};
 
   const timeouts t = timeouts_for(listener, target.config());
-  boost::system::error_code peer_ec;
-  const tcp::endpoint client_peer = s.client.remote_endpoint(peer_ec);
-  const std::string client_addr = peer_ec ? "?" : to_string(client_peer);
-  const std::uint64_t client_hash = target.config().balance == balance_policy::source_hash
-                                        ? client_hash_of(client_peer.address())
-                                        : 0;
+  boost::system::error_code ec;
+  s.client.non_blocking(true, ec);  // splice, read_some/write_some and peeks must never block
+  tcp::endpoint client_peer = s.client.remote_endpoint(ec);
+  std::optional<address> client_local;  // the address the client connected to, when known
+  std::string client_addr = ec ? "?" : to_string(client_peer);
   std::string why;
   const char* reason = nullptr;
-  const std::optional<std::size_t> endpoint =
-      co_await connect_upstream(s, target, t, client_hash, why, reason);
+
+  if (listener.accept_proxy) {
+    if (auto h = co_await read_proxy_header(s, listener.proxy_timeout, why)) {
+      if (h->has_ip_addresses()) {
+        client_peer = tcp::endpoint(asio::ip::make_address(h->source.ip, ec), h->source.port);
+        client_addr = h->source.to_string();
+        client_local = h->destination;
+      }
+    } else {
+      reason = s.shutting_down ? "shutdown" : "proxy_header";
+      if (!s.shutting_down)
+        main_log().warn("listener {}: client {}: refused: PROXY header: {}", listener.name,
+                        client_addr, why);
+    }
+  }
+
+  const std::string ip_key = bytes_of(client_peer.address());
+  bool admitted = false;
+  if (!reason) {
+    if (!access.permits({reinterpret_cast<const unsigned char*>(ip_key.data()), ip_key.size()})) {
+      reason = "denied";
+      counts.refused.fetch_add(1, std::memory_order_relaxed);
+      main_log().info("listener {}: client {}: refused by allow/deny", listener.name, client_addr);
+    } else if (!counts.admit(ip_key, listener.max_connections, listener.max_connections_per_ip)) {
+      reason = "limit";
+      counts.refused.fetch_add(1, std::memory_order_relaxed);
+      main_log().info("listener {}: client {}: refused: max_connections{} reached", listener.name,
+                      client_addr, listener.max_connections_per_ip ? "(_per_ip)" : "");
+    } else {
+      admitted = true;
+    }
+  }
+
+  std::optional<std::size_t> endpoint;
+  if (!reason) {
+    const std::uint64_t client_hash = target.config().balance == balance_policy::source_hash
+                                          ? client_hash_of(client_peer.address())
+                                          : 0;
+    endpoint = co_await connect_upstream(s, target, t, client_hash, why, reason);
+    if (!endpoint) {
+      if (s.shutting_down) {
+        reason = "shutdown";
+      } else if (why.empty()) {
+        if (target.should_report_all_down(upstream::clock::now()))
+          main_log().warn(
+              "upstream {}: every endpoint is down or ejected; clients are reset at once",
+              target.config().name);
+      } else {
+        main_log().warn("listener {}: client {}: no endpoint of upstream {} reachable: {}",
+                        listener.name, client_addr, target.config().name, why);
+      }
+    }
+  }
+
+  if (endpoint && target.config().send_proxy != proxy_protocol_version::off) {
+    // The client's addresses go first, before any byte of its own.
+    if (!client_local) client_local = address_of(s.client.local_endpoint(ec));
+    const address source = address_of(client_peer);
+    const std::string header = target.config().send_proxy == proxy_protocol_version::v1
+                                   ? proxy_protocol::encode_v1(source, *client_local)
+                                   : proxy_protocol::encode_v2(source, *client_local);
+    auto [write_ec, n] = co_await asio::async_write(s.upstream, asio::buffer(header), use_tuple);
+    if (write_ec) {
+      main_log().warn("listener {}: client {}: sending the PROXY header to {} failed: {}",
+                      listener.name, client_addr, target.at(*endpoint).to_string(),
+                      write_ec.message());
+      reason = "connect_failed";
+      endpoint.reset();
+    }
+  }
+
   direction_result up, down;  // client->upstream, upstream->client
   if (!endpoint) {
-    if (s.shutting_down) reason = "shutdown";
-    // The client meets what a direct connect to a dead service would give it, a reset, not a
-    // clean end that could pass for an empty reply (an endpoint that accepted and reset at once
-    // lands here too).
-    // (Not through Asio: its socket destructor turns a linger set through it back off.)
-    const linger abort_on_close{1, 0};
-    ::setsockopt(s.client.native_handle(), SOL_SOCKET, SO_LINGER, &abort_on_close,
-                 sizeof abort_on_close);
-    if (s.shutting_down) {
-    } else if (why.empty()) {
-      if (target.should_report_all_down(upstream::clock::now()))
-        main_log().warn("upstream {}: every endpoint is down or ejected; clients are reset at once",
-                        target.config().name);
-    } else {
-      main_log().warn("listener {}: client {}: no endpoint of upstream {} reachable: {}",
-                      listener.name, client_addr, target.config().name, why);
-    }
+    reset_on_close(s.client);
   } else {
     target.started(*endpoint);
-    boost::system::error_code ec;
     for (tcp::socket* sock : {&s.client, &s.upstream}) sock->set_option(tcp::no_delay(true), ec);
-    s.client.non_blocking(true, ec);  // splice and read_some/write_some must never block
     const address& at = target.at(*endpoint);
     const engine_mode engine = engine_for(w.relay.engine, client_peer.address(), s.client,
                                           asio::ip::make_address(at.ip, ec), s.upstream);
@@ -198,6 +334,7 @@ asio::awaitable<void> serve(worker& w, [[maybe_unused]] std::shared_ptr<const ge
     w.bytes_copied.fetch_add(up.copied + down.copied, std::memory_order_relaxed);
     target.ended(*endpoint);
   }
+  if (admitted) counts.release(ip_key, listener.max_connections_per_ip != 0);
 
   if (auto* log = access_log()) {
     const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(

@@ -10,6 +10,8 @@
 #include <string_view>
 #include <vector>
 
+#include "zcproxy/acl.hpp"
+
 namespace zcproxy {
 
 // How a direction of a connection moves bytes.
@@ -67,6 +69,15 @@ struct listener_config {
   address bind;
   std::string upstream;  // name of an entry in config::upstreams (checked)
   timeouts_config timeouts;
+  // Who may connect: a client in `deny` is refused; with `allow` non-empty, it must be in it.
+  std::vector<cidr> allow;
+  std::vector<cidr> deny;
+  unsigned max_connections = 0;         // open at once through this listener; 0 = no limit
+  unsigned max_connections_per_ip = 0;  // likewise, per client address
+  // The client must send a PROXY protocol header (v1 or v2) within proxy_timeout; its source
+  // address is then the client's address for logs, access control, limits and source_hash.
+  bool accept_proxy = false;
+  std::chrono::milliseconds proxy_timeout{5000};
   bool operator==(const listener_config&) const = default;
 };
 
@@ -98,8 +109,12 @@ struct health_check_config {
   bool operator==(const health_check_config&) const = default;
 };
 
+enum class proxy_protocol_version { off, v1, v2 };
+
 struct upstream_config {
   std::string name;
+  // A PROXY protocol header with the client's addresses goes first on every connection to it.
+  proxy_protocol_version send_proxy = proxy_protocol_version::off;
   std::vector<endpoint_config> endpoints;
   balance_policy balance = balance_policy::round_robin;
   health_check_config health_check;

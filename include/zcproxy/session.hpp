@@ -10,9 +10,17 @@
 
 namespace zcproxy {
 
-// `gen` keeps `listener` and `target` alive for the session's life.
+// What a session needs of its listener, taken when it is accepted (a reload may change the
+// listener's own pointers before the session runs); all of it lives in `gen`.
+struct listener_view {
+  const listener_config* config;
+  upstream* target;
+  const acl* access;
+  listener_state* state;
+};
+
+// `gen` keeps what `l` points to alive for the session's life.
 boost::asio::awaitable<void> serve(worker& w, std::shared_ptr<const generation> gen,
-                                   const listener_config& listener, upstream& target,
-                                   tcp::socket client);
+                                   listener_view l, tcp::socket client);
 
 }  // namespace zcproxy

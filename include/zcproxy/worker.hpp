@@ -9,6 +9,8 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <list>
+#include <mutex>
+#include <unordered_map>
 #include <memory>
 #include <optional>
 #include <string_view>
@@ -20,6 +22,18 @@ namespace zcproxy {
 
 class upstream;
 
+// What a listener counts across workers and reloads (a listener kept by a reload keeps it).
+struct listener_state {
+  std::atomic<unsigned> open{0};            // connections admitted and not yet ended
+  std::atomic<std::uint64_t> refused{0};    // clients closed by access control or limits
+  std::mutex per_ip_mutex;
+  std::unordered_map<std::string, unsigned> per_ip;  // raw address bytes -> open connections
+
+  // Admit one more connection from `ip` under the limits (0 = none); false when over one.
+  bool admit(const std::string& ip, unsigned max_total, unsigned max_per_ip);
+  void release(const std::string& ip, bool per_ip_counted);
+};
+
 // One generation of the configuration with its run-time upstreams, replaced whole by a reload.
 // Immutable once built. Every session holds the generation it started in, so a reload never pulls
 // a listener's or an upstream's settings from under an open connection.
@@ -27,6 +41,8 @@ struct generation {
   config cfg;
   std::vector<std::shared_ptr<upstream>> upstreams;  // in cfg.upstreams order
   std::vector<std::uint64_t> listener_ids;           // in cfg.listeners order; see bound_listener
+  std::vector<acl> acls;                             // likewise: built from allow/deny
+  std::vector<std::shared_ptr<listener_state>> listener_states;  // likewise
 
   upstream* find(std::string_view name) const;
 };
@@ -48,6 +64,8 @@ struct bound_listener {
   std::shared_ptr<const generation> gen;
   const listener_config* config;  // in gen->cfg
   upstream* target;               // in gen
+  const acl* access;              // in gen
+  listener_state* state;          // in gen
   tcp::acceptor acceptor;
   boost::asio::steady_timer backoff;  // between accept retries when out of fds
 };

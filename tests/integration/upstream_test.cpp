@@ -56,22 +56,6 @@ zcproxy::config config_with(const std::string& endpoints, const std::string& ups
 }
 
 // Connect (from `from`, a 127.x.y.z address) and read the backend's name.
-fd connect_from(const char* from, std::uint16_t port) {
-  fd s(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  REQUIRE(s);
-  timeval tv{10, 0};
-  ::setsockopt(s.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  ::setsockopt(s.get(), SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-  sockaddr_in sa{};
-  sa.sin_family = AF_INET;
-  ::inet_pton(AF_INET, from, &sa.sin_addr);
-  REQUIRE(::bind(s.get(), reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0);
-  sa.sin_port = htons(port);
-  ::inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
-  REQUIRE(::connect(s.get(), reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0);
-  return s;
-}
-
 std::string name_of(int s, std::size_t len = 1) {
   const bytes b = recv_exact(s, len);
   return std::string(b.begin(), b.end());

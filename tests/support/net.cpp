@@ -102,6 +102,18 @@ bool can_connect(std::uint16_t port) {
   return ::connect(s.get(), reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0;
 }
 
+fd connect_from(const char* from, std::uint16_t port) {
+  fd s(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!s) fail("socket");
+  set_timeouts(s.get());
+  sockaddr_in sa = loopback(0);
+  if (::inet_pton(AF_INET, from, &sa.sin_addr) != 1) fail("inet_pton");
+  if (::bind(s.get(), reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0) fail("bind");
+  sa = loopback(port);
+  if (::connect(s.get(), reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0) fail("connect");
+  return s;
+}
+
 void send_all(int s, const char* data, std::size_t n) {
   while (n > 0) {
     ssize_t m = ::send(s, data, n, MSG_NOSIGNAL);

@@ -49,6 +49,9 @@ fd start_connect(std::uint16_t port);
 // Whether a connect to the port succeeds now.
 bool can_connect(std::uint16_t port);
 fd connect_to(std::uint16_t port);
+// Connect to 127.0.0.1:port from the local address `from` (any 127.x.y.z: all of 127/8 is
+// loopback), so a test can be several clients.
+fd connect_from(const char* from, std::uint16_t port);
 
 void send_all(int s, const char* data, std::size_t n);
 inline void send_all(int s, const bytes& b) {

@@ -433,11 +433,12 @@ upstreams:
                             Contains("expected one of: engine, pipe_size, max_pipes, buffer_size"));
   CHECK(errors[2] ==
         "t.yaml:6:57: listeners[0].tls: unknown key; expected one of: name, bind, "
-        "upstream, connect_timeout, idle_timeout, max_connection_duration");
+        "upstream, connect_timeout, idle_timeout, max_connection_duration, "
+        "allow, deny, max_connections, max_connections_per_ip, accept_proxy, proxy_timeout");
   CHECK(errors[3] ==
         "t.yaml:8:41: upstreams.app.weight: unknown key; expected one of: endpoints, "
         "balance, health_check, max_fails, fail_timeout, max_connect_attempts, "
-        "connect_timeout, idle_timeout, max_connection_duration");
+        "connect_timeout, idle_timeout, max_connection_duration, send_proxy");
 }
 
 TEST_CASE("a scalar where a map is expected is a type error", "[config]") {
