@@ -345,6 +345,27 @@ class checker {
       out = value;
   }
 
+  // rate_limit: { upload: 10MiB/s, download: 50MiB/s }: a size per second, each optional.
+  void check_rate_limit(const entry& e, const std::string& path, listener_config& out) {
+    static const std::vector<std::string_view> keys{"upload", "download"};
+    if (!expect_map(e, path, "a map with keys " + join(keys))) return;
+    for (const auto& item : entries(e.value, path, keys)) {
+      const auto item_path = child(path, item.key);
+      constexpr std::string_view expected = "a rate such as 10MiB/s (a size per second, 0 = none)";
+      auto text = scalar(item, item_path, expected);
+      if (!text) continue;
+      std::string_view t = *text;
+      std::optional<std::size_t> rate;
+      if (t == "0") rate = 0;
+      else if (t.size() > 2 && t.substr(t.size() - 2) == "/s") rate = parse_size(t.substr(0, t.size() - 2));
+      if (!rate || *rate > (std::uint64_t{1} << 40)) {
+        fail(item, item_path, "expected " + std::string(expected) + ", got " + quoted(*text));
+        continue;
+      }
+      (item.key == "upload" ? out.upload_rate : out.download_rate) = *rate;
+    }
+  }
+
   // A sequence of address blocks: "10.0.0.0/8", "2001:db8::/32", "192.168.1.7".
   void check_cidrs(const entry& e, const std::string& path, std::vector<cidr>& out) {
     constexpr std::string_view expected =
@@ -655,7 +676,8 @@ void checker::check_listeners(const entry& e, config& out) {
                                                   "max_connections",
                                                   "max_connections_per_ip",
                                                   "accept_proxy",
-                                                  "proxy_timeout"};
+                                                  "proxy_timeout",
+                                                  "rate_limit"};
   constexpr std::string_view expected = "a non-empty sequence of listeners {name, bind, upstream}";
   if (!e.value.IsSequence()) {
     fail(e, "listeners", "expected " + std::string(expected) + ", got " + describe(e.value));
@@ -731,6 +753,8 @@ void checker::check_listeners(const entry& e, config& out) {
                 listener.max_connections_per_ip);
       } else if (item.key == "accept_proxy") {
         boolean(item, item_path, listener.accept_proxy);
+      } else if (item.key == "rate_limit") {
+        check_rate_limit(item, item_path, listener);
       } else if (item.key == "proxy_timeout") {
         duration(item, item_path, std::chrono::milliseconds(1), std::chrono::hours(1), "1ms to 1h",
                  listener.proxy_timeout);

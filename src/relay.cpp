@@ -8,7 +8,10 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <algorithm>
 #include <array>
+#include <limits>
+#include <optional>
 #include <cerrno>
 #include <cstring>
 #include <tuple>
@@ -49,6 +52,7 @@ void relay_link::stop() {
   boost::system::error_code ignored;
   client_.cancel(ignored);
   upstream_.cancel(ignored);
+  for (auto* t : timers_) t->cancel();
 }
 
 const char* to_string(direction_end e) {
@@ -86,7 +90,8 @@ engine_mode engine_for(engine_mode configured, const asio::ip::address& client_p
 }
 
 asio::awaitable<direction_result> relay(tcp::socket& from, tcp::socket& to, relay_resources& res,
-                                        engine_mode engine, relay_link& link) {
+                                        engine_mode engine, relay_link& link,
+                                        token_bucket* limit) {
   direction_result out;
   out.on_copy = engine == engine_mode::copy;
   const int src = from.native_handle();
@@ -98,6 +103,11 @@ asio::awaitable<direction_result> relay(tcp::socket& from, tcp::socket& to, rela
   bool readable = false;
   bool urgent = false;  // the source sits at a TCP urgent byte, which splice never passes
   std::uint64_t since_wait = 0;
+  std::optional<asio::steady_timer> limit_timer;  // waits for the rate limit's tokens
+  if (limit) {
+    limit_timer.emplace(from.get_executor());
+    link.add_timer(&*limit_timer);
+  }
   std::array<char, first_read_size> first;  // copy engine: what the wait read (first_n bytes)
   std::size_t first_n = 0;
   bool first_pending = false;
@@ -148,6 +158,27 @@ asio::awaitable<direction_result> relay(tcp::socket& from, tcp::socket& to, rela
     }
     readable = true;
 
+    // Under a rate limit a round moves at most what the bucket holds; when it is empty, wait for
+    // tokens holding nothing (the stage is empty here).
+    std::size_t allowed = std::numeric_limits<std::size_t>::max();
+    if (limit) {
+      const auto now = token_bucket::clock::now();
+      allowed = static_cast<std::size_t>(
+          std::min<std::uint64_t>(limit->allowance(now), std::numeric_limits<std::size_t>::max()));
+      // (Bytes a wait has read already are moved, and paid for as a debt.)
+      if (allowed == 0 && !first_pending) {
+        pipe.reset();
+        buffer.reset();
+        limit_timer->expires_after(limit->wait_for(64 << 10, now));
+        co_await limit_timer->async_wait(use_tuple);
+        if (link.stopped()) {
+          out.end = direction_end::stopped;
+          break;
+        }
+        continue;
+      }
+    }
+
     // Fill the stage. It is always empty here: each round flushes it whole before the next, so
     // an EAGAIN below means the socket is drained, never that the pipe is full.
     std::size_t n = 0;
@@ -155,7 +186,8 @@ asio::awaitable<direction_result> relay(tcp::socket& from, tcp::socket& to, rela
     boost::system::error_code deferred;  // the source failed after these bytes
     if (pipe) {
       const ssize_t r =
-          sys::splice(src, nullptr, pipe->write_fd(), nullptr, pipe->capacity(), splice_flags);
+          sys::splice(src, nullptr, pipe->write_fd(), nullptr, std::min(pipe->capacity(), allowed),
+                      splice_flags);
       if (r < 0) {
         const int e = errno;
         if (e == EINTR) continue;  // a signal interrupted us before anything moved
@@ -199,9 +231,10 @@ asio::awaitable<direction_result> relay(tcp::socket& from, tcp::socket& to, rela
       std::memcpy(buffer->data.get(), first.data(), n);
       if (n < first.size()) {
         drained = true;
-      } else {
+      } else if (allowed > n) {
         boost::system::error_code ec;
-        n += from.read_some(asio::buffer(buffer->data.get() + n, buffer->size - n), ec);
+        n += from.read_some(
+            asio::buffer(buffer->data.get() + n, std::min(buffer->size, allowed) - n), ec);
         if (ec == asio::error::would_block)
           drained = true;
         else if (ec && ec != asio::error::eof && ec != asio::error::interrupted)
@@ -213,7 +246,7 @@ asio::awaitable<direction_result> relay(tcp::socket& from, tcp::socket& to, rela
       // readable, and an async operation would cost a pass through the scheduler (one more
       // epoll_wait) per round for nothing.
       boost::system::error_code ec;
-      n = from.read_some(asio::buffer(buffer->data.get(), buffer->size), ec);
+      n = from.read_some(asio::buffer(buffer->data.get(), std::min(buffer->size, allowed)), ec);
       if (ec == asio::error::interrupted) continue;  // a signal, before anything moved
       if (ec == asio::error::would_block) {
         buffer.reset();  // drained: wait for the next edge, holding nothing
@@ -275,6 +308,7 @@ asio::awaitable<direction_result> relay(tcp::socket& from, tcp::socket& to, rela
     }
     (pipe ? out.spliced : out.copied) += n - left;
     link.touch();
+    if (limit) limit->consume(n - left);
     if (left > 0) break;  // failed or stopped mid-flush; out.end says which
     if (deferred) {
       end_with(direction_end::reset, deferred.value(), true);

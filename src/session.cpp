@@ -326,8 +326,12 @@ asio::awaitable<void> serve(worker& w, [[maybe_unused]] std::shared_ptr<const ge
     s.link.touch();
     s.relaying = true;
     if (t.idle.count() > 0 || t.max_duration.count() > 0) w.need_sweep();
-    std::tie(up, down) = co_await (relay(s.client, s.upstream, w.relay, engine, s.link) &&
-                                   relay(s.upstream, s.client, w.relay, engine, s.link));
+    std::optional<token_bucket> upload, download;  // rate_limit, per connection
+    if (listener.upload_rate) upload.emplace(listener.upload_rate);
+    if (listener.download_rate) download.emplace(listener.download_rate);
+    std::tie(up, down) = co_await (
+        relay(s.client, s.upstream, w.relay, engine, s.link, upload ? &*upload : nullptr) &&
+        relay(s.upstream, s.client, w.relay, engine, s.link, download ? &*download : nullptr));
     s.relaying = false;
     reason = s.expired ? s.expired : close_reason(s, up, down);
     w.bytes_spliced.fetch_add(up.spliced + down.spliced, std::memory_order_relaxed);

@@ -78,6 +78,9 @@ struct listener_config {
   // address is then the client's address for logs, access control, limits and source_hash.
   bool accept_proxy = false;
   std::chrono::milliseconds proxy_timeout{5000};
+  // Per connection, bytes per second client->upstream (upload) and back (download); 0 = none.
+  std::uint64_t upload_rate = 0;
+  std::uint64_t download_rate = 0;
   bool operator==(const listener_config&) const = default;
 };
 

@@ -5,10 +5,13 @@
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <chrono>
 #include <cstdint>
 #include <system_error>
+#include <vector>
 
+#include "zcproxy/acl.hpp"
 #include "zcproxy/buffer_pool.hpp"
 #include "zcproxy/config.hpp"
 #include "zcproxy/pipe_pool.hpp"
@@ -39,6 +42,8 @@ class relay_link {
   // When bytes last moved either way (for the idle timeout).
   void touch() { last_activity_ = std::chrono::steady_clock::now(); }
   std::chrono::steady_clock::time_point last_activity() const { return last_activity_; }
+  // A timer a direction waits on (a rate limit's): stop() cancels it too.
+  void add_timer(boost::asio::steady_timer* t) { timers_.push_back(t); }
 
  private:
   tcp::socket& client_;
@@ -46,6 +51,7 @@ class relay_link {
   bool stopped_ = false;
   int ended_ = 0;
   std::chrono::steady_clock::time_point last_activity_ = std::chrono::steady_clock::now();
+  std::vector<boost::asio::steady_timer*> timers_;
 };
 
 enum class direction_end {
@@ -68,10 +74,11 @@ struct direction_result {
 };
 
 // Relay from -> to until EOF, error or link.stop(), with `engine` (automatic, splice or copy).
-// Both sockets must be in non-blocking mode (socket::non_blocking(true)).
+// Both sockets must be in non-blocking mode (socket::non_blocking(true)). With `limit`, each round
+// moves at most what the bucket allows, waiting (holding nothing) when it is empty.
 boost::asio::awaitable<direction_result> relay(tcp::socket& from, tcp::socket& to,
                                                relay_resources& res, engine_mode engine,
-                                               relay_link& link);
+                                               relay_link& link, token_bucket* limit = nullptr);
 
 // The engine a connection between these two sockets uses under the configured one: adaptive
 // resolves to copy when both peers are on this host, else to automatic. The peers' addresses

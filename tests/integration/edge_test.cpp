@@ -219,3 +219,106 @@ TEST_CASE("edge: send_proxy puts the client's addresses first on the upstream co
     CHECK(r.header.destination.to_string() == "127.0.0.1:" + std::to_string(p.port()));
   }
 }
+
+namespace {
+
+// An IPv6 loopback listener, or an empty fd when this machine has no ::1.
+fd listen_v6(std::uint16_t& port) {
+  fd s(::socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!s) return {};
+  sockaddr_in6 sa{};
+  sa.sin6_family = AF_INET6;
+  sa.sin6_addr = in6addr_loopback;
+  if (::bind(s.get(), reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0 ||
+      ::listen(s.get(), 64) != 0)
+    return {};
+  socklen_t len = sizeof sa;
+  ::getsockname(s.get(), reinterpret_cast<sockaddr*>(&sa), &len);
+  port = ntohs(sa.sin6_port);
+  return s;
+}
+
+fd connect_v6(std::uint16_t port) {
+  fd s(::socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  REQUIRE(s);
+  timeval tv{10, 0};
+  ::setsockopt(s.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  ::setsockopt(s.get(), SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+  sockaddr_in6 sa{};
+  sa.sin6_family = AF_INET6;
+  sa.sin6_addr = in6addr_loopback;
+  sa.sin6_port = htons(port);
+  REQUIRE(::connect(s.get(), reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0);
+  return s;
+}
+
+}  // namespace
+
+TEST_CASE("edge: an IPv6 listener relays to an IPv6 endpoint, by splice, and deny works on IPv6",
+          "[edge][ipv6][integration]") {
+  std::uint16_t backend_port = 0;
+  fd backend = listen_v6(backend_port);
+  if (!backend) {
+    WARN("skipped: this machine has no IPv6 loopback (::1)");
+    return;
+  }
+  thread_group t;
+  t.spawn([&] {  // one echo connection
+    fd s(::accept4(backend.get(), nullptr, nullptr, SOCK_CLOEXEC));
+    if (!s) throw std::runtime_error("accept");
+    char buf[1 << 16];
+    for (;;) {
+      const ssize_t n = ::recv(s.get(), buf, sizeof buf, 0);
+      if (n <= 0) return;
+      send_all(s.get(), buf, static_cast<std::size_t>(n));
+    }
+  });
+  proxy p(zcproxy::load_config_string(
+      "threads: 2\nlog: { level: warn, access_log: false }\nrelay: { engine: auto }\n"
+      "listeners:\n"
+      "  - { name: v6, bind: \"[::1]:0\", upstream: app }\n"
+      "  - { name: v6deny, bind: \"[::1]:0\", upstream: app, deny: [\"::1/128\"] }\n"
+      "upstreams:\n  app: { endpoints: [\"[::1]:" +
+          std::to_string(backend_port) + "\"] }\n",
+      "v6.yaml"));
+  const bytes payload = random_bytes(1 << 20, 9);
+  fd c = connect_v6(p.srv->listening().at(0).port);
+  thread_group w;
+  w.spawn([&] {
+    send_all(c.get(), payload);
+    shutdown_write(c.get());
+  });
+  CHECK(checksum(recv_all(c.get())) == checksum(payload));
+  w.join();
+  t.join();
+  CHECK(t.errors().empty());
+  REQUIRE(wait_until([&] { return p.srv->snapshot().sessions == 0; }));
+  CHECK(p.srv->snapshot().bytes_spliced >= 2 * payload.size());  // auto: splice on IPv6 too
+
+  fd denied = connect_v6(p.srv->listening().at(1).port);
+  CHECK(refused(denied.get()));
+}
+
+TEST_CASE("edge: rate_limit holds each direction of a connection to its rate, on both engines",
+          "[edge][rate_limit][integration]") {
+  auto up = echo();
+  const std::string engine = GENERATE(std::string("splice"), std::string("copy"));
+  INFO("engine " << engine);
+  // Upload 1 MiB/s, download 2 MiB/s: an echo of 2 MiB is held by the upload side; the default
+  // burst is 100 KiB, so it cannot take less than (2048 - 102) / 1024 s, about 1.9 s.
+  proxy p(config_with(up.port(), "rate_limit: { upload: 1MiB/s, download: 2MiB/s }", "", engine));
+  const bytes payload = random_bytes(2 << 20, 11);
+  const auto t0 = clock_type::now();
+  fd c = connect_to(p.port());
+  thread_group t;
+  t.spawn([&] {
+    send_all(c.get(), payload);
+    shutdown_write(c.get());
+  });
+  CHECK(checksum(recv_all(c.get())) == checksum(payload));
+  t.join();
+  CHECK(t.errors().empty());
+  const auto took = clock_type::now() - t0;
+  CHECK(took >= 1800ms);
+  CHECK(took < 8s);
+}

@@ -434,7 +434,8 @@ upstreams:
   CHECK(errors[2] ==
         "t.yaml:6:57: listeners[0].tls: unknown key; expected one of: name, bind, "
         "upstream, connect_timeout, idle_timeout, max_connection_duration, "
-        "allow, deny, max_connections, max_connections_per_ip, accept_proxy, proxy_timeout");
+        "allow, deny, max_connections, max_connections_per_ip, accept_proxy, proxy_timeout, "
+        "rate_limit");
   CHECK(errors[3] ==
         "t.yaml:8:41: upstreams.app.weight: unknown key; expected one of: endpoints, "
         "balance, health_check, max_fails, fail_timeout, max_connect_attempts, "
@@ -1030,4 +1031,59 @@ upstreams:
     for (const auto& line : e.errors()) expected += (expected.empty() ? "" : "\n") + line;
     CHECK(std::string(e.what()) == expected);
   }
+}
+
+TEST_CASE("the edge keys of a listener and an upstream parse, and bad values are reported",
+          "[config]") {
+  const std::string ok = R"(listeners:
+  - name: edge
+    bind: "127.0.0.1:0"
+    upstream: app
+    allow: ["10.0.0.0/8", "2001:db8::/32"]
+    deny: ["10.0.0.13"]
+    max_connections: 100
+    max_connections_per_ip: 5
+    accept_proxy: true
+    proxy_timeout: 2s
+    rate_limit: { upload: 10MiB/s, download: 512KiB/s }
+upstreams:
+  app: { endpoints: ["127.0.0.1:9000"], send_proxy: v2 }
+)";
+  auto c = load_config_string(ok, "edge.yaml");
+  const auto& l = c.listeners[0];
+  REQUIRE(l.allow.size() == 2);
+  CHECK(zcproxy::to_string(l.allow[1]) == "2001:db8::/32");
+  REQUIRE(l.deny.size() == 1);
+  CHECK(zcproxy::to_string(l.deny[0]) == "10.0.0.13/32");
+  CHECK(l.max_connections == 100);
+  CHECK(l.max_connections_per_ip == 5);
+  CHECK(l.accept_proxy);
+  CHECK(l.proxy_timeout == 2s);
+  CHECK(l.upload_rate == 10u << 20);
+  CHECK(l.download_rate == 512u << 10);
+  CHECK(c.upstreams[0].send_proxy == zcproxy::proxy_protocol_version::v2);
+
+  const std::string bad = R"(listeners:
+  - name: edge
+    bind: "127.0.0.1:0"
+    upstream: app
+    allow: ["10.0.0.1/8"]
+    accept_proxy: maybe
+    rate_limit: { upload: 10MiB }
+upstreams:
+  app: { endpoints: ["127.0.0.1:9000"], send_proxy: v3 }
+)";
+  std::vector<std::string> errors;
+  try {
+    load_config_string(bad, "t.yaml");
+  } catch (const zcproxy::config_error& e) {
+    errors = e.errors();
+  }
+  REQUIRE(errors.size() == 4);
+  CHECK_THAT(errors[0], StartsWith("t.yaml:5:13: listeners[0].allow[0]: expected an address block") &&
+                            Contains("host bits"));
+  CHECK_THAT(errors[1], StartsWith("t.yaml:6:19: listeners[0].accept_proxy: expected true or false"));
+  CHECK_THAT(errors[2], StartsWith("t.yaml:7:27: listeners[0].rate_limit.upload: expected a rate"));
+  CHECK_THAT(errors[3], StartsWith("t.yaml:9:53: upstreams.app.send_proxy: expected one of: off, "
+                                   "v1, v2"));
 }
