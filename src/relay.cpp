@@ -331,6 +331,7 @@ asio::awaitable<direction_result> relay(tcp::socket& from, tcp::socket& to, rela
       }
     }
   }
+  if (limit_timer) link.remove_timer(&*limit_timer);  // it dies with this frame
   link.direction_ended();
   co_return out;
 }

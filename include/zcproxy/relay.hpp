@@ -44,6 +44,7 @@ class relay_link {
   std::chrono::steady_clock::time_point last_activity() const { return last_activity_; }
   // A timer a direction waits on (a rate limit's): stop() cancels it too.
   void add_timer(boost::asio::steady_timer* t) { timers_.push_back(t); }
+  void remove_timer(boost::asio::steady_timer* t) { std::erase(timers_, t); }
 
  private:
   tcp::socket& client_;

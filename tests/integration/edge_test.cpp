@@ -322,3 +322,24 @@ TEST_CASE("edge: rate_limit holds each direction of a connection to its rate, on
   CHECK(took >= 1800ms);
   CHECK(took < 8s);
 }
+
+TEST_CASE("edge: a rate-limited direction that has ended is not touched when the other one fails",
+          "[edge][rate_limit][integration]") {
+  // The upload ends first (the client's FIN); then the upstream resets, which stops the
+  // connection: the ended direction's rate-limit timer must no longer be reachable from it.
+  upstream_server up([](fd s) {
+    recv_all(s.get());
+    send_all(s.get(), "bye", 3);
+    close_with_reset(s);
+  });
+  proxy p(config_with(up.port(), "rate_limit: { upload: 1MiB/s, download: 1MiB/s }"));
+  for (int i = 0; i < 20; ++i) {
+    fd c = connect_to(p.port());
+    send_all(c.get(), "hello", 5);
+    shutdown_write(c.get());
+    const stream_end got = recv_to_end(c.get());
+    CHECK(got.data.size() <= 3);
+    CHECK(got.reset);
+  }
+  CHECK(up.stop_and_collect_errors().empty());
+}
