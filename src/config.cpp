@@ -540,8 +540,8 @@ void checker::check_endpoints(const entry& e, const std::string& path,
 
 void checker::check_health_check(const entry& e, const std::string& path,
                                  health_check_config& out) {
-  static const std::vector<std::string_view> keys{"interval", "timeout", "rise",
-                                                  "fall",     "send",    "expect"};
+  static const std::vector<std::string_view> keys{"interval", "timeout", "rise",      "fall",
+                                                  "send",     "expect",  "send_proxy"};
   using std::chrono::hours;
   using std::chrono::milliseconds;
   auto expected = "a map with keys " + join(keys) + ", or true or false";
@@ -576,6 +576,8 @@ void checker::check_health_check(const entry& e, const std::string& path,
     } else if (item.key == "send" || item.key == "expect") {
       if (auto text = scalar(item, item_path, "a string"))
         (item.key == "send" ? out.send : out.expect) = *text;
+    } else if (item.key == "send_proxy") {
+      boolean(item, item_path, out.send_proxy);
     }
   }
   // A check must end before the next one starts. The default timeout yields to a shorter

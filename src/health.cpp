@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "zcproxy/log.hpp"
+#include "zcproxy/proxy_protocol.hpp"
 
 namespace zcproxy {
 namespace asio = boost::asio;
@@ -41,14 +42,20 @@ namespace {
 // One check: connect, send, read the expected prefix. Returns what went wrong, or "" when the
 // endpoint passed.
 asio::awaitable<std::string> exchange(tcp::socket& s, const address& a,
-                                      const health_check_config& hc) {
+                                      const upstream_config& u) {
+  const health_check_config& hc = u.health_check;
   boost::system::error_code ec;
   tcp::endpoint ep(asio::ip::make_address(a.ip, ec), a.port);
   std::tie(ec) = co_await s.async_connect(ep, use_tuple);
   if (ec) co_return "connect: " + ec.message();
-  if (!hc.send.empty()) {
+  std::string request = hc.send;
+  if (hc.send_proxy && u.send_proxy != proxy_protocol_version::off)
+    request.insert(0, u.send_proxy == proxy_protocol_version::v1
+                          ? std::string("PROXY UNKNOWN\r\n")
+                          : proxy_protocol::encode_v2_local());
+  if (!request.empty()) {
     std::size_t n;
-    std::tie(ec, n) = co_await asio::async_write(s, asio::buffer(hc.send), use_tuple);
+    std::tie(ec, n) = co_await asio::async_write(s, asio::buffer(request), use_tuple);
     if (ec) co_return "send: " + ec.message();
   }
   if (!hc.expect.empty()) {
@@ -85,7 +92,8 @@ void health_checker::start() {
       while (!st->stopped) {
         p.socket = tcp::socket(st->io);
         p.timer.expires_after(hc.timeout);
-        auto r = co_await (exchange(p.socket, up.at(i), hc) || p.timer.async_wait(use_tuple));
+        auto r = co_await (exchange(p.socket, up.at(i), up.config()) ||
+                           p.timer.async_wait(use_tuple));
         boost::system::error_code ignored;
         p.socket.close(ignored);
         if (st->stopped) break;

@@ -109,6 +109,9 @@ struct health_check_config {
   unsigned fall = 3;
   std::string send;
   std::string expect;
+  // With the upstream's send_proxy: each check starts with a PROXY header that says it carries
+  // no client (v1 "UNKNOWN", v2 LOCAL), as a backend that requires the header expects.
+  bool send_proxy = false;
   bool operator==(const health_check_config&) const = default;
 };
 

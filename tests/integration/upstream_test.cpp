@@ -314,3 +314,34 @@ TEST_CASE("upstream: a backend that accepts but never replies fails an expect ch
   CHECK(wait_until([&] { return !endpoint_at(p.srv->snapshot(), silent.port()).healthy; }, 10s));
   done = true;
 }
+
+TEST_CASE("upstream: with send_proxy, a health check can start with a PROXY header of its own",
+          "[upstream][integration][health][proxy_protocol]") {
+  // A backend that requires the header: "PROXY UNKNOWN\r\nPING" gets PONG, anything else NOPE.
+  auto requiring = [](fd s) {
+    const std::string want = "PROXY UNKNOWN\r\nPING";
+    std::string got(want.size(), '\0');
+    if (::recv(s.get(), got.data(), got.size(), MSG_WAITALL) != static_cast<ssize_t>(got.size()))
+      return;
+    send_all(s.get(), got == want ? "PONG" : "NOPE", 4);
+  };
+  upstream_server with(requiring), without(requiring);
+  const std::string check = "{ interval: 100ms, timeout: 100ms, rise: 1, fall: 2, send: PING, "
+                            "expect: PONG";
+  proxy p(zcproxy::load_config_string(
+      "threads: 1\nlog: { level: warn, access_log: false }\n"
+      "listeners:\n"
+      "  - { name: a, bind: \"127.0.0.1:0\", upstream: with }\n"
+      "  - { name: b, bind: \"127.0.0.1:0\", upstream: without }\n"
+      "upstreams:\n"
+      "  with: { endpoints: [" + ep(with.port()) + "], send_proxy: v1, health_check: " + check +
+          ", send_proxy: true } }\n"
+          "  without: { endpoints: [" + ep(without.port()) + "], send_proxy: v1, health_check: " +
+          check + " } }\n",
+      "hc.yaml"));
+  // The check without the header fails; the one with it keeps passing.
+  REQUIRE(wait_until([&] { return !endpoint_at(p.srv->snapshot(), without.port()).healthy; }, 10s));
+  const int before = with.accepted();
+  REQUIRE(wait_until([&] { return with.accepted() >= before + 4; }, 10s));
+  CHECK(endpoint_at(p.srv->snapshot(), with.port()).healthy);
+}

@@ -888,7 +888,7 @@ TEST_CASE("bad health_check fields are reported", "[config]") {
         "t.yaml:12:7: upstreams.app.health_check.expect: expected a string, got an empty value");
   CHECK(errors[6] ==
         "t.yaml:13:7: upstreams.app.health_check.retries: unknown key; expected one "
-        "of: interval, timeout, rise, fall, send, expect");
+        "of: interval, timeout, rise, fall, send, expect, send_proxy");
 }
 
 TEST_CASE("a health check timeout longer than its interval is reported", "[config]") {
@@ -913,7 +913,7 @@ TEST_CASE("a health check timeout longer than its interval is reported", "[confi
 TEST_CASE("a health_check that is neither a map nor true/false is reported", "[config]") {
   constexpr const char* expected =
       "upstreams.app.health_check: expected a map with keys interval, timeout, rise, fall, send, "
-      "expect, or true or false, got ";
+      "expect, send_proxy, or true or false, got ";
   auto [value, where, got] = GENERATE(table<const char*, const char*, const char*>({
       {" maybe", "t.yaml:6:19: ", R"("maybe")"},
       {" [interval: 1s]", "t.yaml:6:19: ", "a sequence"},
