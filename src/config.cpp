@@ -415,6 +415,80 @@ class checker {
     }
   }
 
+  void check_upstream_name(const entry& e, const std::string& path, const std::string& name,
+                           const config& out) {
+    if (out.find_upstream(name) != nullptr || out.upstreams.empty()) return;
+    std::vector<std::string_view> known;
+    for (const auto& u : out.upstreams) known.push_back(u.name);
+    fail(e, path, "no upstream named " + quoted(name) + "; expected one of: " + join(known));
+  }
+
+  // routes: [{sni: "api.example.com", upstream: api}, {sni: "*.example.com", upstream: web},
+  //          {default: fallback}]
+  void check_routes(const entry& e, const std::string& path, const config& cfg,
+                    sni_routes& out) {
+    constexpr std::string_view expected =
+        "a non-empty sequence of {sni: NAME, upstream: UPSTREAM} and at most one "
+        "{default: UPSTREAM}";
+    if (!e.value.IsSequence() || e.value.size() == 0) {
+      fail(e, path,
+           "expected " + std::string(expected) + ", got " +
+               (e.value.IsSequence() ? std::string("an empty sequence") : describe(e.value)));
+      return;
+    }
+    for (std::size_t i = 0; i < e.value.size(); ++i) {
+      entry self{"", e.key_node, e.value[i]};
+      const auto item_path = element(path, i);
+      if (!expect_map(self, item_path, "{sni: NAME, upstream: UPSTREAM} or {default: UPSTREAM}"))
+        continue;
+      auto items = entries(self.value, item_path, {"sni", "upstream", "default"});
+      const entry* fallback = find(items, "default");
+      if (fallback) {
+        if (items.size() != 1) {
+          fail(self, item_path, "expected {default: UPSTREAM} alone, without sni or upstream");
+          continue;
+        }
+        auto n = name(*fallback, child(item_path, "default"));
+        if (!n) continue;
+        if (!out.fallback.empty()) {
+          fail(*fallback, child(item_path, "default"), "expected at most one default route");
+          continue;
+        }
+        out.fallback = *n;
+        check_upstream_name(*fallback, child(item_path, "default"), *n, cfg);
+        continue;
+      }
+      require(items, self.value, item_path, "sni", "a server name such as \"api.example.com\"");
+      require(items, self.value, item_path, "upstream", "the name of an entry in upstreams");
+      const entry* pattern = find(items, "sni");
+      const entry* target = find(items, "upstream");
+      if (!pattern || !target) continue;
+      auto p = scalar(*pattern, child(item_path, "sni"), "a server name");
+      auto n = name(*target, child(item_path, "upstream"));
+      if (!p || !n) continue;
+      std::string lower = *p;
+      std::transform(lower.begin(), lower.end(), lower.begin(),
+                     [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+      const bool wildcard = lower.starts_with("*.");
+      const auto star = lower.find('*', wildcard ? 1 : 0);
+      if (lower.empty() || lower == "*." || star != std::string::npos ||
+          lower.find_first_of(" /:") != std::string::npos) {
+        fail(*pattern, child(item_path, "sni"),
+             "expected a server name (\"api.example.com\") or a wildcard (\"*.example.com\"), "
+             "got " + quoted(*p));
+        continue;
+      }
+      if (std::find(out.patterns.begin(), out.patterns.end(), lower) != out.patterns.end()) {
+        fail(*pattern, child(item_path, "sni"),
+             "duplicate server name " + quoted(*p) + "; expected each name once");
+        continue;
+      }
+      check_upstream_name(*target, child(item_path, "upstream"), *n, cfg);
+      out.patterns.push_back(std::move(lower));
+      out.upstreams.push_back(*n);
+    }
+  }
+
   void check_log(const entry& e, log_config& out);
   void check_relay(const entry& e, relay_config& out);
   void check_upstreams(const entry& e, config& out);
@@ -679,7 +753,10 @@ void checker::check_listeners(const entry& e, config& out) {
                                                   "max_connections_per_ip",
                                                   "accept_proxy",
                                                   "proxy_timeout",
-                                                  "rate_limit"};
+                                                  "rate_limit",
+                                                  "routes",
+                                                  "sni_timeout",
+                                                  "non_tls"};
   constexpr std::string_view expected = "a non-empty sequence of listeners {name, bind, upstream}";
   if (!e.value.IsSequence()) {
     fail(e, "listeners", "expected " + std::string(expected) + ", got " + describe(e.value));
@@ -703,7 +780,14 @@ void checker::check_listeners(const entry& e, config& out) {
     auto items = entries(self.value, path, keys);
     require(items, self.value, path, "name", "a non-empty name");
     require(items, self.value, path, "bind", address_hint);
-    require(items, self.value, path, "upstream", "the name of an entry in upstreams");
+    const entry* routes = find(items, "routes");
+    if (!routes)
+      require(items, self.value, path, "upstream",
+              "the name of an entry in upstreams (or routes: by TLS server name)");
+    else if (find(items, "upstream"))
+      fail(*routes, child(path, "routes"),
+           "expected either upstream or routes, not both (routes choose the upstream per "
+           "connection)");
 
     listener_config listener;
     bool bind_ok = false;
@@ -740,11 +824,20 @@ void checker::check_listeners(const entry& e, config& out) {
         auto n = name(item, item_path);
         if (!n) continue;
         listener.upstream = *n;
-        if (out.find_upstream(*n) == nullptr && !out.upstreams.empty()) {
-          std::vector<std::string_view> known;
-          for (const auto& u : out.upstreams) known.push_back(u.name);
-          fail(item, item_path,
-               "no upstream named " + quoted(*n) + "; expected one of: " + join(known));
+        check_upstream_name(item, item_path, *n, out);
+      } else if (item.key == "routes") {
+        check_routes(item, item_path, out, listener.routes);
+      } else if (item.key == "sni_timeout") {
+        duration(item, item_path, std::chrono::milliseconds(1), std::chrono::hours(1), "1ms to 1h",
+                 listener.sni_timeout);
+      } else if (item.key == "non_tls") {
+        static const std::vector<std::string_view> choices{"close", "default"};
+        auto expected_choice = "one of: " + join(choices);
+        if (auto text = scalar(item, item_path, expected_choice)) {
+          if (std::find(choices.begin(), choices.end(), *text) == choices.end())
+            fail(item, item_path, "expected " + expected_choice + ", got " + quoted(*text));
+          else
+            listener.non_tls_to_default = *text == "default";
         }
       } else if (item.key == "allow" || item.key == "deny") {
         check_cidrs(item, item_path, item.key == "allow" ? listener.allow : listener.deny);
@@ -764,6 +857,13 @@ void checker::check_listeners(const entry& e, config& out) {
         check_timeout(item, item_path, listener.timeouts);
       }
     }
+    for (const char* key : {"sni_timeout", "non_tls"})
+      if (const auto* only_routed = find(items, key); only_routed && !routes)
+        fail(*only_routed, child(path, key), "applies only to a listener with routes");
+    if (const auto* non_tls = find(items, "non_tls");
+        non_tls && routes && listener.non_tls_to_default && listener.routes.fallback.empty())
+      fail(*non_tls, child(path, "non_tls"),
+           "expected close: default needs a {default: UPSTREAM} entry in routes");
     if (bind_ok) binds.push_back({listener.bind, seen{path, listener.name}});
     out.listeners.push_back(std::move(listener));
   }
@@ -855,6 +955,16 @@ timeouts timeouts_for(const listener_config& l, const upstream_config& u) {
 std::string address::to_string() const {
   auto p = std::to_string(port);
   return v6 ? "[" + ip + "]:" + p : ip + ":" + p;
+}
+
+std::string listener_config::destination() const {
+  if (!upstream.empty()) return "upstream " + upstream;
+  std::string out = "routes ";
+  for (std::size_t i = 0; i < routes.patterns.size(); ++i)
+    out += (i ? ", " : "") + routes.patterns[i] + " -> " + routes.upstreams[i];
+  if (!routes.fallback.empty())
+    out += (routes.patterns.empty() ? "" : ", ") + std::string("default -> ") + routes.fallback;
+  return out;
 }
 
 const upstream_config* config::find_upstream(std::string_view name) const {

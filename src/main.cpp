@@ -25,12 +25,13 @@ void print_plan(const zcproxy::config& cfg) {
   std::printf("threads: %u, engine: %s, pipe_size: %zu, max_pipes: %zu, buffer_size: %zu\n",
               cfg.effective_threads(), std::string(to_string(cfg.relay.engine)).c_str(),
               cfg.relay.pipe_size, cfg.relay.max_pipes, cfg.relay.buffer_size);
-  for (const auto& l : cfg.listeners) {
-    const auto* u = cfg.find_upstream(l.upstream);
-    std::printf("listener %s: %s -> upstream %s [", l.name.c_str(), l.bind.to_string().c_str(),
-                l.upstream.c_str());
-    for (std::size_t i = 0; i < u->endpoints.size(); ++i)
-      std::printf("%s%s", i ? ", " : "", u->endpoints[i].at.to_string().c_str());
+  for (const auto& l : cfg.listeners)
+    std::printf("listener %s: %s -> %s\n", l.name.c_str(), l.bind.to_string().c_str(),
+                l.destination().c_str());
+  for (const auto& u : cfg.upstreams) {
+    std::printf("upstream %s: [", u.name.c_str());
+    for (std::size_t i = 0; i < u.endpoints.size(); ++i)
+      std::printf("%s%s", i ? ", " : "", u.endpoints[i].at.to_string().c_str());
     std::printf("]\n");
   }
 }

@@ -262,9 +262,9 @@ void server::start() {
     for (unsigned i = 0; i < n; ++i) plans[i].push_back({id, std::move(acceptors[i])});
     m.listening.push_back(at);
     main_log().info(
-        "listener {} on {} -> upstream {} ({} threads, engine {}, pipe_size {}, "
+        "listener {} on {} -> {} ({} threads, engine {}, pipe_size {}, "
         "buffer_size {})",
-        lc.name, at.to_string(), lc.upstream, n, to_string(g->cfg.relay.engine),
+        lc.name, at.to_string(), lc.destination(), n, to_string(g->cfg.relay.engine),
         g->cfg.relay.pipe_size, g->cfg.relay.buffer_size);
   }
   m.gen = g;

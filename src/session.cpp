@@ -18,6 +18,7 @@
 
 #include "zcproxy/log.hpp"
 #include "zcproxy/proxy_protocol.hpp"
+#include "zcproxy/sni.hpp"
 #include "zcproxy/upstream.hpp"
 
 namespace zcproxy {
@@ -192,6 +193,79 @@ asio::awaitable<std::optional<proxy_protocol::header>> read_proxy_header(
   }
 }
 
+// Read the client's first bytes until they hold a whole ClientHello or prove not to be one, within
+// `limit`. They are consumed (waiting for more bytes while peeking would wake at once on those
+// already seen), so the caller sends `bytes` upstream first; the rest stays for the relay.
+// False, with `why`, when the client closed, failed or ran out of time first.
+asio::awaitable<bool> read_client_hello(session_state& s, std::chrono::milliseconds limit,
+                                        std::string& bytes, sni::client_hello& hello,
+                                        const char*& reason, std::string& why) {
+  // A ClientHello over the cap is `invalid` from its declared length; the extra room holds the
+  // record header and whatever follows the hello in the same read.
+  bytes.resize(sni::default_max_hello_bytes + 1024);
+  std::size_t have = 0;
+  s.timer.expires_after(limit);
+  for (;;) {
+    auto r = co_await (s.client.async_read_some(asio::buffer(bytes.data() + have,
+                                                             bytes.size() - have),
+                                                use_tuple) ||
+                       s.timer.async_wait(use_tuple));
+    if (s.shutting_down) {
+      reason = "shutdown";
+      co_return false;
+    }
+    if (r.index() == 1) {
+      reason = "sni_timeout";
+      why = "no complete ClientHello within sni_timeout (" + std::to_string(have) + " bytes)";
+      co_return false;
+    }
+    auto [ec, n] = std::get<0>(r);
+    if (ec) {
+      reason = "client_hello";
+      why = ec == asio::error::eof ? "the client closed before a complete ClientHello"
+                                   : ec.message();
+      co_return false;
+    }
+    have += n;
+    hello = sni::parse_client_hello({bytes.data(), have});
+    if (hello.status == sni::parse_status::incomplete && have == bytes.size()) {
+      hello.status = sni::parse_status::invalid;
+      hello.reason = "ClientHello larger than " + std::to_string(have) + " bytes";
+    }
+    if (hello.status != sni::parse_status::incomplete) {
+      s.timer.cancel();
+      bytes.resize(have);
+      co_return true;
+    }
+  }
+}
+
+// The upstream a routed listener sends this client to, from what read_client_hello found;
+// nullptr (with `why`) when no route takes it.
+upstream* route_client(const generation& gen, const listener_config& l,
+                       const sni::client_hello& hello, std::string& why) {
+  const std::string* name = nullptr;
+  if (hello.status == sni::parse_status::complete) {
+    if (auto i = sni::route(l.routes.patterns, hello.server_name))
+      name = &l.routes.upstreams[*i];
+    else if (!l.routes.fallback.empty())
+      name = &l.routes.fallback;
+    else
+      why = hello.server_name.empty() ? "a ClientHello without a server name, and no default route"
+                                      : "no route for server name " + hello.server_name +
+                                            ", and no default route";
+  } else {
+    const std::string what = hello.status == sni::parse_status::not_tls
+                                 ? std::string("not TLS")
+                                 : "a malformed ClientHello (" + hello.reason + ")";
+    if (l.non_tls_to_default)
+      name = &l.routes.fallback;
+    else
+      why = what + ", and non_tls is close";
+  }
+  return name ? gen.find(*name) : nullptr;
+}
+
 std::string bytes_of(const asio::ip::address& a) {
   if (a.is_v4()) {
     const auto b = a.to_v4().to_bytes();
@@ -216,11 +290,11 @@ void reset_on_close(tcp::socket& s) {
 
 }  // namespace
 
-asio::awaitable<void> serve(worker& w, [[maybe_unused]] std::shared_ptr<const generation> gen,
-                            listener_view l, tcp::socket client) {
-  // `gen` is held, not used: it keeps what `l` points to alive through any reload.
+asio::awaitable<void> serve(worker& w, std::shared_ptr<const generation> gen, listener_view l,
+                            tcp::socket client) {
+  // `gen` keeps what `l` points to alive through any reload.
   const listener_config& listener = *l.config;
-  upstream& target = *l.target;
+  upstream* routed = l.target;  // nullptr for a listener with routes, until the route is known
   const acl& access = *l.access;
   listener_state& counts = *l.state;
   const auto started = std::chrono::steady_clock::now();
@@ -232,7 +306,6 @@ asio::awaitable<void> serve(worker& w, [[maybe_unused]] std::shared_ptr<const ge
     ~unregister() { w.session_ended(it); }
   } guard{w, registration};
 
-  const timeouts t = timeouts_for(listener, target.config());
   boost::system::error_code ec;
   s.client.non_blocking(true, ec);  // splice, read_some/write_some and peeks must never block
   tcp::endpoint client_peer = s.client.remote_endpoint(ec);
@@ -273,8 +346,24 @@ asio::awaitable<void> serve(worker& w, [[maybe_unused]] std::shared_ptr<const ge
     }
   }
 
+  std::string first_bytes;   // the ClientHello of a routed listener's client, sent upstream first
+  std::string server_name;   // from it
+  if (!reason && !routed) {
+    sni::client_hello hello;
+    if (co_await read_client_hello(s, listener.sni_timeout, first_bytes, hello, reason, why)) {
+      server_name = hello.server_name;
+      routed = route_client(*gen, listener, hello, why);
+      if (!routed) reason = "no_route";
+    }
+    if (reason && !s.shutting_down)
+      main_log().info("listener {}: client {}: closed: {}", listener.name, client_addr, why);
+    why.clear();
+  }
+
   std::optional<std::size_t> endpoint;
+  const timeouts t = routed ? timeouts_for(listener, routed->config()) : timeouts{};
   if (!reason) {
+    upstream& target = *routed;
     const std::uint64_t client_hash = target.config().balance == balance_policy::source_hash
                                           ? client_hash_of(client_peer.address())
                                           : 0;
@@ -294,17 +383,23 @@ asio::awaitable<void> serve(worker& w, [[maybe_unused]] std::shared_ptr<const ge
     }
   }
 
-  if (endpoint && target.config().send_proxy != proxy_protocol_version::off) {
-    // The client's addresses go first, before any byte of its own.
-    if (!client_local) client_local = address_of(s.client.local_endpoint(ec));
-    const address source = address_of(client_peer);
-    const std::string header = target.config().send_proxy == proxy_protocol_version::v1
-                                   ? proxy_protocol::encode_v1(source, *client_local)
-                                   : proxy_protocol::encode_v2(source, *client_local);
-    auto [write_ec, n] = co_await asio::async_write(s.upstream, asio::buffer(header), use_tuple);
+  if (endpoint && (routed->config().send_proxy != proxy_protocol_version::off ||
+                   !first_bytes.empty())) {
+    // The client's addresses go first, then the bytes read from it (its ClientHello), in one
+    // write.
+    std::string header;
+    if (routed->config().send_proxy != proxy_protocol_version::off) {
+      if (!client_local) client_local = address_of(s.client.local_endpoint(ec));
+      const address source = address_of(client_peer);
+      header = routed->config().send_proxy == proxy_protocol_version::v1
+                   ? proxy_protocol::encode_v1(source, *client_local)
+                   : proxy_protocol::encode_v2(source, *client_local);
+    }
+    const std::array<asio::const_buffer, 2> out{asio::buffer(header), asio::buffer(first_bytes)};
+    auto [write_ec, n] = co_await asio::async_write(s.upstream, out, use_tuple);
     if (write_ec) {
-      main_log().warn("listener {}: client {}: sending the PROXY header to {} failed: {}",
-                      listener.name, client_addr, target.at(*endpoint).to_string(),
+      main_log().warn("listener {}: client {}: sending the first bytes to {} failed: {}",
+                      listener.name, client_addr, routed->at(*endpoint).to_string(),
                       write_ec.message());
       reason = "connect_failed";
       endpoint.reset();
@@ -315,6 +410,7 @@ asio::awaitable<void> serve(worker& w, [[maybe_unused]] std::shared_ptr<const ge
   if (!endpoint) {
     reset_on_close(s.client);
   } else {
+    upstream& target = *routed;
     target.started(*endpoint);
     for (tcp::socket* sock : {&s.client, &s.upstream}) sock->set_option(tcp::no_delay(true), ec);
     const address& at = target.at(*endpoint);
@@ -345,10 +441,12 @@ asio::awaitable<void> serve(worker& w, [[maybe_unused]] std::shared_ptr<const ge
                         std::chrono::steady_clock::now() - started)
                         .count();
     log->info(
-        "client={} listener={} upstream={} endpoint={} bytes_up={} bytes_down={} duration_ms={} "
-        "engine_up={} engine_down={} close={}",
-        client_addr, listener.name, target.config().name,
-        endpoint ? target.at(*endpoint).to_string() : "-", up.bytes(), down.bytes(), ms,
+        "client={} listener={} sni={} upstream={} endpoint={} bytes_up={} bytes_down={} "
+        "duration_ms={} engine_up={} engine_down={} close={}",
+        client_addr, listener.name, server_name.empty() ? "-" : server_name,
+        routed ? routed->config().name : "-",
+        endpoint ? routed->at(*endpoint).to_string() : "-",
+        up.bytes() + (endpoint ? first_bytes.size() : 0), down.bytes(), ms,
         endpoint ? up.engine() : "-", endpoint ? down.engine() : "-", reason);
   }
 }

@@ -4,8 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash .ci/deps.sh cmake make g++ ccache libboost1.81-dev libyaml-cpp-dev libspdlog-dev catch2 \
-  iperf3 haproxy nginx libnginx-mod-stream socat wrk gnuplot-nox jq procps \
-  systemd  # bench_quick needs the peers and tools; systemd_unit needs systemd-analyze
+  iperf3 haproxy nginx libnginx-mod-stream socat wrk gnuplot-nox jq procps openssl \
+  systemd  # bench_quick needs the peers and tools; systemd_unit systemd-analyze; sni_test openssl
 BUILD_DIR=${BUILD_DIR:-build}
 cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build "$BUILD_DIR" -j"$(nproc)"

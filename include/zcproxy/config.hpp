@@ -64,10 +64,27 @@ struct timeouts {
   std::chrono::milliseconds max_duration{0};  // 0 = no limit
 };
 
+// A listener's routes by TLS server name (sni.hpp): patterns[i] goes to upstreams[i]; a name no
+// pattern matches (or a ClientHello without one) goes to `fallback`, or is closed without one.
+struct sni_routes {
+  std::vector<std::string> patterns;   // "api.example.com" or "*.example.com"
+  std::vector<std::string> upstreams;  // names of entries in config::upstreams (checked)
+  std::string fallback;                // the `default:` route; empty = none
+  bool operator==(const sni_routes&) const = default;
+};
+
 struct listener_config {
   std::string name;
   address bind;
+  // Where connections go: one upstream, or (upstream empty) chosen per connection by `routes`.
   std::string upstream;  // name of an entry in config::upstreams (checked)
+  sni_routes routes;
+  // A routed listener reads the client's ClientHello first, within sni_timeout. Bytes that are
+  // not a well-formed ClientHello go to routes.fallback with non_tls_to_default, else are closed.
+  std::chrono::milliseconds sni_timeout{5000};
+  bool non_tls_to_default = false;
+  // For messages: "upstream app", or "routes api.example.com -> api, default -> web".
+  std::string destination() const;
   timeouts_config timeouts;
   // Who may connect: a client in `deny` is refused; with `allow` non-empty, it must be in it.
   std::vector<cidr> allow;

@@ -30,7 +30,8 @@ TEST_CASE("binary: --check accepts the example config and says what it would do"
   temp_dir d;
   std::string out;
   CHECK(run({"--check", "-c", ZCPROXY_SOURCE_DIR "/conf/zcproxy.yaml"}, d, &out) == 0);
-  CHECK_THAT(out, Catch::Contains("listener web: 127.0.0.1:8080 -> upstream app [127.0.0.1:5201]"));
+  CHECK_THAT(out, Catch::Contains("listener web: 127.0.0.1:8080 -> upstream app\n"));
+  CHECK_THAT(out, Catch::Contains("upstream app: [127.0.0.1:5201]\n"));
 }
 
 TEST_CASE("binary: --check rejects a bad config with exit code 2 and names file, line and key",

@@ -40,20 +40,33 @@ std::string slurp(const std::string& path) {
 process::process(std::vector<std::string> args, const std::string& out, const std::string& err,
                  rlim_t max_fds) {
   args.insert(args.begin(), ZCPROXY_BINARY);
+  start(args, "/dev/null", out, err, max_fds);
+}
+
+process::process(const std::string& program, std::vector<std::string> args, const std::string& in,
+                 const std::string& out, const std::string& err) {
+  args.insert(args.begin(), program);
+  start(args, in, out, err, 0);
+}
+
+void process::start(std::vector<std::string>& args, const std::string& in, const std::string& out,
+                    const std::string& err, rlim_t max_fds) {
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
   pid = ::fork();
   if (pid == 0) {  // only async-signal-safe calls until exec
+    int i = ::open(in.c_str(), O_RDONLY);
     int o = ::open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     int e = ::open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    ::dup2(i, 0);
     ::dup2(o, 1);
     ::dup2(e, 2);
     if (max_fds) {
       rlimit l{max_fds, max_fds};
       ::setrlimit(RLIMIT_NOFILE, &l);
     }
-    ::execv(ZCPROXY_BINARY, argv.data());
+    ::execvp(argv[0], argv.data());
     ::_exit(127);
   }
 }

@@ -32,12 +32,19 @@ std::string slurp(const std::string& path);
 struct process {
   process(std::vector<std::string> args, const std::string& out, const std::string& err,
           rlim_t max_fds = 0);
+  // Another program (found on PATH), with stdin from the file `in`.
+  process(const std::string& program, std::vector<std::string> args, const std::string& in,
+          const std::string& out, const std::string& err);
   process(const process&) = delete;
   process& operator=(const process&) = delete;
   // The exit code, or -1 if it has not exited within the deadline (then it is killed).
   int wait(std::chrono::milliseconds deadline = 20s);
   ~process();
   pid_t pid = -1;
+
+ private:
+  void start(std::vector<std::string>& args, const std::string& in, const std::string& out,
+             const std::string& err, rlim_t max_fds);
 };
 
 // The binary running with a config written to d/zcproxy.yaml, its stdout in d/out and its stderr
