@@ -50,9 +50,25 @@ std::optional<std::pair<std::uint64_t, std::string_view>> split_number(std::stri
   return std::pair{*number, unit};
 }
 
+// sockaddr_un's sun_path holds 108 bytes with the terminating NUL.
+constexpr std::size_t max_unix_path = 107;
+
 address_or_reason parse_address_verbose(std::string_view text) {
   if (text.empty()) return std::string("empty address");
   address result;
+  if (text.starts_with("unix:")) {
+    result.local = true;
+    result.path = text.substr(5);
+    if (result.path.empty()) return std::string("missing the socket's path after \"unix:\"");
+    if (result.path.front() != '/')
+      return std::string("a Unix socket path must be absolute, e.g. unix:/run/app.sock");
+    if (result.path.size() > max_unix_path)
+      return "a Unix socket path has at most " + std::to_string(max_unix_path) + " bytes, got " +
+             std::to_string(result.path.size());
+    if (result.path.find('\0') != std::string::npos)
+      return std::string("a Unix socket path cannot contain a NUL byte");
+    return result;
+  }
   std::string_view host;
   std::string_view port;
   if (text.front() == '[') {
@@ -94,13 +110,14 @@ address_or_reason parse_address_verbose(std::string_view text) {
 }
 
 constexpr std::string_view address_hint =
-    "an IP literal and port, e.g. 127.0.0.1:9000 or [::1]:9000";
+    "an IP literal and port, e.g. 127.0.0.1:9000 or [::1]:9000, or unix:/path/to.sock";
 constexpr std::string_view size_hint =
     "a size in bytes, e.g. 65536, 64KiB or 1MiB (units B, KiB, MiB, GiB, KB, MB, GB)";
 constexpr std::string_view duration_hint =
     "a duration with a unit, e.g. 500ms, 10s, 1m or 1h (units ms, s, m, h)";
 constexpr std::string_view endpoint_hint =
-    "an IP literal and port, e.g. 127.0.0.1:9000 or [::1]:9000, or a map {address, weight}";
+    "an IP literal and port, e.g. 127.0.0.1:9000 or [::1]:9000, unix:/path/to.sock, or a map "
+    "{address, weight}";
 constexpr std::string_view endpoints_hint =
     "a non-empty sequence of endpoints, each an IP literal and port or a map {address, weight}, "
     "e.g. [\"127.0.0.1:9000\", {address: \"[::1]:9000\", weight: 2}]";
@@ -328,7 +345,7 @@ class checker {
       return std::nullopt;
     }
     auto& a = std::get<address>(parsed);
-    if (a.port == 0 && !allow_port_zero) {
+    if (a.port == 0 && !a.local && !allow_port_zero) {
       fail_at(at, path,
               "expected a port from 1 to 65535, got " + quoted(node.Scalar()) +
                   " (port 0 is only meaningful for a listener)");
@@ -807,10 +824,12 @@ void checker::check_listeners(const entry& e, config& out) {
         if (!a) continue;
         // Port 0 asks the kernel for a fresh port each time, so it never collides.
         for (const auto& [other, who] : binds) {
-          bool same_port = a->port != 0 && other.port == a->port && other.v6 == a->v6;
+          bool same_port = a->port != 0 && other.port == a->port && other.v6 == a->v6 &&
+                           !a->local && !other.local;
           bool unspecified =
               a->ip == "0.0.0.0" || a->ip == "::" || other.ip == "0.0.0.0" || other.ip == "::";
-          if (same_port && (other.ip == a->ip || unspecified)) {
+          bool same_path = a->local && other.local && a->path == other.path;
+          if ((same_port && (other.ip == a->ip || unspecified)) || same_path) {
             fail(item, item_path,
                  "address " + a->to_string() + " is already bound by listener " + quoted(who.name) +
                      " (" + who.path + ": " + other.to_string() +
@@ -857,6 +876,12 @@ void checker::check_listeners(const entry& e, config& out) {
         check_timeout(item, item_path, listener.timeouts);
       }
     }
+    for (const char* key : {"allow", "deny"})
+      if (const auto* by_ip = find(items, key);
+          by_ip && bind_ok && listener.bind.local && !listener.accept_proxy)
+        fail(*by_ip, child(path, key),
+             "applies only to an IP listener, or a Unix socket one with accept_proxy: a Unix "
+             "socket's clients have no address of their own (use the socket file's permissions)");
     for (const char* key : {"sni_timeout", "non_tls"})
       if (const auto* only_routed = find(items, key); only_routed && !routes)
         fail(*only_routed, child(path, key), "applies only to a listener with routes");
@@ -953,6 +978,7 @@ timeouts timeouts_for(const listener_config& l, const upstream_config& u) {
 }
 
 std::string address::to_string() const {
+  if (local) return "unix:" + path;
   auto p = std::to_string(port);
   return v6 ? "[" + ip + "]:" + p : ip + ":" + p;
 }

@@ -4,7 +4,6 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
-#include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/read.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -14,10 +13,10 @@
 
 #include "zcproxy/log.hpp"
 #include "zcproxy/proxy_protocol.hpp"
+#include "zcproxy/socket.hpp"
 
 namespace zcproxy {
 namespace asio = boost::asio;
-using tcp = asio::ip::tcp;
 using namespace asio::experimental::awaitable_operators;
 
 namespace {
@@ -29,7 +28,7 @@ struct health_checker::state {
   struct probe {
     explicit probe(asio::io_context& io) : timer(io), socket(io) {}
     asio::steady_timer timer;
-    tcp::socket socket;
+    stream_socket socket;
   };
   asio::io_context& io;
   std::shared_ptr<upstream> target;
@@ -41,12 +40,11 @@ namespace {
 
 // One check: connect, send, read the expected prefix. Returns what went wrong, or "" when the
 // endpoint passed.
-asio::awaitable<std::string> exchange(tcp::socket& s, const address& a,
+asio::awaitable<std::string> exchange(stream_socket& s, const address& a,
                                       const upstream_config& u) {
   const health_check_config& hc = u.health_check;
   boost::system::error_code ec;
-  tcp::endpoint ep(asio::ip::make_address(a.ip, ec), a.port);
-  std::tie(ec) = co_await s.async_connect(ep, use_tuple);
+  std::tie(ec) = co_await s.async_connect(endpoint_of(a), use_tuple);
   if (ec) co_return "connect: " + ec.message();
   std::string request = hc.send;
   if (hc.send_proxy && u.send_proxy != proxy_protocol_version::off)
@@ -90,7 +88,7 @@ void health_checker::start() {
       const auto& hc = up.config().health_check;
       unsigned passed = 0, failed = 0;  // in a row
       while (!st->stopped) {
-        p.socket = tcp::socket(st->io);
+        p.socket = stream_socket(st->io);
         p.timer.expires_after(hc.timeout);
         auto r = co_await (exchange(p.socket, up.at(i), up.config()) ||
                            p.timer.async_wait(use_tuple));

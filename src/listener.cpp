@@ -1,10 +1,13 @@
 #include "zcproxy/listener.hpp"
 
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/local/stream_protocol.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <chrono>
 #include <stdexcept>
@@ -15,10 +18,12 @@
 namespace zcproxy {
 namespace asio = boost::asio;
 
-tcp::acceptor open_acceptor(asio::io_context& io, const address& at) {
-  tcp::endpoint ep(asio::ip::make_address(at.ip), at.port);
-  tcp::acceptor acc(io, ep.protocol());
-  acc.set_option(tcp::acceptor::reuse_address(true));
+namespace {
+
+stream_acceptor open_tcp_acceptor(asio::io_context& io, const address& at) {
+  const stream_endpoint ep = endpoint_of(at);
+  stream_acceptor acc(io, ep.protocol());
+  acc.set_option(stream_acceptor::reuse_address(true));
   // One acceptor per worker thread on the same address: the kernel balances accepts among them.
   acc.set_option(asio::detail::socket_option::boolean<SOL_SOCKET, SO_REUSEPORT>(true));
   acc.bind(ep);
@@ -26,35 +31,77 @@ tcp::acceptor open_acceptor(asio::io_context& io, const address& at) {
   return acc;
 }
 
-void ensure_address_free(const address& at) {
+// A socket file at `path` from an earlier run that is gone (a connect is refused) is stale and
+// removed; a live one means the address is in use; anything else there is not ours to remove.
+void clear_stale_socket(const std::string& path) {
+  struct stat st;
+  if (::lstat(path.c_str(), &st) != 0) return;  // nothing there
+  if (!S_ISSOCK(st.st_mode))
+    throw boost::system::system_error(make_error_code(boost::system::errc::file_exists),
+                                      "a file that is not a socket is in the way");
   asio::io_context io(1);
-  tcp::endpoint ep(asio::ip::make_address(at.ip), at.port);
-  tcp::acceptor probe(io, ep.protocol());
-  probe.set_option(tcp::acceptor::reuse_address(true));  // TIME_WAIT leftovers are no conflict
+  asio::local::stream_protocol::socket probe(io);
+  boost::system::error_code ec;
+  probe.connect(asio::local::stream_protocol::endpoint(path), ec);
+  if (!ec) throw boost::system::system_error(make_error_code(boost::system::errc::address_in_use));
+  if (ec == asio::error::connection_refused) ::unlink(path.c_str());
+}
+
+}  // namespace
+
+void ensure_address_free(const address& at) {
+  if (at.local) {
+    clear_stale_socket(at.path);
+    return;
+  }
+  asio::io_context io(1);
+  const stream_endpoint ep = endpoint_of(at);
+  stream_acceptor probe(io, ep.protocol());
+  probe.set_option(stream_acceptor::reuse_address(true));  // TIME_WAIT leftovers are no conflict
   probe.bind(ep);
 }
 
-std::vector<tcp::acceptor> open_listener(const listener_config& lc,
-                                         const std::vector<asio::io_context*>& ios,
-                                         address& resolved) {
-  std::vector<tcp::acceptor> out;
+std::vector<stream_acceptor> open_listener(const listener_config& lc,
+                                           const std::vector<asio::io_context*>& ios,
+                                           address& resolved) {
+  std::vector<stream_acceptor> out;
   resolved = lc.bind;
   try {
     // SO_REUSEPORT would let this bind share a port another process of this user already
     // listens on, splitting its traffic: make sure the address is free first.
-    if (lc.bind.port != 0) ensure_address_free(lc.bind);
+    if (lc.bind.local || lc.bind.port != 0) ensure_address_free(lc.bind);
+    if (lc.bind.local) {
+      // A Unix socket cannot be bound once per worker: every worker waits on the same listening
+      // socket (a dup of it, on its own io_context) and whichever is woken first accepts.
+      const stream_endpoint ep = endpoint_of(lc.bind);
+      out.emplace_back(*ios.front(), ep.protocol());
+      out.front().bind(ep);
+      out.front().listen(asio::socket_base::max_listen_connections);
+      for (std::size_t i = 1; i < ios.size(); ++i) {
+        const int fd = ::dup(out.front().native_handle());
+        if (fd < 0)
+          throw boost::system::system_error(errno, boost::system::system_category(), "dup");
+        out.emplace_back(*ios[i], ep.protocol(), fd);
+      }
+      return out;
+    }
     for (auto* io : ios) {
-      out.push_back(open_acceptor(*io, resolved));
-      resolved.port = out.front().local_endpoint().port();
+      out.push_back(open_tcp_acceptor(*io, resolved));
+      resolved.port = address_of(out.front().local_endpoint())->port;
     }
   } catch (const boost::system::system_error& e) {
+    if (lc.bind.local && !out.empty()) ::unlink(lc.bind.path.c_str());  // ours, half made
     throw std::runtime_error("listener " + lc.name + ": cannot listen on " +
                              resolved.to_string() + ": " + e.code().message());
   }
   return out;
 }
 
-void start_session(worker& w, bound_listener& l, tcp::socket client) {
+void remove_socket_file(const address& at) {
+  if (at.local) ::unlink(at.path.c_str());
+}
+
+void start_session(worker& w, bound_listener& l, stream_socket client) {
   asio::co_spawn(w.io,
                  serve(w, l.gen, listener_view{l.config, l.target, l.access, l.state},
                        std::move(client)),
@@ -75,7 +122,7 @@ void close_listener(worker& w, bound_listener& l) {
   boost::system::error_code ec;
   l.acceptor.non_blocking(true, ec);
   while (!ec && !w.draining) {
-    tcp::socket client(w.io);
+    stream_socket client(w.io);
     l.acceptor.accept(client, ec);
     if (!ec) start_session(w, l, std::move(client));
   }

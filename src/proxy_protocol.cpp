@@ -292,6 +292,7 @@ result parse(std::span<const char> data, std::size_t max_size) {
 }
 
 std::string encode_v1(const address& source, const address& destination) {
+  if (source.local || destination.local) return std::string(v1_prefix) + "UNKNOWN\r\n";
   const bool v6 = source.v6 || destination.v6;
   const auto s = ip_bytes(source, v6), d = ip_bytes(destination, v6);
   char s_text[INET6_ADDRSTRLEN], d_text[INET6_ADDRSTRLEN];
@@ -302,6 +303,13 @@ std::string encode_v1(const address& source, const address& destination) {
 }
 
 std::string encode_v2(const address& source, const address& destination) {
+  if (source.local || destination.local) {
+    std::string out(v2_signature);
+    out += '\x21';        // version 2, PROXY
+    out += '\x00';        // UNSPEC: the receiver uses the connection's own addresses
+    out.append(2, '\0');  // length 0
+    return out;
+  }
   const bool v6 = source.v6 || destination.v6;
   const auto s = ip_bytes(source, v6), d = ip_bytes(destination, v6);
   const std::size_t n = v6 ? 16 : 4;

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/ip/address.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -74,22 +75,23 @@ const char* direction_result::engine() const {
   return on_copy ? "copy" : "splice";
 }
 
-engine_mode engine_for(engine_mode configured, const asio::ip::address& client_peer,
-                       const tcp::socket& client, const asio::ip::address& upstream_peer,
-                       const tcp::socket& upstream) {
+engine_mode engine_for(engine_mode configured, const address& client_peer,
+                       const stream_socket& client, const address& upstream_peer,
+                       const stream_socket& upstream) {
   if (configured != engine_mode::adaptive) return configured;
-  auto on_this_host = [](const asio::ip::address& peer, const tcp::socket& s) {
-    if (peer.is_loopback()) return true;
+  auto on_this_host = [](const address& peer, const stream_socket& s) {
+    if (peer.local) return true;
     boost::system::error_code ec;
-    const auto local = s.local_endpoint(ec).address();
-    return !ec && peer == local;
+    if (asio::ip::make_address(peer.ip, ec).is_loopback() && !ec) return true;
+    const auto own = local_of(s);
+    return own && !own->local && own->ip == peer.ip;
   };
   return on_this_host(client_peer, client) && on_this_host(upstream_peer, upstream)
              ? engine_mode::copy
              : engine_mode::automatic;
 }
 
-asio::awaitable<direction_result> relay(tcp::socket& from, tcp::socket& to, relay_resources& res,
+asio::awaitable<direction_result> relay(stream_socket& from, stream_socket& to, relay_resources& res,
                                         engine_mode engine, relay_link& link,
                                         token_bucket* limit) {
   direction_result out;
@@ -137,7 +139,7 @@ asio::awaitable<direction_result> relay(tcp::socket& from, tcp::socket& to, rela
           first_pending = !ec || ec == asio::error::eof;  // 0 bytes and eof: the FIN
           if (first_pending) ec = {};
         } else {
-          std::tie(ec) = co_await from.async_wait(tcp::socket::wait_read, use_tuple);
+          std::tie(ec) = co_await from.async_wait(stream_socket::wait_read, use_tuple);
         }
         if (link.stopped()) {
           out.end = direction_end::stopped;
@@ -288,7 +290,7 @@ asio::awaitable<direction_result> relay(tcp::socket& from, tcp::socket& to, rela
         // The copy engine waits by writing: unlike async_wait, no epoll_ctl per wait.
         boost::system::error_code wait_ec;
         if (pipe) {
-          std::tie(wait_ec) = co_await to.async_wait(tcp::socket::wait_write, use_tuple);
+          std::tie(wait_ec) = co_await to.async_wait(stream_socket::wait_write, use_tuple);
         } else {
           std::size_t m;
           std::tie(wait_ec, m) = co_await to.async_write_some(

@@ -254,7 +254,13 @@ void server::start() {
   m.listening.clear();
   for (const auto& lc : g->cfg.listeners) {
     address at;
-    auto acceptors = open_listener(lc, m.worker_ios(), at);  // throws: nothing runs yet
+    std::vector<stream_acceptor> acceptors;
+    try {
+      acceptors = open_listener(lc, m.worker_ios(), at);
+    } catch (...) {  // nothing runs yet: undo what was made and fail
+      for (const auto& made : m.listening) remove_socket_file(made);
+      throw;
+    }
     const std::uint64_t id = m.next_listener_id++;
     g->listener_ids.push_back(id);
     g->acls.emplace_back(lc.allow, lc.deny);
@@ -335,11 +341,14 @@ std::string server::reload(config next) {
       continue;
     }
     address at;
-    std::vector<tcp::acceptor> acceptors;
+    std::vector<stream_acceptor> acceptors;
     try {
       acceptors = open_listener(lc, m.worker_ios(), at);
     } catch (const std::exception& e) {
-      return e.what();  // the acceptors opened so far close as `plans` goes
+      // The acceptors opened so far close as `plans` goes; their socket files go now.
+      for (std::size_t j = 0; j < listening.size(); ++j)
+        if (plans.front()[j].acceptor) remove_socket_file(listening[j]);
+      return e.what();
     }
     g->listener_ids.push_back(m.next_listener_id++);
     g->acls.emplace_back(lc.allow, lc.deny);
@@ -368,6 +377,8 @@ std::string server::reload(config next) {
     // Workers run until shutdown, which waits for this mutex: they answer.
     done_cv.wait(done_lock, [&] { return adopted == n; });
   }
+  for (std::size_t k = 0; k < now.listeners.size(); ++k)
+    if (!taken[k]) remove_socket_file(m.listening[k]);  // removed: no new client finds it
   m.update_checks(g);
   setup_logging(g->cfg.log);
   m.gen = g;
@@ -394,6 +405,10 @@ void server::wait() {
   std::lock_guard lock(m.join_mutex);
   if (m.joined) return;
   for (auto& t : m.threads) t.join();
+  {
+    std::lock_guard lock(m.mutex);
+    for (const auto& at : m.listening) remove_socket_file(at);
+  }
   if (m.control_thread.joinable()) {
     asio::post(m.control, [&m] {
       m.checkers.clear();  // stops the checks, on their own thread

@@ -3,6 +3,7 @@
 #include <sys/socket.h>
 
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
@@ -31,7 +32,7 @@ constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 
 // The session's sockets and what the worker may do to it. Lives in the coroutine frame.
 struct session_state final : session_handle {
-  explicit session_state(tcp::socket c)
+  explicit session_state(stream_socket c)
       : client(std::move(c)), upstream(client.get_executor()), timer(client.get_executor()) {}
 
   void stop() override {
@@ -50,8 +51,8 @@ struct session_state final : session_handle {
     if (expired) link.stop();
   }
 
-  tcp::socket client;
-  tcp::socket upstream;
+  stream_socket client;
+  stream_socket upstream;
   asio::steady_timer timer;
   relay_link link{client, upstream};
   bool shutting_down = false;
@@ -60,10 +61,6 @@ struct session_state final : session_handle {
   std::chrono::steady_clock::time_point relay_started;
   const char* expired = nullptr;  // the timeout that stopped the relays
 };
-
-std::string to_string(const tcp::endpoint& ep) {
-  return address{ep.address().to_string(), ep.port(), ep.address().is_v6()}.to_string();
-}
 
 // Connect to an endpoint of the upstream, chosen by its policy among the usable ones, the next
 // one on failure, up to max_connect_attempts (every endpoint once by default), each attempt
@@ -92,7 +89,7 @@ asio::awaitable<std::optional<std::size_t>> connect_upstream(session_state& s, u
     candidates[*i] = 0;
     const address& a = up.at(*i);
     boost::system::error_code ec;
-    tcp::endpoint ep(asio::ip::make_address(a.ip, ec), a.port);
+    const stream_endpoint ep = endpoint_of(a);
     // Non-blocking from the start: the relay needs it, and Asio's connect then sets no mode of
     // its own (one ioctl less). A failed open is reported by async_connect, which retries it.
     s.upstream.open(ep.protocol(), ec);
@@ -128,15 +125,6 @@ const char* close_reason(const session_state& s, const direction_result& up,
   return "eof";
 }
 
-std::uint64_t client_hash_of(const asio::ip::address& a) {
-  if (a.is_v4()) {
-    const auto b = a.to_v4().to_bytes();
-    return balancer::hash_client({reinterpret_cast<const char*>(b.data()), b.size()});
-  }
-  const auto b = a.to_v6().to_bytes();
-  return balancer::hash_client({reinterpret_cast<const char*>(b.data()), b.size()});
-}
-
 // Read the PROXY protocol header the client must send first, consuming exactly its bytes: the
 // payload behind it stays in the socket for the relay (and splice). Bytes are peeked; once they
 // are known to be all header (an incomplete but valid prefix) they are consumed, so the wait for
@@ -159,7 +147,7 @@ asio::awaitable<std::optional<proxy_protocol::header>> read_proxy_header(
         why = std::strerror(errno);
         co_return std::nullopt;
       }
-      auto r = co_await (s.client.async_wait(tcp::socket::wait_read, use_tuple) ||
+      auto r = co_await (s.client.async_wait(stream_socket::wait_read, use_tuple) ||
                          s.timer.async_wait(use_tuple));
       if (s.shutting_down) co_return std::nullopt;
       if (r.index() == 1) {
@@ -266,24 +254,11 @@ upstream* route_client(const generation& gen, const listener_config& l,
   return name ? gen.find(*name) : nullptr;
 }
 
-std::string bytes_of(const asio::ip::address& a) {
-  if (a.is_v4()) {
-    const auto b = a.to_v4().to_bytes();
-    return {reinterpret_cast<const char*>(b.data()), b.size()};
-  }
-  const auto b = a.to_v6().to_bytes();
-  return {reinterpret_cast<const char*>(b.data()), b.size()};
-}
-
-address address_of(const tcp::endpoint& ep) {
-  return {ep.address().to_string(), ep.port(), ep.address().is_v6()};
-}
-
 // The client is refused (access control, limits, a bad PROXY header, no endpoint): it is reset,
 // as a direct connect to a dead or closed service would be, not closed cleanly, which could pass
 // for an empty reply. (Not through Asio: its socket destructor turns a linger set through it
 // back off.)
-void reset_on_close(tcp::socket& s) {
+void reset_on_close(stream_socket& s) {
   const linger abort_on_close{1, 0};
   ::setsockopt(s.native_handle(), SOL_SOCKET, SO_LINGER, &abort_on_close, sizeof abort_on_close);
 }
@@ -291,7 +266,7 @@ void reset_on_close(tcp::socket& s) {
 }  // namespace
 
 asio::awaitable<void> serve(worker& w, std::shared_ptr<const generation> gen, listener_view l,
-                            tcp::socket client) {
+                            stream_socket client) {
   // `gen` keeps what `l` points to alive through any reload.
   const listener_config& listener = *l.config;
   upstream* routed = l.target;  // nullptr for a listener with routes, until the route is known
@@ -308,16 +283,18 @@ asio::awaitable<void> serve(worker& w, std::shared_ptr<const generation> gen, li
 
   boost::system::error_code ec;
   s.client.non_blocking(true, ec);  // splice, read_some/write_some and peeks must never block
-  tcp::endpoint client_peer = s.client.remote_endpoint(ec);
+  // The client's address, as far as it is known: a PROXY header's source replaces it.
+  const std::optional<address> socket_peer = peer_of(s.client);
+  std::optional<address> client_peer = socket_peer;  // a PROXY header's source replaces it
   std::optional<address> client_local;  // the address the client connected to, when known
-  std::string client_addr = ec ? "?" : to_string(client_peer);
+  std::string client_addr = client_peer ? client_peer->to_string() : "?";
   std::string why;
   const char* reason = nullptr;
 
   if (listener.accept_proxy) {
     if (auto h = co_await read_proxy_header(s, listener.proxy_timeout, why)) {
       if (h->has_ip_addresses()) {
-        client_peer = tcp::endpoint(asio::ip::make_address(h->source.ip, ec), h->source.port);
+        client_peer = h->source;
         client_addr = h->source.to_string();
         client_local = h->destination;
       }
@@ -329,10 +306,14 @@ asio::awaitable<void> serve(worker& w, std::shared_ptr<const generation> gen, li
     }
   }
 
-  const std::string ip_key = bytes_of(client_peer.address());
+  // Empty for a Unix socket's client: it is refused by an allow list (it cannot be shown to be in
+  // it), and all such clients count as one for max_connections_per_ip.
+  const std::string ip_key = client_peer ? ip_bytes(*client_peer) : std::string();
   bool admitted = false;
   if (!reason) {
-    if (!access.permits({reinterpret_cast<const unsigned char*>(ip_key.data()), ip_key.size()})) {
+    if (ip_key.empty() ? !access.allow().empty()
+                       : !access.permits({reinterpret_cast<const unsigned char*>(ip_key.data()),
+                                          ip_key.size()})) {
       reason = "denied";
       counts.refused.fetch_add(1, std::memory_order_relaxed);
       main_log().info("listener {}: client {}: refused by allow/deny", listener.name, client_addr);
@@ -365,7 +346,7 @@ asio::awaitable<void> serve(worker& w, std::shared_ptr<const generation> gen, li
   if (!reason) {
     upstream& target = *routed;
     const std::uint64_t client_hash = target.config().balance == balance_policy::source_hash
-                                          ? client_hash_of(client_peer.address())
+                                          ? balancer::hash_client(ip_key)
                                           : 0;
     endpoint = co_await connect_upstream(s, target, t, client_hash, why, reason);
     if (!endpoint) {
@@ -389,11 +370,15 @@ asio::awaitable<void> serve(worker& w, std::shared_ptr<const generation> gen, li
     // write.
     std::string header;
     if (routed->config().send_proxy != proxy_protocol_version::off) {
-      if (!client_local) client_local = address_of(s.client.local_endpoint(ec));
-      const address source = address_of(client_peer);
+      if (!client_local) client_local = local_of(s.client);
+      // An address unknown (a socket that cannot say) is sent as an unknown one.
+      address unknown;
+      unknown.local = true;
+      const address& source = client_peer ? *client_peer : unknown;
+      const address& destination = client_local ? *client_local : unknown;
       header = routed->config().send_proxy == proxy_protocol_version::v1
-                   ? proxy_protocol::encode_v1(source, *client_local)
-                   : proxy_protocol::encode_v2(source, *client_local);
+                   ? proxy_protocol::encode_v1(source, destination)
+                   : proxy_protocol::encode_v2(source, destination);
     }
     const std::array<asio::const_buffer, 2> out{asio::buffer(header), asio::buffer(first_bytes)};
     auto [write_ec, n] = co_await asio::async_write(s.upstream, out, use_tuple);
@@ -412,10 +397,11 @@ asio::awaitable<void> serve(worker& w, std::shared_ptr<const generation> gen, li
   } else {
     upstream& target = *routed;
     target.started(*endpoint);
-    for (tcp::socket* sock : {&s.client, &s.upstream}) sock->set_option(tcp::no_delay(true), ec);
     const address& at = target.at(*endpoint);
-    const engine_mode engine = engine_for(w.relay.engine, client_peer.address(), s.client,
-                                          asio::ip::make_address(at.ip, ec), s.upstream);
+    const address peer = socket_peer.value_or(address{});
+    if (!peer.local) s.client.set_option(asio::ip::tcp::no_delay(true), ec);
+    if (!at.local) s.upstream.set_option(asio::ip::tcp::no_delay(true), ec);
+    const engine_mode engine = engine_for(w.relay.engine, peer, s.client, at, s.upstream);
     // The idle and duration timeouts are checked by the worker's sweep (check_timeouts).
     s.limits = t;
     s.relay_started = std::chrono::steady_clock::now();

@@ -26,13 +26,16 @@ enum class engine_mode {
 
 std::string_view to_string(engine_mode m);
 
-// An IP literal and port, as written in the config ("127.0.0.1:9000", "[::1]:9000").
+// An IP literal and port, as written in the config ("127.0.0.1:9000", "[::1]:9000"), or a Unix
+// domain socket's path ("unix:/run/app.sock").
 struct address {
   std::string ip;  // without brackets
   std::uint16_t port = 0;
   bool v6 = false;
+  bool local = false;  // a Unix domain socket; path is its name (empty for an unnamed peer)
+  std::string path = {};
 
-  std::string to_string() const;  // "127.0.0.1:9000" or "[::1]:9000"
+  std::string to_string() const;  // "127.0.0.1:9000", "[::1]:9000" or "unix:/run/app.sock"
   bool operator==(const address&) const = default;
 };
 

@@ -8,24 +8,27 @@
 
 namespace zcproxy {
 
-// An acceptor bound to `at` with SO_REUSEADDR and SO_REUSEPORT, so that every worker thread can
-// bind the same address and the kernel spreads new connections among them. Throws
-// std::system_error on failure.
-tcp::acceptor open_acceptor(boost::asio::io_context& io, const address& at);
-
-// Throws std::system_error (EADDRINUSE) when something already listens on `at`, even with
-// SO_REUSEPORT: binds a probe socket without it, then closes it.
+// Throws boost::system::system_error (EADDRINUSE) when something already listens on `at`, even
+// with SO_REUSEPORT: binds a probe socket without it, then closes it. A Unix socket's path: a
+// live socket there is in use, a stale one (connects refused) is removed, any other file there
+// is an error.
 void ensure_address_free(const address& at);
 
-// A listener's socket on each of `ios` (one per worker, in order): the first binds the configured
-// address (port 0: the kernel picks one), the others join that same port. `resolved` gets the
-// address bound. Throws std::runtime_error naming the listener and the address.
-std::vector<tcp::acceptor> open_listener(const listener_config& lc,
-                                         const std::vector<boost::asio::io_context*>& ios,
-                                         address& resolved);
+// A listener's socket on each of `ios` (one per worker, in order). TCP: each binds the address
+// with SO_REUSEADDR and SO_REUSEPORT (the first binds the configured port, or port 0 and the
+// kernel picks one, the others join it) and the kernel spreads new connections among them.
+// Unix: one socket, bound once and shared (dup'd) by every worker. `resolved` gets the address
+// bound. Throws std::runtime_error naming the listener and the address.
+std::vector<stream_acceptor> open_listener(const listener_config& lc,
+                                           const std::vector<boost::asio::io_context*>& ios,
+                                           address& resolved);
+
+// A Unix listener's socket file is removed once nothing listens on it (at shutdown, or when a
+// reload removes the listener); no-op for an IP address.
+void remove_socket_file(const address& at);
 
 // Serve `client`, accepted on `l`, as a session on this worker.
-void start_session(worker& w, bound_listener& l, tcp::socket client);
+void start_session(worker& w, bound_listener& l, stream_socket client);
 
 // Stop accepting on `l` (a reload removed it): what is already queued is accepted and served
 // first, so the close resets no connection the kernel had completed.

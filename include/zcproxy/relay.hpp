@@ -4,7 +4,6 @@
 #pragma once
 
 #include <boost/asio/awaitable.hpp>
-#include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <chrono>
 #include <cstdint>
@@ -15,10 +14,9 @@
 #include "zcproxy/buffer_pool.hpp"
 #include "zcproxy/config.hpp"
 #include "zcproxy/pipe_pool.hpp"
+#include "zcproxy/socket.hpp"
 
 namespace zcproxy {
-
-using tcp = boost::asio::ip::tcp;
 
 // Per-thread resources every relay on that thread draws from.
 struct relay_resources {
@@ -31,7 +29,7 @@ struct relay_resources {
 // wakes the other wherever it waits, so a reset on one side ends the whole connection.
 class relay_link {
  public:
-  relay_link(tcp::socket& client, tcp::socket& upstream) : client_(client), upstream_(upstream) {}
+  relay_link(stream_socket& client, stream_socket& upstream) : client_(client), upstream_(upstream) {}
   // Idempotent; safe to call from the owning thread only.
   void stop();
   bool stopped() const { return stopped_; }
@@ -47,8 +45,8 @@ class relay_link {
   void remove_timer(boost::asio::steady_timer* t) { std::erase(timers_, t); }
 
  private:
-  tcp::socket& client_;
-  tcp::socket& upstream_;
+  stream_socket& client_;
+  stream_socket& upstream_;
   bool stopped_ = false;
   int ended_ = 0;
   std::chrono::steady_clock::time_point last_activity_ = std::chrono::steady_clock::now();
@@ -77,16 +75,16 @@ struct direction_result {
 // Relay from -> to until EOF, error or link.stop(), with `engine` (automatic, splice or copy).
 // Both sockets must be in non-blocking mode (socket::non_blocking(true)). With `limit`, each round
 // moves at most what the bucket allows, waiting (holding nothing) when it is empty.
-boost::asio::awaitable<direction_result> relay(tcp::socket& from, tcp::socket& to,
+boost::asio::awaitable<direction_result> relay(stream_socket& from, stream_socket& to,
                                                relay_resources& res, engine_mode engine,
                                                relay_link& link, token_bucket* limit = nullptr);
 
 // The engine a connection between these two sockets uses under the configured one: adaptive
-// resolves to copy when both peers are on this host, else to automatic. The peers' addresses
-// are passed in (the session knows them); a socket's own address is asked for only when the peer
-// is not a loopback address.
-engine_mode engine_for(engine_mode configured, const boost::asio::ip::address& client_peer,
-                       const tcp::socket& client, const boost::asio::ip::address& upstream_peer,
-                       const tcp::socket& upstream);
+// resolves to copy when both peers are on this host (a Unix socket's always is), else to
+// automatic. The peers' addresses are passed in (the session knows them); a socket's own address
+// is asked for only when the peer is not a loopback address.
+engine_mode engine_for(engine_mode configured, const address& client_peer,
+                       const stream_socket& client, const address& upstream_peer,
+                       const stream_socket& upstream);
 
 }  // namespace zcproxy

@@ -21,6 +21,6 @@ struct listener_view {
 
 // `gen` keeps what `l` points to alive for the session's life.
 boost::asio::awaitable<void> serve(worker& w, std::shared_ptr<const generation> gen,
-                                   listener_view l, tcp::socket client);
+                                   listener_view l, stream_socket client);
 
 }  // namespace zcproxy

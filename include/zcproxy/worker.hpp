@@ -6,7 +6,7 @@
 #include <atomic>
 #include <chrono>
 #include <boost/asio/io_context.hpp>
-#include <boost/asio/ip/tcp.hpp>
+#include "zcproxy/socket.hpp"
 #include <boost/asio/steady_timer.hpp>
 #include <list>
 #include <mutex>
@@ -66,7 +66,7 @@ struct bound_listener {
   upstream* target;               // in gen
   const acl* access;              // in gen
   listener_state* state;          // in gen
-  tcp::acceptor acceptor;
+  stream_acceptor acceptor;
   boost::asio::steady_timer backoff;  // between accept retries when out of fds
 };
 
@@ -74,7 +74,7 @@ struct bound_listener {
 // a listener it already runs, or a new acceptor (opened on this worker's io_context).
 struct listener_plan {
   std::uint64_t id;
-  std::optional<tcp::acceptor> acceptor;
+  std::optional<stream_acceptor> acceptor;
 };
 
 struct worker {

@@ -277,7 +277,7 @@ TEST_CASE("sni: with accept_proxy, the PROXY header comes first and the ClientHe
       {{"api", backend->port()}, {"none", dead_port()}}));
   const std::string hello = captured("openssl_tls12_sni.bin");
   const std::string header = zcproxy::proxy_protocol::encode_v1(
-      {"192.0.2.1", 40000, false}, {"192.0.2.2", 443, false});
+      *zcproxy::parse_address("192.0.2.1:40000"), *zcproxy::parse_address("192.0.2.2:443"));
   fd c = connect_to(p.port());
   send_all(c.get(), (header + hello).data(), header.size() + hello.size());
   shutdown_write(c.get());

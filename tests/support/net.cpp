@@ -6,6 +6,7 @@
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -84,6 +85,35 @@ fd connect_to(std::uint16_t port) {
     fail("connect to port " + std::to_string(port));
   int one = 1;
   ::setsockopt(s.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  return s;
+}
+
+namespace {
+sockaddr_un unix_address(const std::string& path) {
+  sockaddr_un sa{};
+  sa.sun_family = AF_UNIX;
+  if (path.size() >= sizeof sa.sun_path) fail("unix socket path too long: " + path);
+  std::memcpy(sa.sun_path, path.c_str(), path.size() + 1);
+  return sa;
+}
+}  // namespace
+
+fd listen_unix(const std::string& path, int backlog) {
+  fd s(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!s) fail("socket");
+  sockaddr_un sa = unix_address(path);
+  if (::bind(s.get(), reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0) fail("bind " + path);
+  if (::listen(s.get(), backlog) != 0) fail("listen");
+  return s;
+}
+
+fd connect_unix(const std::string& path) {
+  fd s(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!s) fail("socket");
+  set_timeouts(s.get());
+  sockaddr_un sa = unix_address(path);
+  if (::connect(s.get(), reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0)
+    fail("connect to " + path);
   return s;
 }
 
@@ -230,6 +260,15 @@ std::vector<std::string> thread_group::errors() {
 upstream_server::upstream_server(std::function<void(fd)> handler, int backlog,
                                  std::uint16_t port)
     : port_(port), listener_(listen_loopback(port_, backlog)) {
+  run(std::move(handler));
+}
+
+upstream_server::upstream_server(std::function<void(fd)> handler, const std::string& path)
+    : listener_(listen_unix(path)) {
+  run(std::move(handler));
+}
+
+void upstream_server::run(std::function<void(fd)> handler) {
   acceptor_ = std::thread([this, handler = std::move(handler)] {
     while (!stop_) {
       pollfd p{listener_.get(), POLLIN, 0};

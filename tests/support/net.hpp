@@ -53,6 +53,10 @@ fd connect_to(std::uint16_t port);
 // loopback), so a test can be several clients.
 fd connect_from(const char* from, std::uint16_t port);
 
+// A Unix domain stream socket listening at `path`, and a client connected to one.
+fd listen_unix(const std::string& path, int backlog = 512);
+fd connect_unix(const std::string& path);
+
 void send_all(int s, const char* data, std::size_t n);
 inline void send_all(int s, const bytes& b) {
   send_all(s, b.data(), b.size());
@@ -100,6 +104,8 @@ class upstream_server {
   // port 0: one the kernel chooses; another: that one (a backend restarted where it was).
   explicit upstream_server(std::function<void(fd)> handler, int backlog = 512,
                            std::uint16_t port = 0);
+  // On a Unix domain socket at `path` instead (port() is 0).
+  upstream_server(std::function<void(fd)> handler, const std::string& path);
   ~upstream_server();
   std::uint16_t port() const { return port_; }
   int accepted() const { return accepted_; }
@@ -107,6 +113,8 @@ class upstream_server {
   std::vector<std::string> stop_and_collect_errors();
 
  private:
+  void run(std::function<void(fd)> handler);
+
   std::uint16_t port_ = 0;
   fd listener_;
   std::atomic<bool> stop_{false};

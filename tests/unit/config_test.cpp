@@ -812,7 +812,7 @@ TEST_CASE("endpoint maps: unknown keys, a missing address, a bad element are rep
                                    "is missing; expected an IP literal and port"));
   CHECK(errors[2] ==
         "t.yaml:8:9: upstreams.app.endpoints[2]: expected an IP literal and port, "
-        "e.g. 127.0.0.1:9000 or [::1]:9000, or a map {address, weight}, got a "
+        "e.g. 127.0.0.1:9000 or [::1]:9000, unix:/path/to.sock, or a map {address, weight}, got a "
         "sequence");
   CHECK_THAT(errors[3], StartsWith("t.yaml:9:20: upstreams.app.endpoints[3].address: expected an "
                                    "IP literal and port") &&
@@ -1149,4 +1149,39 @@ upstreams:
   CHECK_THAT(errors[11], StartsWith("t.yaml:8:5: listeners[6].upstream: required key is missing; "
                                     "expected the name of an entry in upstreams (or routes: by "
                                     "TLS server name)"));
+}
+
+TEST_CASE("config: Unix domain socket listeners and endpoints", "[config][unix]") {
+  const auto c = load_config_string(R"(listeners:
+  - { name: a, bind: "unix:/run/zcproxy/in.sock", upstream: app }
+  - { name: b, bind: "unix:/run/zcproxy/pp.sock", upstream: app, accept_proxy: true, allow: ["10.0.0.0/8"] }
+upstreams:
+  app: { endpoints: ["unix:/run/app.sock", "127.0.0.1:9000"] }
+)");
+  CHECK(c.listeners[0].bind.local);
+  CHECK(c.listeners[0].bind.path == "/run/zcproxy/in.sock");
+  CHECK(c.listeners[0].bind.to_string() == "unix:/run/zcproxy/in.sock");
+  CHECK(c.upstreams[0].endpoints[0].at.local);
+  CHECK(c.upstreams[0].endpoints[0].at.to_string() == "unix:/run/app.sock");
+  CHECK_FALSE(c.upstreams[0].endpoints[1].at.local);
+  CHECK(zcproxy::parse_address("unix:/a") == zcproxy::parse_address("unix:/a"));
+
+  const auto errors = errors_of(R"(listeners:
+  - { name: a, bind: "unix:", upstream: app }
+  - { name: b, bind: "unix:run/app.sock", upstream: app }
+  - { name: c, bind: "unix:/run/in.sock", upstream: app, deny: ["10.0.0.0/8"] }
+  - { name: d, bind: "unix:/run/in.sock", upstream: app }
+upstreams:
+  app: { endpoints: ["unix:/)" + std::string(108, 'x') + R"("] }
+)");
+  REQUIRE(errors.size() == 5);
+  CHECK_THAT(errors[0], StartsWith("t.yaml:2:22: listeners[0].bind: expected an IP literal and "
+                                   "port") && Contains("missing the socket's path"));
+  CHECK_THAT(errors[1], Contains("listeners[1].bind:") && Contains("must be absolute"));
+  CHECK_THAT(errors[2], StartsWith("t.yaml:4:64: listeners[2].deny: applies only to an IP "
+                                   "listener, or a Unix socket one with accept_proxy"));
+  CHECK_THAT(errors[3], StartsWith("t.yaml:5:22: listeners[3].bind: address unix:/run/in.sock is "
+                                   "already bound by listener \"c\""));
+  CHECK_THAT(errors[4], StartsWith("t.yaml:7:22: upstreams.app.endpoints[0]:") &&
+                            Contains("at most 107 bytes, got 109"));
 }

@@ -1,0 +1,29 @@
+// The sockets the proxy serves on either side: TCP over IPv4 or IPv6, and Unix domain stream
+// sockets. One socket type for both (Asio's generic stream protocol), so the relay, splice
+// included, is the same code whatever the address family.
+#pragma once
+
+#include <boost/asio/basic_socket_acceptor.hpp>
+#include <boost/asio/generic/stream_protocol.hpp>
+#include <optional>
+
+#include "zcproxy/config.hpp"
+
+namespace zcproxy {
+
+using stream_socket = boost::asio::generic::stream_protocol::socket;
+using stream_acceptor = boost::asio::basic_socket_acceptor<boost::asio::generic::stream_protocol>;
+using stream_endpoint = boost::asio::generic::stream_protocol::endpoint;
+
+// The socket address of `a` (an address from a validated config: its ip is a literal).
+stream_endpoint endpoint_of(const address& a);
+// What a socket address is, in the config's terms; nullopt for a family other than IPv4, IPv6
+// and Unix.
+std::optional<address> address_of(const stream_endpoint& ep);
+// A socket's peer and its own address; nullopt when the socket cannot say.
+std::optional<address> peer_of(const stream_socket& s);
+std::optional<address> local_of(const stream_socket& s);
+// The 4 or 16 network-order bytes of an IP address; empty for a Unix socket's.
+std::string ip_bytes(const address& a);
+
+}  // namespace zcproxy

@@ -1,0 +1,74 @@
+#include "zcproxy/socket.hpp"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/un.h>
+
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/local/stream_protocol.hpp>
+#include <cstring>
+
+namespace zcproxy {
+namespace asio = boost::asio;
+
+stream_endpoint endpoint_of(const address& a) {
+  if (a.local) return asio::local::stream_protocol::endpoint(a.path);
+  return asio::ip::tcp::endpoint(asio::ip::make_address(a.ip), a.port);
+}
+
+std::optional<address> address_of(const stream_endpoint& ep) {
+  const sockaddr* sa = ep.data();
+  address out;
+  char text[INET6_ADDRSTRLEN];
+  switch (sa->sa_family) {
+    case AF_INET: {
+      sockaddr_in in;
+      std::memcpy(&in, sa, sizeof in);
+      out.ip = ::inet_ntop(AF_INET, &in.sin_addr, text, sizeof text);
+      out.port = ntohs(in.sin_port);
+      return out;
+    }
+    case AF_INET6: {
+      sockaddr_in6 in6;
+      std::memcpy(&in6, sa, sizeof in6);
+      out.ip = ::inet_ntop(AF_INET6, &in6.sin6_addr, text, sizeof text);
+      out.port = ntohs(in6.sin6_port);
+      out.v6 = true;
+      return out;
+    }
+    case AF_UNIX: {
+      // An unnamed socket (a client's, usually) has no path; an abstract one starts with NUL.
+      const std::size_t offset = offsetof(sockaddr_un, sun_path);
+      out.local = true;
+      if (ep.size() > offset) {
+        const char* p = reinterpret_cast<const sockaddr_un*>(sa)->sun_path;
+        out.path.assign(p, ::strnlen(p, ep.size() - offset));
+      }
+      return out;
+    }
+    default:
+      return std::nullopt;
+  }
+}
+
+std::optional<address> peer_of(const stream_socket& s) {
+  boost::system::error_code ec;
+  auto ep = s.remote_endpoint(ec);
+  return ec ? std::nullopt : address_of(ep);
+}
+
+std::optional<address> local_of(const stream_socket& s) {
+  boost::system::error_code ec;
+  auto ep = s.local_endpoint(ec);
+  return ec ? std::nullopt : address_of(ep);
+}
+
+std::string ip_bytes(const address& a) {
+  if (a.local) return {};
+  unsigned char raw[sizeof(in6_addr)];
+  const int family = a.v6 ? AF_INET6 : AF_INET;
+  if (::inet_pton(family, a.ip.c_str(), raw) != 1) return {};
+  return {reinterpret_cast<const char*>(raw), a.v6 ? 16u : 4u};
+}
+
+}  // namespace zcproxy
