@@ -285,3 +285,47 @@ TEST_CASE("sni: with accept_proxy, the PROXY header comes first and the ClientHe
   REQUIRE(wait_until([&] { return rec.count() == 1; }));
   CHECK(rec.streams[0] == hello);  // the header was consumed, the hello forwarded whole
 }
+
+TEST_CASE("sni: the access log shows the server name, the PROXY header's client and splice for "
+          "the bytes after the header and the ClientHello",
+          "[sni][proxy][binary]") {
+  temp_dir d;
+  upstream_server backend([](fd s) {  // echo
+    char buf[1 << 16];
+    for (;;) {
+      const ssize_t n = ::recv(s.get(), buf, sizeof buf, 0);
+      if (n <= 0) return;
+      send_all(s.get(), buf, static_cast<std::size_t>(n));
+    }
+  });
+  running_proxy r(d,
+                  "threads: 2\nlog: { level: info, access_log: true }\nrelay: { engine: splice }\n"
+                  "listeners:\n"
+                  "  - name: tls\n    bind: \"127.0.0.1:0\"\n    accept_proxy: true\n"
+                  "    routes: [{sni: api.example.com, upstream: api}]\n"
+                  "upstreams:\n  api: { endpoints: [\"127.0.0.1:" +
+                      std::to_string(backend.port()) + "\"] }\n",
+                  "tls");
+  const std::string header = zcproxy::proxy_protocol::encode_v1(
+      *zcproxy::parse_address("192.0.2.1:40000"), *zcproxy::parse_address("192.0.2.2:443"));
+  const std::string hello = captured("openssl_tls13_sni.bin");
+  const bytes payload = random_bytes(4 << 20, 3);
+  fd c = connect_to(r.port);
+  send_all(c.get(), (header + hello).data(), header.size() + hello.size());
+  thread_group writer;
+  writer.spawn([&] {
+    send_all(c.get(), payload);
+    shutdown_write(c.get());
+  });
+  const bytes got = recv_all(c.get());
+  writer.join();
+  CHECK(got.size() == hello.size() + payload.size());
+  CHECK(std::string(got.begin(), got.begin() + hello.size()) == hello);
+  REQUIRE(wait_until([&] { return slurp(d.file("out")).find("close=") != std::string::npos; }));
+  const std::string access = slurp(d.file("out"));
+  CHECK_THAT(access, Contains("client=192.0.2.1:40000 listener=tls sni=api.example.com "
+                              "upstream=api endpoint=127.0.0.1:" +
+                              std::to_string(backend.port())));
+  CHECK_THAT(access, Contains("bytes_up=" + std::to_string(hello.size() + payload.size())) &&
+                         Contains("engine_up=splice engine_down=splice close=eof"));
+}
