@@ -93,7 +93,7 @@ engine_mode engine_for(engine_mode configured, const address& client_peer,
 
 asio::awaitable<direction_result> relay(stream_socket& from, stream_socket& to, relay_resources& res,
                                         engine_mode engine, relay_link& link,
-                                        token_bucket* limit) {
+                                        token_bucket* limit, byte_meter meter) {
   direction_result out;
   out.on_copy = engine == engine_mode::copy;
   const int src = from.native_handle();
@@ -154,7 +154,10 @@ asio::awaitable<direction_result> relay(stream_socket& from, stream_socket& to, 
       if (!out.on_copy && !urgent) {
         pipe = res.pipes.get();
         // Pool at its cap (or no fds for a pipe): this direction carries on with copy.
-        if (!pipe) out.on_copy = true;
+        if (!pipe) {
+          out.on_copy = true;
+          out.fallback = splice_fallback::pool_exhausted;
+        }
       }
       if (!pipe) buffer = res.buffers.get();
     }
@@ -206,6 +209,7 @@ asio::awaitable<direction_result> relay(stream_socket& from, stream_socket& to, 
           // losslessly, if allowed and nothing has moved yet.
           if (engine == engine_mode::automatic && out.bytes() == 0) {
             out.on_copy = true;
+            out.fallback = splice_fallback::refused;
             continue;
           }
           end_with(direction_end::splice_refused, e, true);
@@ -309,6 +313,10 @@ asio::awaitable<direction_result> relay(stream_socket& from, stream_socket& to, 
       break;
     }
     (pipe ? out.spliced : out.copied) += n - left;
+    if (meter.slot) {
+      add_single_writer(meter.up ? meter.slot->up : meter.slot->down, n - left);
+      add_single_writer(pipe ? meter.slot->spliced : meter.slot->copied, n - left);
+    }
     link.touch();
     if (limit) limit->consume(n - left);
     if (left > 0) break;  // failed or stopped mid-flush; out.end says which

@@ -179,6 +179,8 @@ struct server::impl {
   bool joined = false;
   std::atomic<unsigned> running{0};
   std::atomic<asio::io_context*> signal_io{nullptr};  // set while run_until_signalled() runs
+  const std::chrono::system_clock::time_point started = std::chrono::system_clock::now();
+  std::atomic<std::uint64_t> reloads{0}, reloads_refused{0};
 
   // The control thread: health checks. Its checkers are touched only on it.
   asio::io_context control{1};
@@ -264,7 +266,7 @@ void server::start() {
     const std::uint64_t id = m.next_listener_id++;
     g->listener_ids.push_back(id);
     g->acls.emplace_back(lc.allow, lc.deny);
-    g->listener_states.push_back(std::make_shared<listener_state>());
+    g->listener_states.push_back(std::make_shared<listener_state>(n));
     for (unsigned i = 0; i < n; ++i) plans[i].push_back({id, std::move(acceptors[i])});
     m.listening.push_back(at);
     main_log().info(
@@ -298,6 +300,12 @@ void server::start() {
 }
 
 std::string server::reload(config next) {
+  std::string error = apply_reload(std::move(next));
+  (error.empty() ? impl_->reloads : impl_->reloads_refused).fetch_add(1, std::memory_order_relaxed);
+  return error;
+}
+
+std::string server::apply_reload(config next) {
   auto& m = *impl_;
   std::lock_guard lock(m.mutex);
   if (!m.gen) return "the server is not running";
@@ -352,7 +360,7 @@ std::string server::reload(config next) {
     }
     g->listener_ids.push_back(m.next_listener_id++);
     g->acls.emplace_back(lc.allow, lc.deny);
-    g->listener_states.push_back(std::make_shared<listener_state>());
+    g->listener_states.push_back(std::make_shared<listener_state>(n));
     listening.push_back(at);
     for (std::size_t i = 0; i < n; ++i)
       plans[i].push_back({g->listener_ids.back(), std::move(acceptors[i])});
@@ -430,16 +438,37 @@ server::stats server::snapshot() {
     total.bytes_copied += w->bytes_copied.load(std::memory_order_relaxed);
   }
   std::shared_ptr<const generation> g;
+  std::vector<address> listening;
   {
     std::lock_guard lock(impl_->mutex);
     g = impl_->gen;
+    listening = impl_->listening;
   }
+  auto unix_time = [](std::chrono::system_clock::time_point t) {
+    return std::chrono::duration<double>(t.time_since_epoch()).count();
+  };
+  total.version = ZCPROXY_VERSION;
+  total.start_time = unix_time(impl_->started);
+  total.now = unix_time(std::chrono::system_clock::now());
+  total.reloads = impl_->reloads.load(std::memory_order_relaxed);
+  total.reloads_failed = impl_->reloads_refused.load(std::memory_order_relaxed);
   if (!g) return total;
+  for (std::size_t j = 0; j < g->cfg.listeners.size(); ++j) {
+    const listener_config& lc = g->cfg.listeners[j];
+    listener_stats l = listener_stats::read(g->listener_states[j]->metrics);
+    l.name = lc.name;
+    l.bind = (j < listening.size() ? listening[j] : lc.bind).to_string();
+    l.destination = lc.destination();
+    total.listeners.push_back(std::move(l));
+  }
   const auto now = upstream::clock::now();
   for (const auto& u : g->upstreams)
-    for (std::size_t i = 0; i < u->size(); ++i)
-      total.endpoints.push_back(
-          {u->config().name, u->at(i), u->healthy(i), u->usable(i, now), u->active(i)});
+    for (std::size_t i = 0; i < u->size(); ++i) {
+      const auto c = u->counts(i);
+      total.endpoints.push_back({u->config().name, u->at(i), u->healthy(i), u->usable(i, now),
+                                 u->active(i), c.connections, c.connect_failures, c.bytes_up,
+                                 c.bytes_down});
+    }
   return total;
 }
 
@@ -485,8 +514,10 @@ bool server::reload_from_file() {
   } catch (const config_error& e) {
     for (const auto& line : e.errors()) main_log().error("reload: {}", line);
     error = "the config has " + std::to_string(e.errors().size()) + " error(s)";
+    impl_->reloads_refused.fetch_add(1, std::memory_order_relaxed);
   } catch (const std::exception& e) {
     error = e.what();
+    impl_->reloads_refused.fetch_add(1, std::memory_order_relaxed);
   }
   if (!error.empty()) {
     main_log().error("reload refused, the running config stays: {}", error);

@@ -280,6 +280,9 @@ asio::awaitable<void> serve(worker& w, std::shared_ptr<const generation> gen, li
     std::list<session_handle*>::iterator it;
     ~unregister() { w.session_ended(it); }
   } guard{w, registration};
+  listener_metrics& metrics = counts.metrics;
+  metrics.accepted.fetch_add(1, std::memory_order_relaxed);
+  metrics.active.fetch_add(1, std::memory_order_relaxed);
 
   boost::system::error_code ec;
   s.client.non_blocking(true, ec);  // splice, read_some/write_some and peeks must never block
@@ -315,11 +318,9 @@ asio::awaitable<void> serve(worker& w, std::shared_ptr<const generation> gen, li
                        : !access.permits({reinterpret_cast<const unsigned char*>(ip_key.data()),
                                           ip_key.size()})) {
       reason = "denied";
-      counts.refused.fetch_add(1, std::memory_order_relaxed);
       main_log().info("listener {}: client {}: refused by allow/deny", listener.name, client_addr);
     } else if (!counts.admit(ip_key, listener.max_connections, listener.max_connections_per_ip)) {
       reason = "limit";
-      counts.refused.fetch_add(1, std::memory_order_relaxed);
       main_log().info("listener {}: client {}: refused: max_connections{} reached", listener.name,
                       client_addr, listener.max_connections_per_ip ? "(_per_ip)" : "");
     } else {
@@ -388,6 +389,9 @@ asio::awaitable<void> serve(worker& w, std::shared_ptr<const generation> gen, li
                       write_ec.message());
       reason = "connect_failed";
       endpoint.reset();
+    } else {
+      add_single_writer(metrics.traffic[w.index].up, first_bytes.size());
+      add_single_writer(metrics.traffic[w.index].copied, first_bytes.size());
     }
   }
 
@@ -412,15 +416,22 @@ asio::awaitable<void> serve(worker& w, std::shared_ptr<const generation> gen, li
     if (listener.upload_rate) upload.emplace(listener.upload_rate);
     if (listener.download_rate) download.emplace(listener.download_rate);
     std::tie(up, down) = co_await (
-        relay(s.client, s.upstream, w.relay, engine, s.link, upload ? &*upload : nullptr) &&
-        relay(s.upstream, s.client, w.relay, engine, s.link, download ? &*download : nullptr));
+        relay(s.client, s.upstream, w.relay, engine, s.link, upload ? &*upload : nullptr,
+              {&metrics.traffic[w.index], true}) &&
+        relay(s.upstream, s.client, w.relay, engine, s.link, download ? &*download : nullptr,
+              {&metrics.traffic[w.index], false}));
     s.relaying = false;
     reason = s.expired ? s.expired : close_reason(s, up, down);
     w.bytes_spliced.fetch_add(up.spliced + down.spliced, std::memory_order_relaxed);
     w.bytes_copied.fetch_add(up.copied + down.copied, std::memory_order_relaxed);
     target.ended(*endpoint);
+    target.count_bytes(*endpoint, up.bytes() + first_bytes.size(), down.bytes());
   }
   if (admitted) counts.release(ip_key, listener.max_connections_per_ip != 0);
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  metrics.ended(reason, seconds, up.fallback, down.fallback);
+  metrics.active.fetch_sub(1, std::memory_order_relaxed);
 
   if (auto* log = access_log()) {
     const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(

@@ -23,7 +23,23 @@ upstream::upstream(upstream_config cfg, const upstream* previous)
         state_[i].healthy = old.healthy.load();
         state_[i].fails = old.fails.load();
         state_[i].ejected_until = old.ejected_until.load();
+        state_[i].connections = old.connections.load();
+        state_[i].connect_failures = old.connect_failures.load();
+        state_[i].bytes_up = old.bytes_up.load();
+        state_[i].bytes_down = old.bytes_down.load();
       }
+}
+
+upstream::endpoint_counts upstream::counts(std::size_t i) const {
+  constexpr auto relaxed = std::memory_order_relaxed;
+  const auto& s = state_[i];
+  return {s.connections.load(relaxed), s.connect_failures.load(relaxed), s.bytes_up.load(relaxed),
+          s.bytes_down.load(relaxed)};
+}
+
+void upstream::count_bytes(std::size_t i, std::uint64_t up, std::uint64_t down) {
+  state_[i].bytes_up.fetch_add(up, std::memory_order_relaxed);
+  state_[i].bytes_down.fetch_add(down, std::memory_order_relaxed);
 }
 
 bool upstream::usable(std::size_t i, clock::time_point now) const {
@@ -41,6 +57,7 @@ std::optional<std::size_t> upstream::pick(std::span<std::uint8_t> candidates,
 
 bool upstream::connect_failed(std::size_t i, clock::time_point now) {
   auto& s = state_[i];
+  s.connect_failures.fetch_add(1, std::memory_order_relaxed);
   const unsigned fails = s.fails.fetch_add(1, std::memory_order_relaxed) + 1;
   if (cfg_.max_fails == 0 || fails < cfg_.max_fails) return false;
   // Ejected; once fail_timeout has passed one connection may try it again (fails stays at
@@ -51,6 +68,7 @@ bool upstream::connect_failed(std::size_t i, clock::time_point now) {
 
 void upstream::connect_succeeded(std::size_t i) {
   auto& s = state_[i];
+  s.connections.fetch_add(1, std::memory_order_relaxed);
   if (s.fails.load(std::memory_order_relaxed) != 0) s.fails.store(0, std::memory_order_relaxed);
   if (s.ejected_until.load(std::memory_order_relaxed) != 0)
     s.ejected_until.store(0, std::memory_order_relaxed);

@@ -13,6 +13,7 @@
 #include "zcproxy/acl.hpp"
 #include "zcproxy/buffer_pool.hpp"
 #include "zcproxy/config.hpp"
+#include "zcproxy/metrics.hpp"
 #include "zcproxy/pipe_pool.hpp"
 #include "zcproxy/socket.hpp"
 
@@ -67,9 +68,16 @@ struct direction_result {
   direction_end end = direction_end::eof;
   std::error_code error;  // the errno behind reset/splice_refused
   bool on_copy = false;   // the engine this direction ended on
+  splice_fallback fallback = splice_fallback::none;  // why it left splice for copy, if it did
   std::uint64_t bytes() const { return spliced + copied; }
   // The engine(s) actually used: "splice", "copy" or "splice+copy".
   const char* engine() const;
+};
+
+// Where a direction counts its bytes as they move: a listener's slot for this worker thread.
+struct byte_meter {
+  traffic_slot* slot = nullptr;  // none: not counted live
+  bool up = true;                // client -> upstream
 };
 
 // Relay from -> to until EOF, error or link.stop(), with `engine` (automatic, splice or copy).
@@ -77,7 +85,8 @@ struct direction_result {
 // moves at most what the bucket allows, waiting (holding nothing) when it is empty.
 boost::asio::awaitable<direction_result> relay(stream_socket& from, stream_socket& to,
                                                relay_resources& res, engine_mode engine,
-                                               relay_link& link, token_bucket* limit = nullptr);
+                                               relay_link& link, token_bucket* limit = nullptr,
+                                               byte_meter meter = {});
 
 // The engine a connection between these two sockets uses under the configured one: adaptive
 // resolves to copy when both peers are on this host (a Unix socket's always is), else to

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "zcproxy/config.hpp"
+#include "zcproxy/metrics.hpp"
 
 namespace zcproxy {
 
@@ -43,26 +44,18 @@ class server {
   // reloads the config file. Returns the process exit code.
   int run_until_signalled();
 
-  struct stats {
-    std::size_t sessions = 0;         // open client connections
-    std::size_t pipes_leased = 0;     // pipes holding or moving bytes
-    std::size_t pipes_idle = 0;       // pipes kept open for reuse
-    std::size_t buffers_leased = 0;   // copy buffers in use
+  // The counters of the current config's listeners and upstream endpoints (see metrics.hpp),
+  // plus the engines' totals over every connection that has ended.
+  struct stats : proxy_stats {
     std::uint64_t bytes_spliced = 0;  // moved by splice, by connections that have closed
     std::uint64_t bytes_copied = 0;   // moved by copy, likewise
-    struct endpoint {
-      std::string upstream;
-      address at;
-      bool healthy = true;  // per active health checks
-      bool usable = true;   // healthy and not ejected by passive checks
-      std::int64_t active = 0;  // open connections to it
-    };
-    std::vector<endpoint> endpoints;  // of the current config's upstreams, in config order
   };
   // Summed over workers; callable from any thread, at any time after start().
   stats snapshot();
 
  private:
+  std::string apply_reload(config next);  // reload() without the counting
+
   struct impl;
   std::unique_ptr<impl> impl_;
 };

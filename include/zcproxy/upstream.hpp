@@ -48,6 +48,14 @@ class upstream {
   // under load does not flood the log.
   bool should_report_all_down(clock::time_point now);
 
+  // Counters for metrics, carried over a reload like the health state.
+  struct endpoint_counts {
+    std::uint64_t connections, connect_failures, bytes_up, bytes_down;
+  };
+  endpoint_counts counts(std::size_t i) const;
+  // A connection to endpoint i ended, having moved these bytes.
+  void count_bytes(std::size_t i, std::uint64_t up, std::uint64_t down);
+
   // Active checks: returns true when the state changed.
   bool set_healthy(std::size_t i, bool up);
   bool healthy(std::size_t i) const { return state_[i].healthy.load(std::memory_order_relaxed); }
@@ -57,6 +65,10 @@ class upstream {
     std::atomic<bool> healthy{true};
     std::atomic<unsigned> fails{0};           // connect failures in a row
     std::atomic<std::int64_t> ejected_until{0};  // clock ticks; 0 = not ejected
+    std::atomic<std::uint64_t> connections{0};
+    std::atomic<std::uint64_t> connect_failures{0};
+    std::atomic<std::uint64_t> bytes_up{0};
+    std::atomic<std::uint64_t> bytes_down{0};
   };
 
   upstream_config cfg_;

@@ -16,6 +16,7 @@
 #include <string_view>
 #include <vector>
 
+#include "zcproxy/metrics.hpp"
 #include "zcproxy/relay.hpp"
 
 namespace zcproxy {
@@ -24,8 +25,10 @@ class upstream;
 
 // What a listener counts across workers and reloads (a listener kept by a reload keeps it).
 struct listener_state {
+  explicit listener_state(unsigned workers) : metrics(workers) {}
+
+  listener_metrics metrics;
   std::atomic<unsigned> open{0};            // connections admitted and not yet ended
-  std::atomic<std::uint64_t> refused{0};    // clients closed by access control or limits
   std::mutex per_ip_mutex;
   std::unordered_map<std::string, unsigned> per_ip;  // raw address bytes -> open connections
 

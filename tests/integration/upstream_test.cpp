@@ -67,7 +67,7 @@ std::string reached(std::uint16_t port) {
   return name_of(c.get());
 }
 
-const zcproxy::server::stats::endpoint& endpoint_at(const zcproxy::server::stats& s,
+const zcproxy::endpoint_stats& endpoint_at(const zcproxy::server::stats& s,
                                                     std::uint16_t port) {
   for (const auto& e : s.endpoints)
     if (e.at.port == port) return e;

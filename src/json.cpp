@@ -1,0 +1,3 @@
+// Boost.JSON, compiled once for the whole program (header-only mode: every other file includes
+// <boost/json.hpp> only).
+#include <boost/json/src.hpp>

@@ -1,0 +1,298 @@
+#include "zcproxy/metrics.hpp"
+
+#include <boost/json.hpp>
+#include <algorithm>
+#include <charconv>
+#include <cmath>
+
+namespace zcproxy {
+namespace json = boost::json;
+
+std::size_t close_reason_index(std::string_view reason) {
+  const auto it = std::find(close_reasons.begin(), close_reasons.end(), reason);
+  return it == close_reasons.end() ? close_reasons.size() - 1
+                                   : static_cast<std::size_t>(it - close_reasons.begin());
+}
+
+bool is_refusal(std::string_view reason) {
+  for (std::string_view r : {"denied", "limit", "proxy_header", "sni_timeout", "client_hello",
+                             "no_route"})
+    if (reason == r) return true;
+  return false;
+}
+
+std::string_view timeout_kind(std::string_view reason) {
+  if (reason == "connect_timeout") return "connect";
+  if (reason == "idle_timeout") return "idle";
+  if (reason == "max_duration") return "max_duration";
+  if (reason == "sni_timeout") return "sni";
+  return "";
+}
+
+void listener_metrics::ended(std::string_view reason, double seconds, splice_fallback up,
+                             splice_fallback down) {
+  constexpr auto relaxed = std::memory_order_relaxed;
+  closed[close_reason_index(reason)].fetch_add(1, relaxed);
+  for (auto f : {up, down})
+    if (f != splice_fallback::none) fallbacks[static_cast<std::size_t>(f) - 1].fetch_add(1, relaxed);
+  const auto bucket = std::lower_bound(duration_buckets.begin(), duration_buckets.end(), seconds);
+  durations[static_cast<std::size_t>(bucket - duration_buckets.begin())].fetch_add(1, relaxed);
+  duration_sum_us.fetch_add(static_cast<std::uint64_t>(std::max(0.0, seconds) * 1e6), relaxed);
+}
+
+listener_stats listener_stats::read(const listener_metrics& m) {
+  constexpr auto relaxed = std::memory_order_relaxed;
+  listener_stats s;
+  for (unsigned i = 0; i < m.workers; ++i) {
+    const traffic_slot& t = m.traffic[i];
+    s.bytes_up += t.up.load(relaxed);
+    s.bytes_down += t.down.load(relaxed);
+    s.spliced += t.spliced.load(relaxed);
+    s.copied += t.copied.load(relaxed);
+  }
+  s.accepted = m.accepted.load(relaxed);
+  s.active = m.active.load(relaxed);
+  for (std::size_t i = 0; i < s.closed.size(); ++i) s.closed[i] = m.closed[i].load(relaxed);
+  for (std::size_t i = 0; i < s.fallbacks.size(); ++i) s.fallbacks[i] = m.fallbacks[i].load(relaxed);
+  for (std::size_t i = 0; i < s.durations.size(); ++i) s.durations[i] = m.durations[i].load(relaxed);
+  s.duration_sum = static_cast<double>(m.duration_sum_us.load(relaxed)) / 1e6;
+  return s;
+}
+
+namespace {
+
+// A label value: backslash, double quote and line feed escaped, as the format requires.
+std::string label(std::string_view v) {
+  std::string out;
+  for (char c : v) {
+    if (c == '\\' || c == '"') out += '\\';
+    if (c == '\n') {
+      out += "\\n";
+      continue;
+    }
+    out += c;
+  }
+  return out;
+}
+
+std::string number(double v) {
+  if (std::isinf(v)) return v > 0 ? "+Inf" : "-Inf";
+  if (std::isnan(v)) return "NaN";
+  char buf[32];
+  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v);
+  return ec == std::errc{} ? std::string(buf, end) : "NaN";
+}
+
+// One metric family: HELP and TYPE, then its samples, grouped as the format requires.
+class family {
+ public:
+  family(std::string& out, std::string_view name, std::string_view type, std::string_view help)
+      : out_(out), name_(name) {
+    out_ += "# HELP ";
+    out_ += name;
+    out_ += ' ';
+    out_ += help;
+    out_ += "\n# TYPE ";
+    out_ += name;
+    out_ += ' ';
+    out_ += type;
+    out_ += '\n';
+  }
+  // `labels` is "" or `a="x",b="y"` (values already escaped); `suffix` is for histograms.
+  family& sample(const std::string& labels, double value, std::string_view suffix = "") {
+    out_ += name_;
+    out_ += suffix;
+    if (!labels.empty()) out_ += '{' + labels + '}';
+    out_ += ' ';
+    out_ += number(value);
+    out_ += '\n';
+    return *this;
+  }
+
+ private:
+  std::string& out_;
+  std::string_view name_;
+};
+
+std::string listener_label(const listener_stats& l) {
+  return "listener=\"" + label(l.name) + '"';
+}
+
+std::string endpoint_labels(const endpoint_stats& e) {
+  return "upstream=\"" + label(e.upstream) + "\",endpoint=\"" + label(e.at.to_string()) + '"';
+}
+
+}  // namespace
+
+std::string render_prometheus(const proxy_stats& s) {
+  std::string out;
+  auto d = [](auto v) { return static_cast<double>(v); };
+  family(out, "zcproxy_build_info", "gauge", "Always 1; the version is a label.")
+      .sample("version=\"" + label(s.version) + '"', 1);
+  family(out, "zcproxy_start_time_seconds", "gauge", "When the process started, in Unix time.")
+      .sample("", s.start_time);
+  family(out, "zcproxy_connections_active", "gauge", "Client connections open, all listeners.")
+      .sample("", d(s.sessions));
+  family(out, "zcproxy_pipes", "gauge", "Splice pipes: leased (moving bytes) or idle in a pool.")
+      .sample("state=\"leased\"", d(s.pipes_leased))
+      .sample("state=\"idle\"", d(s.pipes_idle));
+  family(out, "zcproxy_copy_buffers_leased", "gauge", "Copy engine buffers in use.")
+      .sample("", d(s.buffers_leased));
+  family(out, "zcproxy_config_reloads_total", "counter", "Config reloads, by result.")
+      .sample("result=\"applied\"", d(s.reloads))
+      .sample("result=\"refused\"", d(s.reloads_failed));
+
+  {
+    family f(out, "zcproxy_listener_connections_accepted_total", "counter",
+             "Client connections accepted.");
+    for (const auto& l : s.listeners) f.sample(listener_label(l), d(l.accepted));
+  }
+  {
+    family f(out, "zcproxy_listener_connections_active", "gauge", "Client connections open.");
+    for (const auto& l : s.listeners) f.sample(listener_label(l), d(l.active));
+  }
+  {
+    family f(out, "zcproxy_listener_connections_refused_total", "counter",
+             "Clients refused before any upstream connect, by reason.");
+    for (const auto& l : s.listeners)
+      for (std::size_t i = 0; i < close_reasons.size(); ++i)
+        if (is_refusal(close_reasons[i]))
+          f.sample(listener_label(l) + ",reason=\"" + std::string(close_reasons[i]) + '"',
+                   d(l.closed[i]));
+  }
+  {
+    family f(out, "zcproxy_listener_connections_closed_total", "counter",
+             "Client connections ended, by the access log's close reason.");
+    for (const auto& l : s.listeners)
+      for (std::size_t i = 0; i < close_reasons.size(); ++i)
+        f.sample(listener_label(l) + ",reason=\"" + std::string(close_reasons[i]) + '"',
+                 d(l.closed[i]));
+  }
+  {
+    family f(out, "zcproxy_listener_timeouts_total", "counter",
+             "Connections closed by a timeout, by kind.");
+    for (const auto& l : s.listeners)
+      for (std::size_t i = 0; i < close_reasons.size(); ++i)
+        if (auto kind = timeout_kind(close_reasons[i]); !kind.empty())
+          f.sample(listener_label(l) + ",kind=\"" + std::string(kind) + '"', d(l.closed[i]));
+  }
+  {
+    family f(out, "zcproxy_listener_bytes_total", "counter",
+             "Bytes relayed, by direction (counted as they move).");
+    for (const auto& l : s.listeners) {
+      f.sample(listener_label(l) + ",direction=\"client_to_upstream\"", d(l.bytes_up));
+      f.sample(listener_label(l) + ",direction=\"upstream_to_client\"", d(l.bytes_down));
+    }
+  }
+  {
+    family f(out, "zcproxy_listener_relayed_bytes_total", "counter",
+             "Bytes relayed, by the engine that moved them.");
+    for (const auto& l : s.listeners) {
+      f.sample(listener_label(l) + ",engine=\"splice\"", d(l.spliced));
+      f.sample(listener_label(l) + ",engine=\"copy\"", d(l.copied));
+    }
+  }
+  {
+    family f(out, "zcproxy_listener_splice_fallbacks_total", "counter",
+             "Connection directions that left splice for copy, by reason.");
+    for (const auto& l : s.listeners)
+      for (std::size_t i = 0; i < splice_fallback_reasons.size(); ++i)
+        f.sample(listener_label(l) + ",reason=\"" + std::string(splice_fallback_reasons[i]) + '"',
+                 d(l.fallbacks[i]));
+  }
+  {
+    family f(out, "zcproxy_listener_session_duration_seconds", "histogram",
+             "How long client connections lasted.");
+    for (const auto& l : s.listeners) {
+      std::uint64_t cumulative = 0;
+      for (std::size_t i = 0; i < l.durations.size(); ++i) {
+        cumulative += l.durations[i];
+        const std::string le = i < duration_buckets.size() ? number(duration_buckets[i]) : "+Inf";
+        f.sample(listener_label(l) + ",le=\"" + le + '"', d(cumulative), "_bucket");
+      }
+      f.sample(listener_label(l), l.duration_sum, "_sum");
+      f.sample(listener_label(l), d(cumulative), "_count");
+    }
+  }
+
+  {
+    family f(out, "zcproxy_endpoint_up", "gauge", "1 when active health checks pass (or are off).");
+    for (const auto& e : s.endpoints) f.sample(endpoint_labels(e), e.healthy ? 1 : 0);
+  }
+  {
+    family f(out, "zcproxy_endpoint_usable", "gauge",
+             "1 when up and not ejected by passive checks.");
+    for (const auto& e : s.endpoints) f.sample(endpoint_labels(e), e.usable ? 1 : 0);
+  }
+  {
+    family f(out, "zcproxy_endpoint_connections_active", "gauge", "Connections open to it.");
+    for (const auto& e : s.endpoints) f.sample(endpoint_labels(e), d(e.active));
+  }
+  {
+    family f(out, "zcproxy_endpoint_connections_total", "counter", "Connections made to it.");
+    for (const auto& e : s.endpoints) f.sample(endpoint_labels(e), d(e.connections));
+  }
+  {
+    family f(out, "zcproxy_endpoint_connect_failures_total", "counter",
+             "Connect attempts to it that failed or timed out.");
+    for (const auto& e : s.endpoints) f.sample(endpoint_labels(e), d(e.connect_failures));
+  }
+  {
+    family f(out, "zcproxy_endpoint_bytes_total", "counter",
+             "Bytes relayed by its connections that have ended, by direction.");
+    for (const auto& e : s.endpoints) {
+      f.sample(endpoint_labels(e) + ",direction=\"client_to_upstream\"", d(e.bytes_up));
+      f.sample(endpoint_labels(e) + ",direction=\"upstream_to_client\"", d(e.bytes_down));
+    }
+  }
+  return out;
+}
+
+std::string render_stats_json(const proxy_stats& s, const std::vector<throughput_sample>& history) {
+  json::object root;
+  root["version"] = s.version;
+  root["start_time"] = s.start_time;
+  root["now"] = s.now;
+  root["connections_active"] = s.sessions;
+  root["pipes"] = {{"leased", s.pipes_leased}, {"idle", s.pipes_idle}};
+  root["buffers_leased"] = s.buffers_leased;
+  root["reloads"] = {{"applied", s.reloads}, {"refused", s.reloads_failed}};
+  json::array listeners;
+  for (const auto& l : s.listeners) {
+    json::object closed, fallbacks;
+    for (std::size_t i = 0; i < close_reasons.size(); ++i) closed[close_reasons[i]] = l.closed[i];
+    for (std::size_t i = 0; i < splice_fallback_reasons.size(); ++i)
+      fallbacks[splice_fallback_reasons[i]] = l.fallbacks[i];
+    listeners.push_back(json::object{{"name", l.name},
+                                     {"bind", l.bind},
+                                     {"destination", l.destination},
+                                     {"accepted", l.accepted},
+                                     {"active", l.active},
+                                     {"bytes_up", l.bytes_up},
+                                     {"bytes_down", l.bytes_down},
+                                     {"spliced", l.spliced},
+                                     {"copied", l.copied},
+                                     {"closed", std::move(closed)},
+                                     {"fallbacks", std::move(fallbacks)}});
+  }
+  root["listeners"] = std::move(listeners);
+  json::array endpoints;
+  for (const auto& e : s.endpoints)
+    endpoints.push_back(json::object{{"upstream", e.upstream},
+                                     {"address", e.at.to_string()},
+                                     {"healthy", e.healthy},
+                                     {"usable", e.usable},
+                                     {"active", e.active},
+                                     {"connections", e.connections},
+                                     {"connect_failures", e.connect_failures},
+                                     {"bytes_up", e.bytes_up},
+                                     {"bytes_down", e.bytes_down}});
+  root["endpoints"] = std::move(endpoints);
+  json::array samples;
+  for (const auto& h : history)
+    samples.push_back(json::object{{"time", h.time}, {"up", h.up}, {"down", h.down}});
+  root["history"] = std::move(samples);
+  return json::serialize(root);
+}
+
+}  // namespace zcproxy
