@@ -507,6 +507,7 @@ class checker {
   }
 
   void check_log(const entry& e, log_config& out);
+  void check_admin(const entry& e, admin_config& out);
   void check_relay(const entry& e, relay_config& out);
   void check_upstreams(const entry& e, config& out);
   void check_listeners(const entry& e, config& out);
@@ -539,6 +540,30 @@ void checker::check_log(const entry& e, log_config& out) {
         fail(item, path, "expected true or false, got " + describe(item.value));
       else
         out.access_log = value;
+    }
+  }
+}
+
+void checker::check_admin(const entry& e, admin_config& out) {
+  static const std::vector<std::string_view> keys{"bind", "allow", "deny", "reload"};
+  if (!expect_map(e, "admin", "a map with keys " + join(keys))) return;
+  auto items = entries(e.value, "admin", keys);
+  require(items, e.value, "admin", "bind", "an IP literal and port, e.g. 127.0.0.1:9901");
+  out.enabled = true;
+  for (const auto& item : items) {
+    const auto path = child("admin", item.key);
+    if (item.key == "bind") {
+      if (auto a = addr(item, item.value, path, true)) {
+        if (a->local)
+          fail(item, path, "expected an IP literal and port, e.g. 127.0.0.1:9901 (HTTP over a "
+                           "Unix socket is not served)");
+        else
+          out.bind = *a;
+      }
+    } else if (item.key == "allow" || item.key == "deny") {
+      check_cidrs(item, path, item.key == "allow" ? out.allow : out.deny);
+    } else if (item.key == "reload") {
+      boolean(item, path, out.reload);
     }
   }
 }
@@ -895,8 +920,9 @@ void checker::check_listeners(const entry& e, config& out) {
 }
 
 config checker::check(const YAML::Node& root) {
-  static const std::vector<std::string_view> keys{"threads",       "log",       "relay",
-                                                  "drain_timeout", "listeners", "upstreams"};
+  static const std::vector<std::string_view> keys{"threads",   "log",       "relay",
+                                                  "drain_timeout", "listeners", "upstreams",
+                                                  "admin"};
   config out;
   if (!root.IsMap() && !root.IsNull()) {
     fail_at(root.Mark(), "(top level)",
@@ -922,6 +948,8 @@ config checker::check(const YAML::Node& root) {
                "0s to 24h", out.drain_timeout);
     else if (item.key == "listeners")
       check_listeners(item, out);
+    else if (item.key == "admin")
+      check_admin(item, out.admin);
   }
   return out;
 }

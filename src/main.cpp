@@ -28,6 +28,9 @@ void print_plan(const zcproxy::config& cfg) {
   for (const auto& l : cfg.listeners)
     std::printf("listener %s: %s -> %s\n", l.name.c_str(), l.bind.to_string().c_str(),
                 l.destination().c_str());
+  if (cfg.admin.enabled)
+    std::printf("admin: %s (/stats, /stats.json, /metrics, /healthz%s)\n",
+                cfg.admin.bind.to_string().c_str(), cfg.admin.reload ? ", POST /reload" : "");
   for (const auto& u : cfg.upstreams) {
     std::printf("upstream %s: [", u.name.c_str());
     for (std::size_t i = 0; i < u.endpoints.size(); ++i)

@@ -15,6 +15,7 @@
 #include <stdexcept>
 #include <thread>
 
+#include "zcproxy/admin.hpp"
 #include "zcproxy/health.hpp"
 #include "zcproxy/listener.hpp"
 #include "zcproxy/log.hpp"
@@ -181,6 +182,7 @@ struct server::impl {
   std::atomic<asio::io_context*> signal_io{nullptr};  // set while run_until_signalled() runs
   const std::chrono::system_clock::time_point started = std::chrono::system_clock::now();
   std::atomic<std::uint64_t> reloads{0}, reloads_refused{0};
+  std::unique_ptr<admin_server> admin;  // from start() to wait()
 
   // The control thread: health checks. Its checkers are touched only on it.
   asio::io_context control{1};
@@ -275,6 +277,14 @@ void server::start() {
         lc.name, at.to_string(), lc.destination(), n, to_string(g->cfg.relay.engine),
         g->cfg.relay.pipe_size, g->cfg.relay.buffer_size);
   }
+  if (g->cfg.admin.enabled) {
+    try {
+      m.admin = std::make_unique<admin_server>(*this, g->cfg.admin);
+    } catch (...) {  // as for a listener: nothing runs yet
+      for (const auto& made : m.listening) remove_socket_file(made);
+      throw;
+    }
+  }
   m.gen = g;
   for (unsigned i = 0; i < n; ++i) m.workers[i]->adopt(g, std::move(plans[i]));
 
@@ -320,6 +330,9 @@ std::string server::apply_reload(config next) {
     main_log().warn("reload: threads and relay settings change only with a restart; kept as they are");
   next.threads = now.threads;
   next.relay = now.relay;
+  if (!(next.admin == now.admin))
+    main_log().warn("reload: admin settings change only with a restart; kept as they are");
+  next.admin = now.admin;
 
   auto g = std::make_shared<generation>();
   g->upstreams = m.upstreams_for(next);
@@ -413,10 +426,13 @@ void server::wait() {
   std::lock_guard lock(m.join_mutex);
   if (m.joined) return;
   for (auto& t : m.threads) t.join();
+  std::unique_ptr<admin_server> admin;  // stopped outside the lock: its requests take it
   {
     std::lock_guard lock(m.mutex);
     for (const auto& at : m.listening) remove_socket_file(at);
+    admin = std::move(m.admin);
   }
+  admin.reset();
   if (m.control_thread.joinable()) {
     asio::post(m.control, [&m] {
       m.checkers.clear();  // stops the checks, on their own thread
@@ -500,11 +516,11 @@ int server::run_until_signalled() {
   return 0;
 }
 
-bool server::reload_from_file() {
+std::string server::reload_from_file() {
   std::string source;
   {
     std::lock_guard lock(impl_->mutex);
-    if (!impl_->gen) return false;
+    if (!impl_->gen) return "the server is not running";
     source = impl_->gen->cfg.source;
   }
   main_log().info("reload: reading {}", source);
@@ -521,10 +537,21 @@ bool server::reload_from_file() {
   }
   if (!error.empty()) {
     main_log().error("reload refused, the running config stays: {}", error);
-    return false;
+    return error;
   }
   main_log().info("reload: done; new connections use the new config");
-  return true;
+  return "";
+}
+
+bool server::draining() const {
+  std::lock_guard lock(impl_->mutex);
+  return impl_->shutting_down;
+}
+
+std::optional<address> server::admin_address() const {
+  std::lock_guard lock(impl_->mutex);
+  if (!impl_->admin) return std::nullopt;
+  return impl_->admin->bound();
 }
 
 }  // namespace zcproxy

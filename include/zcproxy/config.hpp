@@ -158,6 +158,16 @@ struct upstream_config {
 // else the default.
 timeouts timeouts_for(const listener_config& l, const upstream_config& u);
 
+// The admin listener: /metrics, /stats, /stats.json, /healthz and (when enabled) POST /reload.
+struct admin_config {
+  bool enabled = false;  // off unless `admin:` is in the config
+  address bind;
+  std::vector<cidr> allow;  // who may connect; empty = everyone who can reach `bind`
+  std::vector<cidr> deny;
+  bool reload = false;  // POST /reload rereads the config file, as SIGHUP does
+  bool operator==(const admin_config&) const = default;
+};
+
 struct config {
   std::string source;    // file the config came from (for messages)
   unsigned threads = 0;  // 0 = one per core
@@ -166,6 +176,7 @@ struct config {
   std::chrono::milliseconds drain_timeout{10000};
   std::vector<listener_config> listeners;
   std::vector<upstream_config> upstreams;
+  admin_config admin;
 
   const upstream_config* find_upstream(std::string_view name) const;
   // Threads to run: `threads`, or the number of cores when it is 0.

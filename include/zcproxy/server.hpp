@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -38,8 +39,12 @@ class server {
   // with a warning). Thread-safe. Returns "" when applied, else why not: nothing changed then.
   std::string reload(config next);
   // reload() with the config file the running config came from; logs the outcome (each config
-  // error, as --check prints them). Returns whether it was applied.
-  bool reload_from_file();
+  // error, as --check prints them). Returns "" when applied, else why not.
+  std::string reload_from_file();
+  // Draining or shut down: what /healthz reports.
+  bool draining() const;
+  // Where the admin listener listens (port resolved); nullopt when there is none.
+  std::optional<address> admin_address() const;
   // start(), then serve until SIGINT/SIGTERM: the first drains, a second closes at once. SIGHUP
   // reloads the config file. Returns the process exit code.
   int run_until_signalled();

@@ -1,0 +1,239 @@
+#include "zcproxy/admin.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/string_body.hpp>
+#include <boost/beast/http/write.hpp>
+#include <chrono>
+#include <deque>
+#include <mutex>
+#include <stdexcept>
+#include <thread>
+
+#include "zcproxy/acl.hpp"
+#include "zcproxy/log.hpp"
+#include "zcproxy/metrics.hpp"
+#include "zcproxy/server.hpp"
+#include "zcproxy/socket.hpp"
+
+namespace zcproxy {
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = asio::ip::tcp;
+using namespace std::chrono_literals;
+
+namespace {
+
+constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
+constexpr auto request_timeout = 30s;   // to send a whole request, and between requests
+constexpr std::size_t history_seconds = 60;
+
+// Total bytes relayed so far, both directions, over the snapshot's listeners.
+std::pair<std::uint64_t, std::uint64_t> bytes_moved(const proxy_stats& s) {
+  std::uint64_t up = 0, down = 0;
+  for (const auto& l : s.listeners) {
+    up += l.bytes_up;
+    down += l.bytes_down;
+  }
+  return {up, down};
+}
+
+}  // namespace
+
+struct admin_server::impl {
+  impl(server& srv, const admin_config& cfg)
+      : srv(srv), cfg(cfg), access(cfg.allow, cfg.deny), acceptor(io), sampler(io) {}
+
+  server& srv;
+  const admin_config cfg;
+  const acl access;
+  asio::io_context io{1};
+  tcp::acceptor acceptor;
+  asio::steady_timer sampler;
+  std::thread thread;
+
+  // The last minute of throughput, one sample a second (touched on the admin thread only).
+  std::deque<throughput_sample> history;
+  std::uint64_t last_up = 0, last_down = 0;
+  std::chrono::steady_clock::time_point last_time;
+
+  asio::awaitable<void> sample_loop() {
+    bool first = true;
+    for (;;) {
+      const proxy_stats s = srv.snapshot();
+      const auto now = std::chrono::steady_clock::now();
+      const auto [up, down] = bytes_moved(s);
+      if (!first) {
+        const double dt = std::chrono::duration<double>(now - last_time).count();
+        // A reload that drops a listener drops its counts: never a negative rate.
+        auto rate = [dt](std::uint64_t now_bytes, std::uint64_t before) {
+          return now_bytes >= before && dt > 0 ? static_cast<double>(now_bytes - before) / dt : 0;
+        };
+        history.push_back({s.now, rate(up, last_up), rate(down, last_down)});
+        if (history.size() > history_seconds) history.pop_front();
+      }
+      first = false;
+      last_up = up;
+      last_down = down;
+      last_time = now;
+      sampler.expires_after(1s);
+      auto [ec] = co_await sampler.async_wait(use_tuple);
+      if (ec) co_return;
+    }
+  }
+
+  http::response<http::string_body> handle(const http::request<http::string_body>& req) {
+    http::response<http::string_body> res{http::status::ok, req.version()};
+    res.set(http::field::server, "zcproxy/" ZCPROXY_VERSION);
+    res.set(http::field::cache_control, "no-store");
+    res.keep_alive(req.keep_alive());
+    auto reply = [&](http::status status, std::string_view type, std::string body) {
+      res.result(status);
+      res.set(http::field::content_type, type);
+      res.body() = std::move(body);
+    };
+    const std::string_view target(req.target().data(), req.target().size());
+    const std::string_view path = target.substr(0, target.find('?'));
+    const bool read_only = req.method() == http::verb::get || req.method() == http::verb::head;
+    if (path == "/reload") {
+      if (req.method() != http::verb::post) {
+        res.set(http::field::allow, "POST");
+        reply(http::status::method_not_allowed, "text/plain", "use POST\n");
+      } else if (!cfg.reload) {
+        reply(http::status::forbidden, "text/plain",
+              "reload over HTTP is off; set admin.reload: true to allow it\n");
+      } else {
+        const std::string error = srv.reload_from_file();
+        if (error.empty())
+          reply(http::status::ok, "text/plain", "reloaded\n");
+        else
+          reply(http::status::unprocessable_entity, "text/plain",
+                "reload refused, the running config stays: " + error + "\n");
+      }
+    } else if (path == "/metrics" || path == "/stats" || path == "/stats.json" ||
+               path == "/healthz" || path == "/") {
+      if (!read_only) {
+        res.set(http::field::allow, "GET, HEAD");
+        reply(http::status::method_not_allowed, "text/plain", "use GET\n");
+      } else if (path == "/metrics") {
+        reply(http::status::ok, "text/plain; version=0.0.4; charset=utf-8",
+              render_prometheus(srv.snapshot()));
+      } else if (path == "/stats.json") {
+        reply(http::status::ok, "application/json",
+              render_stats_json(srv.snapshot(), {history.begin(), history.end()}));
+      } else if (path == "/stats") {
+        reply(http::status::ok, "text/html; charset=utf-8", std::string(stats_page_html()));
+      } else if (path == "/healthz") {
+        if (srv.draining())
+          reply(http::status::service_unavailable, "text/plain", "draining\n");
+        else
+          reply(http::status::ok, "text/plain", "ok\n");
+      } else {
+        res.result(http::status::found);
+        res.set(http::field::location, "/stats");
+      }
+    } else {
+      reply(http::status::not_found, "text/plain",
+            "not found; try /stats, /stats.json, /metrics, /healthz or POST /reload\n");
+    }
+    res.prepare_payload();  // HEAD: Content-Length of the body a GET would get
+    if (req.method() == http::verb::head) res.body().clear();
+    return res;
+  }
+
+  asio::awaitable<void> serve(tcp::socket socket) {
+    beast::tcp_stream stream(std::move(socket));
+    beast::flat_buffer buffer;
+    for (;;) {
+      http::request_parser<http::string_body> parser;
+      parser.header_limit(16 * 1024);
+      parser.body_limit(64 * 1024);
+      stream.expires_after(request_timeout);
+      auto [ec, n] = co_await http::async_read(stream, buffer, parser, use_tuple);
+      if (ec) {
+        if (ec != http::error::end_of_stream && ec != beast::error::timeout &&
+            ec != asio::error::operation_aborted)
+          main_log().debug("admin: bad request: {}", ec.message());
+        break;
+      }
+      auto res = handle(parser.get());
+      const bool keep = res.keep_alive();
+      auto [write_ec, m] = co_await http::async_write(stream, res, use_tuple);
+      if (write_ec || !keep) break;
+    }
+    boost::system::error_code ignored;
+    stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
+  }
+
+  asio::awaitable<void> accept_loop() {
+    for (;;) {
+      auto [ec, socket] = co_await acceptor.async_accept(use_tuple);
+      if (ec == asio::error::operation_aborted) co_return;
+      if (ec) {  // out of fds, say: wait a little, never spin
+        asio::steady_timer pause(io, 100ms);
+        co_await pause.async_wait(use_tuple);
+        continue;
+      }
+      boost::system::error_code peer_ec;
+      const auto peer = socket.remote_endpoint(peer_ec);
+      const auto ip = peer.address();
+      const std::string bytes = ip_bytes({ip.to_string(), peer.port(), ip.is_v6()});
+      if (peer_ec || !access.permits({reinterpret_cast<const unsigned char*>(bytes.data()),
+                                      bytes.size()})) {
+        main_log().info("admin: client {} refused by allow/deny", ip.to_string());
+        continue;  // closed as `socket` goes
+      }
+      asio::co_spawn(io, serve(std::move(socket)), asio::detached);
+    }
+  }
+};
+
+admin_server::admin_server(server& srv, const admin_config& cfg)
+    : impl_(std::make_unique<impl>(srv, cfg)) {
+  auto& m = *impl_;
+  try {
+    const tcp::endpoint ep(asio::ip::make_address(cfg.bind.ip), cfg.bind.port);
+    m.acceptor.open(ep.protocol());
+    m.acceptor.set_option(tcp::acceptor::reuse_address(true));
+    m.acceptor.bind(ep);
+    m.acceptor.listen();
+  } catch (const boost::system::system_error& e) {
+    throw std::runtime_error("admin: cannot listen on " + cfg.bind.to_string() + ": " +
+                             e.code().message());
+  }
+  const auto ip = asio::ip::make_address(cfg.bind.ip);
+  if (!ip.is_loopback() && cfg.allow.empty())
+    main_log().warn(
+        "admin: listening on {}, which is not a loopback address, with no allow list: anyone who "
+        "can reach it sees the proxy's stats{}",
+        bound().to_string(), cfg.reload ? " and can make it reload" : "");
+  main_log().info("admin on {}: /stats, /stats.json, /metrics, /healthz{}", bound().to_string(),
+                  cfg.reload ? ", POST /reload" : "");
+  asio::co_spawn(m.io, m.accept_loop(), asio::detached);
+  asio::co_spawn(m.io, m.sample_loop(), asio::detached);
+  m.thread = std::thread([&m] { m.io.run(); });
+}
+
+admin_server::~admin_server() {
+  impl_->io.stop();
+  if (impl_->thread.joinable()) impl_->thread.join();
+}
+
+address admin_server::bound() const {
+  boost::system::error_code ec;
+  const auto ep = impl_->acceptor.local_endpoint(ec);
+  address a = impl_->cfg.bind;
+  if (!ec) a.port = ep.port();
+  return a;
+}
+
+}  // namespace zcproxy
