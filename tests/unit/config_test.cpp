@@ -4,6 +4,8 @@
 #include <string>
 #include <vector>
 
+#include "support/process.hpp"
+
 using namespace std::chrono_literals;
 using Catch::Matchers::Contains;
 using Catch::Matchers::StartsWith;
@@ -1184,4 +1186,23 @@ upstreams:
                                    "already bound by listener \"c\""));
   CHECK_THAT(errors[4], StartsWith("t.yaml:7:22: upstreams.app.endpoints[0]:") &&
                             Contains("at most 107 bytes, got 109"));
+}
+
+TEST_CASE("config: the README's configuration example is a valid config", "[config]") {
+  const std::string readme = test::slurp(ZCPROXY_SOURCE_DIR "/README.md");
+  const auto section = readme.find("## Configuration");
+  REQUIRE(section != std::string::npos);
+  const auto start = readme.find("```yaml\n", section);
+  REQUIRE(start != std::string::npos);
+  const auto end = readme.find("```", start + 8);
+  REQUIRE(end != std::string::npos);
+  const std::string yaml = readme.substr(start + 8, end - start - 8);
+  try {
+    const auto c = load_config_string(yaml, "README.md");
+    CHECK(c.admin.enabled);
+    CHECK_FALSE(c.listeners.back().routes.patterns.empty());
+  } catch (const zcproxy::config_error& e) {
+    for (const auto& line : e.errors()) UNSCOPED_INFO(line);
+    FAIL("the README's example has errors");
+  }
 }
