@@ -5,7 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash .ci/deps.sh cmake make g++ ccache libboost1.81-dev libyaml-cpp-dev libspdlog-dev catch2 \
   iperf3 haproxy nginx libnginx-mod-stream socat wrk gnuplot-nox jq procps openssl \
-  systemd  # bench_quick needs the peers and tools; systemd_unit systemd-analyze; sni_test openssl
+  clang libclang-rt-14-dev \
+  systemd  # bench_quick: the peers and tools; systemd_unit: systemd-analyze; sni: openssl;
+  # fuzz_smoke: clang and libFuzzer
 BUILD_DIR=${BUILD_DIR:-build}
 cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build "$BUILD_DIR" -j"$(nproc)"
