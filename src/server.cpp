@@ -1,5 +1,7 @@
 #include "zcproxy/server.hpp"
 
+#include <malloc.h>
+
 #include <atomic>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/executor_work_guard.hpp>
@@ -150,12 +152,20 @@ void worker::need_sweep() {
 std::list<session_handle*>::iterator worker::session_started(session_handle* s) {
   auto it = sessions.insert(sessions.end(), s);
   session_count.store(sessions.size(), std::memory_order_relaxed);
+  peak_sessions = std::max(peak_sessions, sessions.size());
   return it;
 }
 
 void worker::session_ended(std::list<session_handle*>::iterator it) {
   sessions.erase(it);
   session_count.store(sessions.size(), std::memory_order_relaxed);
+  // After a storm, hand what the sessions' frames and buffers used back to the system: the
+  // allocator keeps freed memory in its arenas otherwise, and the process would stay at its peak.
+  // Rare (only once this thread has gone idle after many sessions) and quick.
+  if (sessions.empty() && peak_sessions >= trim_after_sessions) {
+    peak_sessions = 0;
+    ::malloc_trim(0);
+  }
   // The last session of a drain ends it early; then nothing keeps the io_context running.
   if (draining && sessions.empty()) {
     drain_timer.cancel();

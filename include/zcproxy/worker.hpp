@@ -95,6 +95,10 @@ struct worker {
   static constexpr std::chrono::milliseconds sweep_interval{100};
   boost::asio::steady_timer sweep_timer{io};
   bool sweeping = false;
+  // Sessions open at once since this thread last went idle; past trim_after_sessions, going idle
+  // returns freed memory to the system (malloc_trim).
+  std::size_t peak_sessions = 0;
+  static constexpr std::size_t trim_after_sessions = 256;
   bool draining = false;
   // Read by other threads (server::snapshot), written by this one.
   std::atomic<std::size_t> session_count{0};
