@@ -11,6 +11,7 @@
 #include <charconv>
 #include <cstdio>
 #include <cstring>
+#include <initializer_list>
 #include <limits>
 #include <map>
 #include <memory>
@@ -280,6 +281,23 @@ class checker {
     if (e.value.IsScalar()) return e.value.Scalar();
     fail(e, path, "expected " + std::string(expected) + ", got " + describe(e.value));
     return std::nullopt;
+  }
+
+  // A key that takes one of a few words; `out` gets the value paired with the word given.
+  template <typename T>
+  void one_of(const entry& e, const std::string& path,
+              std::initializer_list<std::pair<std::string_view, T>> words, T& out) {
+    std::vector<std::string_view> names;
+    for (const auto& w : words) names.push_back(w.first);
+    const std::string expected = "one of: " + join(names);
+    auto text = scalar(e, path, expected);
+    if (!text) return;
+    for (const auto& [word, value] : words)
+      if (*text == word) {
+        out = value;
+        return;
+      }
+    fail(e, path, "expected " + expected + ", got " + quoted(*text));
   }
 
   template <typename T>
@@ -575,19 +593,12 @@ void checker::check_relay(const entry& e, relay_config& out) {
   for (const auto& item : entries(e.value, "relay", keys)) {
     auto path = child("relay", item.key);
     if (item.key == "engine") {
-      constexpr std::string_view expected = "one of: auto, splice, copy, adaptive";
-      if (auto text = scalar(item, path, expected)) {
-        if (*text == "auto")
-          out.engine = engine_mode::automatic;
-        else if (*text == "adaptive")
-          out.engine = engine_mode::adaptive;
-        else if (*text == "splice")
-          out.engine = engine_mode::splice;
-        else if (*text == "copy")
-          out.engine = engine_mode::copy;
-        else
-          fail(item, path, "expected " + std::string(expected) + ", got " + quoted(*text));
-      }
+      one_of(item, path,
+             {{"auto", engine_mode::automatic},
+              {"splice", engine_mode::splice},
+              {"copy", engine_mode::copy},
+              {"adaptive", engine_mode::adaptive}},
+             out.engine);
     } else if (item.key == "pipe_size") {
       size(item, path, std::size_t{4} << 10, std::size_t{1} << 30, "4KiB to 1GiB", out.pipe_size);
     } else if (item.key == "buffer_size") {
@@ -722,17 +733,11 @@ void checker::check_upstream(const entry& e, const std::string& path, upstream_c
     if (item.key == "endpoints") {
       check_endpoints(item, item_path, out.endpoints);
     } else if (item.key == "send_proxy") {
-      constexpr std::string_view expected = "one of: off, v1, v2";
-      if (auto text = scalar(item, item_path, expected)) {
-        if (*text == "v1")
-          out.send_proxy = proxy_protocol_version::v1;
-        else if (*text == "v2")
-          out.send_proxy = proxy_protocol_version::v2;
-        else if (*text == "off")
-          out.send_proxy = proxy_protocol_version::off;
-        else
-          fail(item, item_path, "expected " + std::string(expected) + ", got " + quoted(*text));
-      }
+      one_of(item, item_path,
+             {{"off", proxy_protocol_version::off},
+              {"v1", proxy_protocol_version::v1},
+              {"v2", proxy_protocol_version::v2}},
+             out.send_proxy);
     } else if (item.key == "balance") {
       static constexpr balance_policy policies[] = {
           balance_policy::round_robin, balance_policy::least_conn, balance_policy::random,
