@@ -4,6 +4,7 @@
 #include "zcproxy/config.hpp"
 
 #include <arpa/inet.h>
+#include <sys/stat.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -525,6 +526,7 @@ class checker {
   }
 
   void check_log(const entry& e, log_config& out);
+  void check_access_file(const entry& e, const std::string& path, std::string& out);
   void check_admin(const entry& e, admin_config& out);
   void check_relay(const entry& e, relay_config& out);
   void check_upstreams(const entry& e, config& out);
@@ -538,7 +540,8 @@ class checker {
 };
 
 void checker::check_log(const entry& e, log_config& out) {
-  static const std::vector<std::string_view> keys{"level", "access_log"};
+  static const std::vector<std::string_view> keys{"level", "access_log", "access_format",
+                                                  "access_file"};
   static const std::vector<std::string_view> levels{"trace", "debug",    "info", "warn",
                                                     "error", "critical", "off"};
   if (!expect_map(e, "log", "a map with keys " + join(keys))) return;
@@ -558,8 +561,44 @@ void checker::check_log(const entry& e, log_config& out) {
         fail(item, path, "expected true or false, got " + describe(item.value));
       else
         out.access_log = value;
+    } else if (item.key == "access_format") {
+      one_of(item, path, {{"text", access_log_format::text}, {"json", access_log_format::json}},
+             out.access_format);
+    } else if (item.key == "access_file") {
+      check_access_file(item, path, out.access_file);
     }
   }
+}
+
+// The file itself is opened at start-up (server::start); here only what a typo would break: an
+// absolute path (a daemon's working directory is nobody's choice) whose directory exists.
+void checker::check_access_file(const entry& e, const std::string& path, std::string& out) {
+  constexpr std::string_view expected =
+      "an absolute file path in an existing directory, e.g. /var/log/zcproxy/access.log";
+  auto text = scalar(e, path, expected);
+  if (!text) return;
+  const std::string& file = *text;
+  const auto slash = file.rfind('/');
+  std::string why;
+  struct stat st {};
+  if (file.empty() || file.front() != '/') {
+    why = "not an absolute path";
+  } else if (file.find('\0') != std::string::npos) {
+    why = "a path cannot contain a NUL byte";
+  } else if (slash + 1 == file.size()) {
+    why = "names a directory, not a file";
+  } else if (const std::string dir = slash == 0 ? "/" : file.substr(0, slash);
+             ::stat(dir.c_str(), &st) != 0) {
+    why = "directory " + dir + ": " + std::strerror(errno);
+  } else if (!S_ISDIR(st.st_mode)) {
+    why = dir + " is not a directory";
+  } else if (::stat(file.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) {
+    why = "it is a directory";
+  }
+  if (!why.empty())
+    fail(e, path, "expected " + std::string(expected) + ", got " + quoted(file) + ": " + why);
+  else
+    out = file;
 }
 
 void checker::check_admin(const entry& e, admin_config& out) {
@@ -983,6 +1022,10 @@ std::string_view to_string(engine_mode m) {
       return "adaptive";
   }
   return "auto";  // unreachable for valid enumerators; keeps -Wreturn-type quiet
+}
+
+std::string_view to_string(access_log_format f) {
+  return f == access_log_format::json ? "json" : "text";
 }
 
 std::string_view to_string(balance_policy p) {

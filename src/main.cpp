@@ -25,6 +25,9 @@ void print_plan(const zcproxy::config& cfg) {
   std::printf("threads: %u, engine: %s, pipe_size: %zu, max_pipes: %zu, buffer_size: %zu\n",
               cfg.effective_threads(), std::string(to_string(cfg.relay.engine)).c_str(),
               cfg.relay.pipe_size, cfg.relay.max_pipes, cfg.relay.buffer_size);
+  if (cfg.log.access_log)
+    std::printf("access log: %s to %s\n", std::string(to_string(cfg.log.access_format)).c_str(),
+                cfg.log.access_file.empty() ? "stdout" : cfg.log.access_file.c_str());
   for (const auto& l : cfg.listeners)
     std::printf("listener %s: %s -> %s\n", l.name.c_str(), l.bind.to_string().c_str(),
                 l.destination().c_str());

@@ -96,6 +96,8 @@ TEST_CASE("absent keys take their defaults", "[config]") {
   CHECK(c.threads == 0);
   CHECK(c.log.level == "info");
   CHECK(c.log.access_log == true);
+  CHECK(c.log.access_format == zcproxy::access_log_format::text);
+  CHECK(c.log.access_file.empty());  // stdout
   CHECK(c.relay.engine == engine_mode::adaptive);
   CHECK(c.relay.pipe_size == 1u << 20);
   CHECK(c.relay.max_pipes == 4096);
@@ -127,7 +129,7 @@ TEST_CASE("absent keys take their defaults", "[config]") {
 
 TEST_CASE("every key can be set", "[config]") {
   auto c = load_config_string(R"(threads: 4
-log: { level: "off", access_log: false }
+log: { level: "off", access_log: false, access_format: json, access_file: /tmp/zcproxy.log }
 relay: { engine: copy, pipe_size: 64KiB, max_pipes: 0, buffer_size: 16KB }
 drain_timeout: 0s
 listeners:
@@ -144,6 +146,8 @@ upstreams:
   CHECK(c.effective_threads() == 4);
   CHECK(c.log.level == "off");
   CHECK_FALSE(c.log.access_log);
+  CHECK(c.log.access_format == zcproxy::access_log_format::json);
+  CHECK(c.log.access_file == "/tmp/zcproxy.log");
   CHECK(c.relay.engine == engine_mode::copy);
   CHECK(c.relay.pipe_size == 64 * 1024);
   CHECK(c.relay.max_pipes == 0);
@@ -429,8 +433,9 @@ upstreams:
 )");
   INFO(joined(errors));
   REQUIRE(errors.size() == 4);
-  CHECK_THAT(errors[0], StartsWith("t.yaml:1:21: log.colour: unknown key") &&
-                            Contains("expected one of: level, access_log"));
+  CHECK(errors[0] ==
+        "t.yaml:1:21: log.colour: unknown key; expected one of: level, access_log, "
+        "access_format, access_file");
   CHECK_THAT(errors[1], StartsWith("t.yaml:4:3: relay.pipe_sz: unknown key") &&
                             Contains("expected one of: engine, pipe_size, max_pipes, buffer_size"));
   CHECK(errors[2] ==
@@ -448,8 +453,9 @@ TEST_CASE("a scalar where a map is expected is a type error", "[config]") {
   auto errors = errors_of(std::string("log: debug\nrelay: [copy]\n") + minimal);
   INFO(joined(errors));
   REQUIRE(errors.size() == 2);
-  CHECK_THAT(errors[0], StartsWith("t.yaml:1:6: log: expected a map with keys level, access_log") &&
-                            Contains(R"(got "debug")"));
+  CHECK(errors[0] ==
+        R"(t.yaml:1:6: log: expected a map with keys level, access_log, access_format, )"
+        R"(access_file, got "debug")");
   CHECK_THAT(errors[1], StartsWith("t.yaml:2:8: relay: expected a map with keys engine") &&
                             Contains("got a sequence"));
 }
@@ -659,6 +665,44 @@ log:
         "t.yaml:3:10: log.level: expected one of: trace, debug, info, warn, error, "
         R"(critical, off, got "verbose")");
   CHECK(errors[2] == R"(t.yaml:4:15: log.access_log: expected true or false, got "maybe")");
+}
+
+TEST_CASE("bad access_format and access_file are reported", "[config]") {
+  // One error per document: a key may appear once.
+  auto error_for = [](const std::string& log) {
+    auto errors = errors_of("log: " + log + "\n" + minimal);
+    INFO(joined(errors));
+    REQUIRE(errors.size() == 1);
+    return errors[0];
+  };
+  CHECK(error_for("{ access_format: xml }") ==
+        R"(t.yaml:1:23: log.access_format: expected one of: text, json, got "xml")");
+  CHECK(error_for("{ access_format: [json] }") ==
+        "t.yaml:1:23: log.access_format: expected one of: text, json, got a sequence");
+  const std::string expected =
+      "expected an absolute file path in an existing directory, e.g. "
+      "/var/log/zcproxy/access.log, got ";
+  CHECK(error_for("{ access_file: access.log }") ==
+        "t.yaml:1:21: log.access_file: " + expected + R"("access.log": not an absolute path)");
+  CHECK(error_for("{ access_file: /nonexistent-zcproxy/access.log }") ==
+        "t.yaml:1:21: log.access_file: " + expected +
+            R"("/nonexistent-zcproxy/access.log": directory /nonexistent-zcproxy: )"
+            "No such file or directory");
+  const std::string readme = ZCPROXY_SOURCE_DIR "/README.md";
+  CHECK(error_for("{ access_file: \"" + readme + "/access.log\" }") ==
+        "t.yaml:1:21: log.access_file: " + expected + "\"" + readme + "/access.log\": " + readme +
+            " is not a directory");
+  CHECK(error_for("{ access_file: /tmp/ }") ==
+        "t.yaml:1:21: log.access_file: " + expected + R"("/tmp/": names a directory, not a file)");
+  CHECK(error_for("{ access_file: /tmp }") ==
+        "t.yaml:1:21: log.access_file: " + expected + R"("/tmp": it is a directory)");
+  CHECK(error_for("{ access_file: \"\" }") ==
+        "t.yaml:1:21: log.access_file: " + expected + R"("": not an absolute path)");
+  CHECK(error_for("{ access_file: { path: /tmp/a.log } }") ==
+        "t.yaml:1:21: log.access_file: " + expected + "a map");
+  // A file in the root directory, and one that does not exist yet, are fine.
+  CHECK(load_config_string("log: { access_file: /zcproxy-access.log }\n" + std::string(minimal))
+            .log.access_file == "/zcproxy-access.log");
 }
 
 TEST_CASE("empty listeners, upstreams and endpoints are reported", "[config]") {
