@@ -5,6 +5,7 @@
 #include <string>
 
 #include "zcproxy/config.hpp"
+#include "zcproxy/log.hpp"
 #include "zcproxy/server.hpp"
 
 namespace {
@@ -83,7 +84,9 @@ int main(int argc, char** argv) {
   }
   try {
     zcproxy::server srv(std::move(cfg));
-    return srv.run_until_signalled();
+    const int code = srv.run_until_signalled();
+    zcproxy::shutdown_logging();  // the access lines still queued, before exit
+    return code;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "zcproxy: %s\n", e.what());
     return 1;

@@ -411,7 +411,11 @@ std::string server::apply_reload(config next) {
   for (std::size_t k = 0; k < now.listeners.size(); ++k)
     if (!taken[k]) remove_socket_file(m.listening[k]);  // removed: no new client finds it
   m.update_checks(g);
-  setup_logging(g->cfg.log);
+  try {
+    setup_logging(g->cfg.log);
+  } catch (const std::exception& e) {  // too late to refuse: the rest is applied already
+    main_log().error("reload: {}; the access log stays as it was", e.what());
+  }
   m.gen = g;
   m.listening = std::move(listening);
   return "";

@@ -433,18 +433,21 @@ asio::awaitable<void> serve(worker& w, std::shared_ptr<const generation> gen, li
   metrics.ended(reason, seconds, up.fallback, down.fallback);
   metrics.active.fetch_sub(1, std::memory_order_relaxed);
 
-  if (auto* log = access_log()) {
+  if (access_log_enabled()) {
     const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                        std::chrono::steady_clock::now() - started)
-                        .count();
-    log->info(
-        "client={} listener={} sni={} upstream={} endpoint={} bytes_up={} bytes_down={} "
-        "duration_ms={} engine_up={} engine_down={} close={}",
-        client_addr, listener.name, server_name.empty() ? "-" : server_name,
-        routed ? routed->config().name : "-",
-        endpoint ? routed->at(*endpoint).to_string() : "-",
-        up.bytes() + (endpoint ? first_bytes.size() : 0), down.bytes(), ms,
-        endpoint ? up.engine() : "-", endpoint ? down.engine() : "-", reason);
+        std::chrono::steady_clock::now() - started);
+    log_access({.client = client_addr,
+                .listener = listener.name,
+                .sni = server_name,
+                .upstream = routed ? routed->config().name : "",
+                .endpoint = endpoint ? routed->at(*endpoint).to_string() : "",
+                .bytes_up = up.bytes() + (endpoint ? first_bytes.size() : 0),
+                .bytes_down = down.bytes(),
+                .duration_ms = static_cast<std::uint64_t>(ms.count()),
+                .engine_up = endpoint ? up.engine() : "",
+                .engine_down = endpoint ? down.engine() : "",
+                .close = reason,
+                .start = std::chrono::system_clock::now() - ms});
   }
 }
 

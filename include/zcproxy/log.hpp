@@ -1,18 +1,72 @@
-// Logging: a main logger (stderr) and an access logger (stdout, one line per connection).
-// Both are spdlog loggers, safe to use from every thread.
+// Logging: a main logger (stderr) and the access log (one line per connection, to stdout or to
+// log.access_file). Every function here is safe to call from any thread.
+//
+// The access log is asynchronous: log_access formats the line on the caller's thread and queues
+// it for a thread of its own that writes it, so a slow disk or a blocked stdout never stalls a
+// worker. The queue holds access_queue_size lines; when it is full the oldest queued line is
+// dropped (spdlog's overrun_oldest: relaying never waits for the log), and only then. The count
+// of dropped lines is logged at shutdown.
 #pragma once
 
 #include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <string>
 
 #include "zcproxy/config.hpp"
 
 namespace zcproxy {
 
-// (Re)configure both loggers; callable more than once (tests run several servers).
+constexpr std::size_t access_queue_size = 8192;
+
+// (Re)configure both loggers; callable more than once (at start-up, on reload, and tests run
+// several servers). The access file is opened (appending) when it is not the one already open.
+// Throws std::runtime_error naming the file when it cannot be opened: the access log's settings
+// then stay as they were (the main log's level still applies).
 void setup_logging(const log_config& cfg);
 
 spdlog::logger& main_log();
-// nullptr when access logging is off.
-spdlog::logger* access_log();
+
+// One closed connection, as the access log writes it. An empty sni, upstream, endpoint or engine
+// means none ("-" in text, null in JSON).
+struct access_record {
+  std::string client;            // "127.0.0.1:58590"; a PROXY header's source when there was one
+  std::string listener;          // its name
+  std::string sni;               // the server name a routed listener's client asked for
+  std::string upstream;          // its name
+  std::string endpoint;          // the address connected to
+  std::uint64_t bytes_up = 0;    // client -> upstream
+  std::uint64_t bytes_down = 0;  // upstream -> client
+  std::uint64_t duration_ms = 0;
+  std::string engine_up;  // "splice", "copy" or "splice+copy"
+  std::string engine_down;
+  std::string close;                            // why it ended: "eof", "reset", "idle_timeout", ...
+  std::chrono::system_clock::time_point start;  // when it was accepted
+};
+
+// Whether log_access writes anything (log.access_log); lets a caller skip building the record.
+bool access_log_enabled();
+// Queue one access-log line, in the configured format, timed now.
+void log_access(const access_record& r);
+
+// The line for `r` written at `now`, without the newline. Text: exactly
+//   2026-11-25T12:02:23.640 access client=... listener=... sni=... upstream=... endpoint=...
+//   bytes_up=... bytes_down=... duration_ms=... engine_up=... engine_down=... close=...
+// (one line; local time). JSON: one object with "time" (now) and "start", both RFC 3339 in UTC
+// with milliseconds ("2026-11-25T17:02:23.640Z"), then the fields above in that order, numbers
+// as JSON numbers.
+std::string format_access(const access_record& r, access_log_format format,
+                          std::chrono::system_clock::time_point now);
+
+// Reopen the access file at its path (appending; a new file if it was renamed away), for
+// logrotate: lines still queued go to the new file. Logs the outcome; when reopening fails the
+// old file stays in use. With the access log on stdout (or off) it only says so.
+void reopen_access_log();
+
+// Write out every queued access-log line and stop the access log's thread; for the end of the
+// process, once no session can log any more.
+void shutdown_logging();
 
 }  // namespace zcproxy

@@ -23,7 +23,8 @@ class server {
   server& operator=(const server&) = delete;
 
   // Bind every listener on every worker and start the threads. Throws std::runtime_error naming
-  // the listener and address when one cannot be bound; nothing is left running then.
+  // the listener and address when one cannot be bound, or the access file when it cannot be
+  // opened; nothing is left running then.
   void start();
   // Where each listener listens, in config order (a port of 0 in the config is resolved).
   std::vector<address> listening() const;
