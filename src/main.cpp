@@ -18,7 +18,7 @@ constexpr const char* usage =
     "Signals: SIGINT/SIGTERM stop accepting and let open connections finish for up to\n"
     "drain_timeout; a second one closes them at once. SIGHUP reloads FILE: a bad one is\n"
     "refused with its errors logged and the running config stays; a good one applies to new\n"
-    "connections, open ones run on unchanged.\n"
+    "connections, open ones run on unchanged. SIGUSR1 reopens log.access_file (logrotate).\n"
     "Exit codes: 0 ok, 2 bad usage or config, 1 failure to start (e.g. address in use).\n";
 
 void print_plan(const zcproxy::config& cfg) {

@@ -505,6 +505,7 @@ server::stats server::snapshot() {
 int server::run_until_signalled() {
   asio::io_context io(1);
   asio::signal_set signals(io, SIGINT, SIGTERM, SIGHUP);
+  signals.add(SIGUSR1);
   impl_->signal_io = &io;
   start();
   int received = 0;
@@ -514,6 +515,10 @@ int server::run_until_signalled() {
     signals.async_wait(on_signal);
     if (sig == SIGHUP) {
       reload_from_file();
+      return;
+    }
+    if (sig == SIGUSR1) {  // logrotate has moved the access file away
+      reopen_access_log();
       return;
     }
     const bool now = ++received > 1;

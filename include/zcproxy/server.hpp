@@ -47,7 +47,7 @@ class server {
   // Where the admin listener listens (port resolved); nullopt when there is none.
   std::optional<address> admin_address() const;
   // start(), then serve until SIGINT/SIGTERM: the first drains, a second closes at once. SIGHUP
-  // reloads the config file. Returns the process exit code.
+  // reloads the config file; SIGUSR1 reopens the access file. Returns the process exit code.
   int run_until_signalled();
 
   // The counters of the current config's listeners and upstream endpoints (see metrics.hpp),

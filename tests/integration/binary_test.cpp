@@ -4,8 +4,12 @@
 #include <signal.h>
 #include <sys/socket.h>
 
+#include <algorithm>
+#include <boost/json.hpp>
 #include <catch2/catch.hpp>
+#include <cstdio>
 #include <regex>
+#include <sstream>
 
 #include "support/net.hpp"
 #include "support/process.hpp"
@@ -22,6 +26,35 @@ int run(std::vector<std::string> args, const temp_dir& d, std::string* out = nul
   if (out) *out = slurp(d.file("out"));
   if (err) *err = slurp(d.file("err"));
   return code;
+}
+
+// The file's lines, without their newlines.
+std::vector<std::string> lines_of(const std::string& path) {
+  std::vector<std::string> out;
+  std::istringstream in(slurp(path));
+  for (std::string line; std::getline(in, line);) out.push_back(line);
+  return out;
+}
+
+// A round trip of a few bytes through the proxy; returns the client's address as the access log
+// names it ("127.0.0.1:PORT"), once the client has closed.
+std::string echo_once(std::uint16_t port) {
+  fd c = connect_to(port);
+  sockaddr_in me{};
+  socklen_t len = sizeof me;
+  REQUIRE(::getsockname(c.get(), reinterpret_cast<sockaddr*>(&me), &len) == 0);
+  send_all(c.get(), "ping", 4);
+  shutdown_write(c.get());
+  CHECK(recv_all(c.get()) == bytes{'p', 'i', 'n', 'g'});
+  return "127.0.0.1:" + std::to_string(ntohs(me.sin_port));
+}
+
+// The clients the JSON lines name, in order.
+std::vector<std::string> clients_in(const std::string& path) {
+  std::vector<std::string> out;
+  for (const auto& line : lines_of(path))
+    out.emplace_back(boost::json::parse(line).at("client").as_string());
+  return out;
 }
 
 }  // namespace
@@ -87,6 +120,11 @@ TEST_CASE("binary: relays a transfer, logs it, and exits 0 on SIGTERM", "[binary
   const std::string access = slurp(d.file("out"));
   CHECK_THAT(access, Catch::Contains("bytes_up=4194304 bytes_down=4194304"));
   CHECK_THAT(access, Catch::Contains("engine_up=copy engine_down=copy"));
+
+  // SIGUSR1 reopens an access file; with stdout it only says so.
+  REQUIRE(::kill(zc.proc.pid, SIGUSR1) == 0);
+  CHECK(wait_until(
+      [&] { return zc.log().find("access log: stdout; nothing to reopen") != std::string::npos; }));
 
   REQUIRE(::kill(zc.proc.pid, SIGTERM) == 0);
   CHECK(zc.proc.wait() == 0);
@@ -205,4 +243,54 @@ TEST_CASE("binary: the access log says which timeout or failure closed a connect
   CHECK_THAT(log, Catch::Matches(R"((.|\n)*listener=dead .*close=connect_failed(.|\n)*)"));
   REQUIRE(::kill(zc.proc.pid, SIGTERM) == 0);
   CHECK(zc.proc.wait() == 0);
+}
+
+TEST_CASE(
+    "binary: a JSON access log in a file, reopened on SIGUSR1 as logrotate does, and "
+    "flushed at SIGTERM",
+    "[binary][integration][log]") {
+  upstream_server up([](fd s) {
+    bytes got = recv_all(s.get());
+    send_all(s.get(), got);
+  });
+  temp_dir d;
+  const std::string file = d.file("access.log");
+  const std::string rotated = d.file("access.log.1");
+  running_proxy zc(
+      d, up.port(),
+      "threads: 2\nlog: { level: info, access_format: json, access_file: " + file + " }\n");
+
+  // One JSON line per connection, in the file; nothing on stdout.
+  const std::string first = echo_once(zc.port);
+  REQUIRE(wait_until([&] { return lines_of(file).size() == 1; }));
+  const auto line = boost::json::parse(lines_of(file)[0]).as_object();
+  CHECK(line.at("client") == first.c_str());
+  CHECK(line.at("listener") == "web");
+  CHECK(line.at("bytes_up").to_number<std::uint64_t>() == 4);
+  CHECK(line.at("bytes_down").to_number<std::uint64_t>() == 4);
+  CHECK(line.at("close") == "eof");
+  CHECK(slurp(d.file("out")).empty());
+
+  // logrotate: rename, then SIGUSR1. The reopen creates a new file at the old path.
+  REQUIRE(std::rename(file.c_str(), rotated.c_str()) == 0);
+  REQUIRE(::kill(zc.proc.pid, SIGUSR1) == 0);
+  REQUIRE(wait_until(
+      [&] { return zc.log().find("access log: reopened " + file) != std::string::npos; }));
+  const std::string second = echo_once(zc.port);
+  REQUIRE(wait_until([&] { return lines_of(file).size() == 1; }));
+  CHECK(clients_in(file) == std::vector<std::string>{second});
+  CHECK(clients_in(rotated) == std::vector<std::string>{first});  // kept, and nothing added
+
+  // Connections that close right before SIGTERM: their lines are written before exit.
+  std::vector<std::string> last;
+  for (int i = 0; i < 20; ++i) last.push_back(echo_once(zc.port));
+  REQUIRE(::kill(zc.proc.pid, SIGTERM) == 0);
+  CHECK(zc.proc.wait() == 0);
+  last.insert(last.begin(), second);
+  auto logged = clients_in(file);
+  std::sort(logged.begin(), logged.end());
+  std::sort(last.begin(), last.end());
+  CHECK(logged == last);
+  CHECK(slurp(d.file("out")).empty());
+  CHECK(up.stop_and_collect_errors().empty());
 }
