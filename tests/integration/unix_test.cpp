@@ -233,7 +233,8 @@ TEST_CASE("unix: the binary serves a Unix listener and logs its clients", "[unix
                   "upstreams:\n  app: { endpoints: [\"127.0.0.1:" +
                       std::to_string(backend.port()) + "\"] }\n",
                   "web");
-  CHECK_THAT(r.log(), Contains("listener local on unix:" + sock));
+  // Listed after "web", whose line the start-up waited for.
+  CHECK(wait_until([&] { return r.log().find("listener local on unix:" + sock) != std::string::npos; }));
   {
     fd c = connect_unix(sock);
     CHECK(echoes_intact(c, 1 << 20, 11));
