@@ -114,7 +114,11 @@ function cell(row, text, field, value, cls) {
   return td;
 }
 function chart(history) {
-  const svg = document.getElementById("chart"), W = 760, H = 180, L = 70, B = 20, T = 8;
+  const svg = document.getElementById("chart"), H = 180, L = 70, B = 20, T = 8;
+  // Drawn in the svg's own pixels: a fixed viewBox would be scaled to the 180px height and
+  // centred, leaving most of a wide section empty.
+  const W = Math.max(320, Math.round(svg.getBoundingClientRect().width));
+  svg.setAttribute("viewBox", "0 0 " + W + " " + H);
   while (svg.firstChild) svg.removeChild(svg.firstChild);
   const ns = "http://www.w3.org/2000/svg";
   const el = (name, attrs) => {
@@ -133,7 +137,8 @@ function chart(history) {
     el("text", {x: L - 6, y: y(v) + 4, "text-anchor": "end"}).textContent = bits(v);
   }
   for (const s of [60, 45, 30, 15, 0])
-    el("text", {x: x(now - s), y: H - 4, "text-anchor": "middle"}).textContent = s ? "-" + s + "s" : "now";
+    // "now" sits at the right edge: anchored at its end, it is not clipped.
+    el("text", {x: x(now - s), y: H - 4, "text-anchor": s ? "middle" : "end"}).textContent = s ? "-" + s + "s" : "now";
   for (const [key, color] of [["up", "var(--up)"], ["down", "var(--down)"]]) {
     const points = history.filter(h => now - h.time <= 60).map(h => x(h.time).toFixed(1) + "," + y(h[key]).toFixed(1));
     if (points.length) el("polyline", {points: points.join(" "), fill: "none", stroke: color, "stroke-width": 2});
