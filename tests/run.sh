@@ -5,9 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash .ci/deps.sh cmake make g++ ccache libboost1.81-dev libyaml-cpp-dev libspdlog-dev catch2 \
   iperf3 haproxy nginx libnginx-mod-stream socat wrk gnuplot-nox jq procps openssl \
-  clang libclang-rt-14-dev \
+  clang libclang-rt-14-dev chromium fonts-liberation \
   systemd  # bench_quick: the peers and tools; systemd_unit: systemd-analyze; sni: openssl;
-  # fuzz_smoke: clang and libFuzzer
+  # fuzz_smoke: clang and libFuzzer; the stats page test: chromium
 BUILD_DIR=${BUILD_DIR:-build}
 cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build "$BUILD_DIR" -j"$(nproc)"

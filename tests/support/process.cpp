@@ -62,6 +62,9 @@ void process::start(std::vector<std::string>& args, const std::string& in, const
     ::dup2(i, 0);
     ::dup2(o, 1);
     ::dup2(e, 2);
+    // Nothing else crosses the exec: a test's in-process proxy opens its sockets without
+    // close-on-exec, and a child holding a copy would keep a closed connection's FIN from going.
+    ::close_range(3, ~0U, 0);
     if (max_fds) {
       rlimit l{max_fds, max_fds};
       ::setrlimit(RLIMIT_NOFILE, &l);
