@@ -4,7 +4,10 @@
 #include "zcproxy/config.hpp"
 
 #include <arpa/inet.h>
+#include <grp.h>
+#include <pwd.h>
 #include <sys/stat.h>
+#include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -16,6 +19,7 @@
 #include <limits>
 #include <map>
 #include <memory>
+#include <sstream>
 #include <thread>
 #include <utility>
 #include <variant>
@@ -527,6 +531,7 @@ class checker {
 
   void check_log(const entry& e, log_config& out);
   void check_access_file(const entry& e, const std::string& path, std::string& out);
+  void check_run_as(const entry* user, const entry* group, std::optional<run_as_config>& out);
   void check_admin(const entry& e, admin_config& out);
   void check_relay(const entry& e, relay_config& out);
   void check_upstreams(const entry& e, config& out);
@@ -599,6 +604,65 @@ void checker::check_access_file(const entry& e, const std::string& path, std::st
     fail(e, path, "expected " + std::string(expected) + ", got " + quoted(file) + ": " + why);
   else
     out = file;
+}
+
+void checker::check_run_as(const entry* user, const entry* group,
+                           std::optional<run_as_config>& out) {
+  if (!user) {
+    if (group) fail(*group, "group", "expected user: as well (group alone is not switched to)");
+    return;
+  }
+  run_as_config r;
+  const auto name = scalar(*user, "user", "a user name or numeric uid");
+  if (!name) return;
+  r.user = *name;
+  // getpw*_r: the config is also loaded on reload, beside running threads.
+  std::vector<char> buffer(16384);
+  passwd pw{};
+  passwd* found = nullptr;
+  const auto uid = parse_digits(*name);
+  const int rc = uid ? ::getpwuid_r(static_cast<uid_t>(*uid), &pw, buffer.data(), buffer.size(),
+                                    &found)
+                     : ::getpwnam_r(name->c_str(), &pw, buffer.data(), buffer.size(), &found);
+  if (found) {
+    r.uid = pw.pw_uid;
+    r.gid = pw.pw_gid;
+  } else if (uid && *uid <= std::numeric_limits<uid_t>::max() - 1) {
+    r.uid = static_cast<uid_t>(*uid);  // a numeric uid need not have a passwd entry
+    if (!group) {
+      fail(*user, "user", "expected group: too, since uid " + *name + " has no passwd entry "
+                          "to take a primary group from");
+      return;
+    }
+  } else {
+    fail(*user, "user", "expected a user of this system, got " + quoted(*name) +
+                            (rc != 0 ? std::string(": ") + std::strerror(rc) : ": no such user"));
+    return;
+  }
+  if (group) {
+    const auto gname = scalar(*group, "group", "a group name or numeric gid");
+    if (!gname) return;
+    r.group = *gname;
+    std::vector<char> gbuffer(16384);
+    ::group gr{};
+    ::group* gfound = nullptr;
+    const auto gid = parse_digits(*gname);
+    const int grc = gid ? ::getgrgid_r(static_cast<gid_t>(*gid), &gr, gbuffer.data(),
+                                       gbuffer.size(), &gfound)
+                        : ::getgrnam_r(gname->c_str(), &gr, gbuffer.data(), gbuffer.size(),
+                                       &gfound);
+    if (gfound)
+      r.gid = gr.gr_gid;
+    else if (gid && *gid <= std::numeric_limits<gid_t>::max() - 1)
+      r.gid = static_cast<gid_t>(*gid);
+    else {
+      fail(*group, "group", "expected a group of this system, got " + quoted(*gname) +
+                                (grc != 0 ? std::string(": ") + std::strerror(grc)
+                                          : ": no such group"));
+      return;
+    }
+  }
+  out = r;
 }
 
 void checker::check_admin(const entry& e, admin_config& out) {
@@ -964,9 +1028,9 @@ void checker::check_listeners(const entry& e, config& out) {
 }
 
 config checker::check(const YAML::Node& root) {
-  static const std::vector<std::string_view> keys{"threads",   "log",       "relay",
-                                                  "drain_timeout", "listeners", "upstreams",
-                                                  "admin"};
+  static const std::vector<std::string_view> keys{
+      "threads",   "log",   "relay", "drain_timeout", "listeners", "upstreams",
+      "admin",     "user",  "group", "core_dumps"};
   config out;
   if (!root.IsMap() && !root.IsNull()) {
     fail_at(root.Mark(), "(top level)",
@@ -994,7 +1058,10 @@ config checker::check(const YAML::Node& root) {
       check_listeners(item, out);
     else if (item.key == "admin")
       check_admin(item, out.admin);
+    else if (item.key == "core_dumps")
+      boolean(item, "core_dumps", out.core_dumps);
   }
+  check_run_as(find(items, "user"), find(items, "group"), out.run_as);
   return out;
 }
 
@@ -1006,6 +1073,29 @@ std::string join_lines(const std::vector<std::string>& lines) {
   }
   return out;
 }
+
+// Counts documents and remembers where the second one starts, for at most two calls of
+// HandleNextDocument. yaml-cpp 0.7's LoadAll loops for ever (allocating) on input such as ","
+// because HandleNextDocument keeps returning true without consuming a token (yaml-cpp PR 1319,
+// found by our fuzzer); a single document never needs more than two calls.
+struct document_counter final : YAML::EventHandler {
+  int documents = 0;
+  YAML::Mark second;
+  void OnDocumentStart(const YAML::Mark& mark) override {
+    if (++documents == 2) second = mark;
+  }
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                const std::string&) override {}
+  void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                       YAML::EmitterStyle::value) override {}
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                  YAML::EmitterStyle::value) override {}
+  void OnMapEnd() override {}
+};
 
 }  // namespace
 }  // namespace detail
@@ -1086,9 +1176,14 @@ config_error::config_error(std::vector<std::string> errors)
 
 config load_config_string(const std::string& yaml, const std::string& source) {
   detail::checker check(source);
-  std::vector<YAML::Node> docs;
+  YAML::Node doc;
+  detail::document_counter counter;
   try {
-    docs = YAML::LoadAll(yaml);
+    std::istringstream in(yaml);
+    YAML::Parser parser(in);
+    for (int calls = 0; calls < 2 && parser.HandleNextDocument(counter); ++calls) {
+    }
+    if (counter.documents > 0) doc = YAML::Load(yaml);  // the first document
   } catch (const YAML::ParserException& e) {
     check.fail_at(e.mark, "(yaml)", "syntax error: " + e.msg + "; expected valid YAML");
     throw config_error(check.take_errors());
@@ -1096,11 +1191,11 @@ config load_config_string(const std::string& yaml, const std::string& source) {
     check.fail_at(e.mark, "(yaml)", e.msg);
     throw config_error(check.take_errors());
   }
-  if (docs.size() > 1)
-    check.fail_at(docs[1].Mark(), "(yaml)",
+  if (counter.documents > 1)
+    check.fail_at(counter.second, "(yaml)",
                   "a second document starts here; expected a single YAML document");
-  // An empty file loads as no documents; check it as an empty map so required keys are reported.
-  config result = check.check(docs.empty() ? YAML::Node() : docs.front());
+  // An empty file has no document; check it as an empty map so required keys are reported.
+  config result = check.check(doc);
   auto errors = check.take_errors();
   if (!errors.empty()) throw config_error(std::move(errors));
   result.source = source;

@@ -6,6 +6,7 @@
 
 #include "zcproxy/config.hpp"
 #include "zcproxy/log.hpp"
+#include "zcproxy/privileges.hpp"
 #include "zcproxy/server.hpp"
 
 namespace {
@@ -19,7 +20,8 @@ constexpr const char* usage =
     "drain_timeout; a second one closes them at once. SIGHUP reloads FILE: a bad one is\n"
     "refused with its errors logged and the running config stays; a good one applies to new\n"
     "connections, open ones run on unchanged. SIGUSR1 reopens log.access_file (logrotate).\n"
-    "Exit codes: 0 ok, 2 bad usage or config, 1 failure to start (e.g. address in use).\n";
+    "Exit codes: 0 ok; 2 bad usage, a bad config or a failure to start (an address in use, a\n"
+    "privileged port without the right to bind it, a user it cannot switch to).\n";
 
 void print_plan(const zcproxy::config& cfg) {
   std::printf("config %s is valid\n", cfg.source.c_str());
@@ -83,12 +85,15 @@ int main(int argc, char** argv) {
     return 0;
   }
   try {
+    zcproxy::limit_core_dumps(cfg.core_dumps);
     zcproxy::server srv(std::move(cfg));
     const int code = srv.run_until_signalled();
     zcproxy::shutdown_logging();  // the access lines still queued, before exit
     return code;
   } catch (const std::exception& e) {
+    // What stops a start (an address in use, a port that needs privileges, a file or user that
+    // cannot be had) is the operator's to fix, as a bad config is: the same exit code.
     std::fprintf(stderr, "zcproxy: %s\n", e.what());
-    return 1;
+    return 2;
   }
 }

@@ -21,6 +21,7 @@
 #include "zcproxy/health.hpp"
 #include "zcproxy/listener.hpp"
 #include "zcproxy/log.hpp"
+#include "zcproxy/privileges.hpp"
 #include "zcproxy/upstream.hpp"
 #include "zcproxy/worker.hpp"
 
@@ -295,6 +296,17 @@ void server::start() {
       throw;
     }
   }
+  if (const auto& r = g->cfg.run_as) {
+    // Every socket is bound and the access file open: what needed root is done.
+    try {
+      drop_privileges(*r, g->cfg.core_dumps);
+    } catch (...) {  // as for a listener: no connection has been accepted
+      for (const auto& made : m.listening) remove_socket_file(made);
+      throw;
+    }
+    main_log().info("running as user {} (uid {}), group {}", r->user, r->uid,
+                    r->group.empty() ? std::to_string(r->gid) : r->group);
+  }
   m.gen = g;
   for (unsigned i = 0; i < n; ++i) m.workers[i]->adopt(g, std::move(plans[i]));
 
@@ -343,6 +355,10 @@ std::string server::apply_reload(config next) {
   if (!(next.admin == now.admin))
     main_log().warn("reload: admin settings change only with a restart; kept as they are");
   next.admin = now.admin;
+  if (!(next.run_as == now.run_as) || next.core_dumps != now.core_dumps)
+    main_log().warn("reload: user, group and core_dumps change only with a restart; kept as they are");
+  next.run_as = now.run_as;
+  next.core_dumps = now.core_dumps;
 
   auto g = std::make_shared<generation>();
   g->upstreams = m.upstreams_for(next);

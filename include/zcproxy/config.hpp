@@ -178,6 +178,16 @@ struct admin_config {
   bool operator==(const admin_config&) const = default;
 };
 
+// Who the process becomes once its listeners are bound (`user:` and `group:`): names are
+// resolved when the config is loaded, so an unknown user is a config error.
+struct run_as_config {
+  std::string user;   // as given (a name or a number)
+  std::string group;  // as given; empty = the user's primary group
+  unsigned uid = 0;
+  unsigned gid = 0;
+  bool operator==(const run_as_config&) const = default;
+};
+
 struct config {
   std::string source;    // file the config came from (for messages)
   unsigned threads = 0;  // 0 = one per core
@@ -187,6 +197,10 @@ struct config {
   std::vector<listener_config> listeners;
   std::vector<upstream_config> upstreams;
   admin_config admin;
+  std::optional<run_as_config> run_as;  // none: the process keeps the user it started as
+  // Core dumps hold whatever bytes were in flight: off unless asked for (RLIMIT_CORE 0 and not
+  // dumpable, which also keeps other processes of the same user from ptrace-reading it).
+  bool core_dumps = false;
 
   const upstream_config* find_upstream(std::string_view name) const;
   // Threads to run: `threads`, or the number of cores when it is 0.

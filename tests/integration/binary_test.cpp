@@ -175,7 +175,7 @@ TEST_CASE("binary: a second instance on the same address refuses to start", "[bi
                   "upstreams:\n  app: { endpoints: [\"127.0.0.1:" +
                   std::to_string(up.port()) + "\"] }\n");
   std::string err;
-  CHECK(run({"-c", conf}, d2, nullptr, &err) == 1);
+  CHECK(run({"-c", conf}, d2, nullptr, &err) == 2);
   CHECK_THAT(err, Catch::Contains("cannot listen on 127.0.0.1:" + std::to_string(first.port)) &&
                       Catch::Contains("in use"));
   REQUIRE(::kill(first.proc.pid, SIGTERM) == 0);

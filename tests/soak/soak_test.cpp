@@ -41,33 +41,6 @@ namespace {
 
 constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 
-std::size_t open_fds(pid_t pid) {
-  std::size_t n = 0;
-  for ([[maybe_unused]] const auto& e :
-       std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/fd"))
-    ++n;
-  return n;
-}
-
-std::size_t rss_kib(pid_t pid) {
-  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
-  std::string line;
-  while (std::getline(status, line))
-    if (line.rfind("VmRSS:", 0) == 0) return std::stoul(line.substr(6));
-  return 0;
-}
-
-std::map<std::string, double> scrape(std::uint16_t admin) {
-  fd s = connect_to(admin);
-  const std::string req = "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
-  send_all(s.get(), req.data(), req.size());
-  const bytes raw = recv_all(s.get());
-  const std::string text(raw.begin(), raw.end());
-  const auto body = text.find("\r\n\r\n");
-  REQUIRE(body != std::string::npos);
-  return parse_prometheus(text.substr(body + 4));
-}
-
 // Bytes a connection sends, from its index: the echo must give back exactly these.
 std::vector<char> payload(std::size_t i, std::size_t size) {
   std::vector<char> out(size);
@@ -178,7 +151,7 @@ TEST_CASE("soak: thousands of connections at once, checksummed both ways, and ev
   const std::string log = zc.log();
   REQUIRE(std::regex_search(log, m, std::regex(R"(admin on 127\.0\.0\.1:(\d+))")));
   const auto admin = static_cast<std::uint16_t>(std::stoi(m[1]));
-  scrape(admin);  // the admin connection's buffers and the first snapshot, before measuring
+  scrape_metrics(admin);  // the admin connection's buffers and the first snapshot, before measuring
   const std::size_t fds_idle = open_fds(zc.proc.pid), rss_before = rss_kib(zc.proc.pid);
 
   constexpr std::size_t size = 64 * 1024;  // each way, per connection
@@ -208,7 +181,7 @@ TEST_CASE("soak: thousands of connections at once, checksummed both ways, and ev
     return t.connected + t.failed == n;
   }, std::chrono::seconds(120));
   wait_until([&] {
-    const auto metrics = scrape(admin);
+    const auto metrics = scrape_metrics(admin);
     peak_sessions = std::max(peak_sessions,
                              static_cast<std::size_t>(metrics.at("zcproxy_connections_active{}")));
     return peak_sessions >= n || t.verified + t.mismatched + t.failed == n;
@@ -223,14 +196,14 @@ TEST_CASE("soak: thousands of connections at once, checksummed both ways, and ev
             << " mismatched, " << t.failed << " failed, backend accepted " << t.accepted << "\n";
   REQUIRE(done);
   const bool idle = wait_until([&] {
-    return scrape(admin).at("zcproxy_connections_active{}") == 0;
+    return scrape_metrics(admin).at("zcproxy_connections_active{}") == 0;
   }, std::chrono::seconds(60));
-  if (!idle) std::cout << "soak: still active: " << scrape(admin).at("zcproxy_connections_active{}") << "\n";
+  if (!idle) std::cout << "soak: still active: " << scrape_metrics(admin).at("zcproxy_connections_active{}") << "\n";
   backend.close();
   io.stop();
   runner.join();
   REQUIRE(idle);
-  const auto after = scrape(admin);
+  const auto after = scrape_metrics(admin);
   // Idle pipes stay pooled (up to max_pipes per thread): the only fds allowed to remain.
   const auto idle_pipe_fds =
       static_cast<std::size_t>(2 * after.at(R"(zcproxy_pipes{state="idle"})"));

@@ -28,6 +28,10 @@ struct temp_dir {
 // The whole file ("" when it cannot be read).
 std::string slurp(const std::string& path);
 
+// What a process holds: its open fds (/proc/PID/fd) and resident memory (VmRSS, KiB).
+std::size_t open_fds(pid_t pid);
+std::size_t rss_kib(pid_t pid);
+
 // The binary, with stdout and stderr going to files (and at most max_fds open files, if given).
 struct process {
   process(std::vector<std::string> args, const std::string& out, const std::string& err,

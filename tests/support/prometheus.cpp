@@ -6,6 +6,8 @@
 #include <sstream>
 #include <vector>
 
+#include "support/net.hpp"
+
 namespace test {
 namespace {
 
@@ -117,6 +119,17 @@ std::map<std::string, double> parse_prometheus(const std::string& text) {
   }
   finish();
   return out;
+}
+
+std::map<std::string, double> scrape_metrics(std::uint16_t admin_port) {
+  fd s = connect_to(admin_port);
+  const std::string req = "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+  send_all(s.get(), req.data(), req.size());
+  const bytes raw = recv_all(s.get());
+  const std::string text(raw.begin(), raw.end());
+  const auto body = text.find("\r\n\r\n");
+  if (body == std::string::npos) throw std::runtime_error("/metrics: no HTTP response: " + text);
+  return parse_prometheus(text.substr(body + 4));
 }
 
 }  // namespace test

@@ -2,6 +2,7 @@
 // anything the format does not allow, so a test that reads /metrics also checks its syntax.
 #pragma once
 
+#include <cstdint>
 #include <map>
 #include <stdexcept>
 #include <string>
@@ -20,5 +21,8 @@ namespace test {
 //   differs from the +Inf bucket;
 // - the text does not end with a line feed.
 std::map<std::string, double> parse_prometheus(const std::string& text);
+
+// GET /metrics from an admin listener on 127.0.0.1:admin_port, parsed as above.
+std::map<std::string, double> scrape_metrics(std::uint16_t admin_port);
 
 }  // namespace test

@@ -775,10 +775,60 @@ upstreams:
   REQUIRE(errors.size() == 1);
   CHECK_THAT(errors[0], StartsWith("t.yaml:1:11: (yaml): syntax error: "));
 
-  errors = errors_of(std::string(minimal) + "---\nthreads: 2\n");
+  errors = errors_of(std::string(minimal) + "---\nthreads: 2\n");  // points at the ---
   REQUIRE(errors.size() == 1);
-  CHECK_THAT(errors[0], StartsWith("t.yaml:6:1: (yaml): a second document starts here; expected "
+  CHECK_THAT(errors[0], StartsWith("t.yaml:5:1: (yaml): a second document starts here; expected "
                                    "a single YAML document"));
+}
+
+TEST_CASE("user and group are resolved when the config loads; core_dumps is off by default",
+          "[config][security]") {
+  auto c = load_config_string(std::string(minimal));
+  CHECK_FALSE(c.run_as);
+  CHECK_FALSE(c.core_dumps);
+
+  c = load_config_string(std::string("user: nobody\ncore_dumps: true\n") + minimal);
+  REQUIRE(c.run_as);
+  CHECK(c.run_as->user == "nobody");
+  CHECK(c.run_as->uid == 65534);
+  CHECK(c.run_as->gid == 65534);  // nobody's primary group
+  CHECK(c.core_dumps);
+
+  c = load_config_string(std::string("user: nobody\ngroup: root\n") + minimal);
+  REQUIRE(c.run_as);
+  CHECK(c.run_as->gid == 0);
+  // Numbers need no passwd or group entry (a container's uid), but then the group must be said.
+  c = load_config_string(std::string("user: 4242\ngroup: 4343\n") + minimal);
+  REQUIRE(c.run_as);
+  CHECK(c.run_as->uid == 4242);
+  CHECK(c.run_as->gid == 4343);
+
+  auto errors = errors_of(std::string("user: no-such-user-zc\n") + minimal);
+  REQUIRE(errors.size() == 1);
+  CHECK_THAT(errors[0], StartsWith("t.yaml:1:7: user: expected a user of this system, got "
+                                   "\"no-such-user-zc\""));
+  errors = errors_of(std::string("user: nobody\ngroup: no-such-group-zc\n") + minimal);
+  REQUIRE(errors.size() == 1);
+  CHECK_THAT(errors[0], StartsWith("t.yaml:2:8: group: expected a group of this system"));
+  errors = errors_of(std::string("group: nogroup\n") + minimal);
+  REQUIRE(errors.size() == 1);
+  CHECK_THAT(errors[0], StartsWith("t.yaml:1:8: group: expected user: as well"));
+  errors = errors_of(std::string("user: 4242\n") + minimal);
+  REQUIRE(errors.size() == 1);
+  CHECK_THAT(errors[0], StartsWith("t.yaml:1:7: user: expected group: too"));
+  errors = errors_of(std::string("user: [a]\ncore_dumps: sometimes\n") + minimal);
+  REQUIRE(errors.size() == 2);
+  CHECK_THAT(errors[0], StartsWith("t.yaml:1:7: user: expected a user name or numeric uid"));
+  CHECK_THAT(errors[1], StartsWith("t.yaml:2:13: core_dumps: expected true or false"));
+}
+
+TEST_CASE("input that makes yaml-cpp's LoadAll loop for ever is an error, not a hang", "[config]") {
+  // yaml-cpp 0.7's LoadAll never returns on these (the fuzzer found it): each must come back
+  // with an error within the test's time limit.
+  for (const char* text : {",", "\n,\n", ",\n,\n,", "threads: 1\n,\n"}) {
+    INFO("input: " << text);
+    CHECK_FALSE(errors_of(text).empty());
+  }
 }
 
 TEST_CASE("a missing or unreadable file is reported with the system's reason", "[config]") {

@@ -1,0 +1,18 @@
+// What the process may do once it serves: which user it runs as, and whether it may leave a core
+// dump. Process-wide settings, made once at start-up from the main thread.
+#pragma once
+
+#include "zcproxy/config.hpp"
+
+namespace zcproxy {
+
+// Core dumps off (RLIMIT_CORE 0, not dumpable) unless `allowed`: a core holds whatever client
+// bytes were in flight. Call before any client byte is read.
+void limit_core_dumps(bool allowed);
+
+// Become run_as's user and group, keeping no supplementary group, for good: call after every
+// listener is bound. Throws std::runtime_error saying what failed; also when the process is not
+// root and is not that user already, since it could not switch.
+void drop_privileges(const run_as_config& run_as, bool core_dumps);
+
+}  // namespace zcproxy
