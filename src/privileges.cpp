@@ -41,7 +41,7 @@ void drop_privileges(const run_as_config& run_as, bool core_dumps) {
   // Order matters: groups and gid while still root, the uid last (after it nothing can be
   // changed back). setresuid sets real, effective and saved uid, so the switch is for good.
   const gid_t gid = run_as.gid;
-  if (::setgroups(1, &gid) != 0) fail("cannot switch to " + who + " (setgroups)");
+  if (::setgroups(0, nullptr) != 0) fail("cannot switch to " + who + " (setgroups)");
   if (::setresgid(gid, gid, gid) != 0) fail("cannot switch to " + who + " (setresgid)");
   if (::setresuid(run_as.uid, run_as.uid, run_as.uid) != 0)
     fail("cannot switch to " + who + " (setresuid)");

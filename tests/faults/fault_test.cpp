@@ -10,7 +10,9 @@
 #define CATCH_CONFIG_RUNNER
 #include <atomic>
 #include <catch2/catch.hpp>
+#include <cstdio>
 #include <cstring>
+#include <fstream>
 #include <future>
 #include <iostream>
 #include <regex>
@@ -473,6 +475,72 @@ TEST_CASE(
   CHECK(waited < 5s);
   CHECK(p.closed("pp", "proxy_header") == 20);
   CHECK(p.closed("tls", "sni_timeout") == 20);
+  p.finish(f);
+}
+
+TEST_CASE("faults: a bad config on reload is refused with its error, and the old config serves "
+          "on",
+          "[faults][reload]") {
+  proxy_under_test p("auto", "", "");
+  flows f(p.zc.port, 4);
+  const std::string good = slurp(p.zc.config);
+  std::uint16_t taken = 0;
+  const fd in_use = listen_loopback(taken);
+  const std::string valid_tail = "listeners:\n  - { name: flow, bind: \"127.0.0.1:0\", upstream: "
+                                 "echo }\nupstreams:\n  echo: { endpoints: [\"127.0.0.1:1\"] }\n";
+  struct bad_case {
+    const char* what;
+    std::string text;  // the file's new contents; empty: the file is removed
+    std::string error;
+  };
+  const std::vector<bad_case> cases{
+      {"a syntax error", "listeners: [\n", "(yaml): syntax error"},
+      {"yaml-cpp's LoadAll loop", ",\n", "(yaml): a second document starts here"},
+      {"binary junk", std::string("\x00\xff\xfe\x01\x80 :\n", 8), "zcproxy.yaml:1:"},
+      {"an empty file", " ", "listeners: required key is missing"},
+      {"an unknown key", "colour: red\n" + valid_tail, "colour: unknown key"},
+      {"a bad size", "relay: { pipe_size: lots }\n" + valid_tail, "relay.pipe_size: expected"},
+      {"an unknown upstream",
+       "listeners:\n  - { name: flow, bind: \"127.0.0.1:0\", upstream: nope }\nupstreams:\n  "
+       "echo: { endpoints: [\"127.0.0.1:1\"] }\n",
+       "listeners[0].upstream: no upstream named \"nope\""},
+      {"a listener on a port in use",
+       good + "", "cannot listen on 127.0.0.1:" + std::to_string(taken)},
+      {"a missing file", "", "cannot read: No such file or directory"},
+  };
+  auto refusals = [&] {
+    const std::string log = p.zc.log();
+    std::size_t n = 0;
+    for (auto at = log.find("reload refused"); at != std::string::npos;
+         at = log.find("reload refused", at + 1))
+      ++n;
+    return n;
+  };
+  for (std::size_t i = 0; i < cases.size(); ++i) {
+    const auto& c = cases[i];
+    INFO("reload with " << c.what);
+    std::string text = c.text;
+    if (std::string(c.what) == "a listener on a port in use") {
+      // The running config plus a second listener on a port the test holds.
+      const auto at = text.find("upstreams:");
+      text.insert(at, "  - { name: taken, bind: \"127.0.0.1:" + std::to_string(taken) +
+                          "\", upstream: echo }\n");
+    }
+    if (text.empty())
+      std::remove(p.zc.config.c_str());
+    else
+      std::ofstream(p.zc.config, std::ios::binary | std::ios::trunc) << text;
+    REQUIRE(::kill(p.zc.proc.pid, SIGHUP) == 0);
+    REQUIRE(wait_until([&] { return refusals() == i + 1; }));
+    CHECK_THAT(p.zc.log(), Catch::Contains(c.error));
+    CHECK(served(p.zc.port));  // the old config, unchanged
+  }
+  // And the good file again is applied.
+  std::ofstream(p.zc.config, std::ios::trunc) << good;
+  REQUIRE(::kill(p.zc.proc.pid, SIGHUP) == 0);
+  CHECK(wait_until([&] { return p.zc.log().find("reload: done") != std::string::npos; }));
+  CHECK(refusals() == cases.size());
+  CHECK(served(p.zc.port));
   p.finish(f);
 }
 

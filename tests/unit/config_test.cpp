@@ -1,6 +1,7 @@
 #include "zcproxy/config.hpp"
 
 #include <catch2/catch.hpp>
+#include <fstream>
 #include <string>
 #include <vector>
 
@@ -25,11 +26,29 @@ upstreams:
   app: { endpoints: ["127.0.0.1:9000"] }
 )";
 
+// The binary, started with `yaml` as its config file, refuses to start: exit code 2, and every
+// one of `errors` on stderr (naming the file instead of t.yaml).
+void check_binary_refuses(const std::string& yaml, const std::vector<std::string>& errors) {
+  test::temp_dir d;
+  const std::string path = d.file("t.yaml");
+  std::ofstream(path) << yaml;
+  test::process zc({"-c", path}, d.file("out"), d.file("err"));
+  CHECK(zc.wait() == 2);
+  const std::string err = test::slurp(d.file("err"));
+  CHECK_THAT(err, StartsWith("zcproxy: invalid config:\n"));
+  for (std::string e : errors) {
+    if (e.rfind("t.yaml:", 0) == 0) e.replace(0, 6, path);
+    CHECK_THAT(err, Contains("  " + e + "\n"));
+  }
+}
+
 // Errors reported for `yaml`, named "t.yaml" in messages; fails the test if it was accepted.
+// Every config refused here is also refused by the binary at start-up, with the same errors.
 std::vector<std::string> errors_of(const std::string& yaml) {
   try {
     load_config_string(yaml, "t.yaml");
   } catch (const config_error& e) {
+    check_binary_refuses(yaml, e.errors());
     return e.errors();
   }
   FAIL("config was accepted:\n" << yaml);
