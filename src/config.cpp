@@ -667,10 +667,11 @@ void checker::check_run_as(const entry* user, const entry* group,
 
 void checker::check_admin(const entry& e, admin_config& out) {
   static const std::vector<std::string_view> keys{"bind", "allow", "deny", "reload"};
-  if (!expect_map(e, "admin", "a map with keys " + join(keys))) return;
-  auto items = entries(e.value, "admin", keys);
-  require(items, e.value, "admin", "bind", "an IP literal and port, e.g. 127.0.0.1:9901");
+  // `admin:` or `admin: {}` is enough: every key has a default.
+  if (!e.value.IsNull() && !expect_map(e, "admin", "a map with keys " + join(keys))) return;
+  auto items = e.value.IsMap() ? entries(e.value, "admin", keys) : std::vector<entry>{};
   out.enabled = true;
+  out.bind = *parse_address("127.0.0.1:9901");  // loopback only unless said otherwise
   for (const auto& item : items) {
     const auto path = child("admin", item.key);
     if (item.key == "bind") {

@@ -341,7 +341,12 @@ TEST_CASE(
   CHECK(sent_max < 32u << 20);  // blocked, well short of the 256 MiB it tried
   // Memory: one leased stage per stalled connection (1 MiB) and slack; nothing grows with what
   // the clients try to write.
+#ifndef ZCPROXY_SANITIZED
   CHECK(rss_stalled <= rss_before + n * 1024 + 16 * 1024);
+#else
+  WARN("RSS bound not checked: a sanitizer's quarantine holds freed memory (the normal build "
+       "checks it)");
+#endif
 
   hold.release();  // the upstream reads again: everything the clients got in arrives
   for (auto& c : clients) shutdown_write(c.get());

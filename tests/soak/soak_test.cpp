@@ -233,7 +233,11 @@ TEST_CASE("soak: thousands of connections at once, checksummed both ways, and ev
   CHECK(fds_after <= fds_idle + idle_pipe_fds);
   // Memory: what the storm allocated is given back, but for the pools' idle entries and the
   // allocator's caches: at most 64 MiB more than before.
+#ifndef ZCPROXY_SANITIZED
   CHECK(rss_after <= rss_before + 64 * 1024);
+#else
+  WARN("RSS bound not checked: a sanitizer's quarantine holds freed memory (the normal build checks it)");
+#endif
   REQUIRE(::kill(zc.proc.pid, SIGTERM) == 0);
   CHECK(zc.proc.wait() == 0);
 }

@@ -800,6 +800,22 @@ upstreams:
                                    "a single YAML document"));
 }
 
+TEST_CASE("admin: is off unless given, and on loopback unless said otherwise", "[config][security]") {
+  CHECK_FALSE(load_config_string(std::string(minimal)).admin.enabled);
+  for (const char* head : {"admin:\n", "admin: {}\n", "admin: { reload: true }\n"}) {
+    INFO(head);
+    const auto c = load_config_string(std::string(head) + minimal);
+    CHECK(c.admin.enabled);
+    CHECK(c.admin.bind.to_string() == "127.0.0.1:9901");
+  }
+  CHECK(load_config_string(std::string("admin: { bind: \"[::1]:9000\" }\n") + minimal)
+            .admin.bind.to_string() == "[::1]:9000");
+  const auto errors = errors_of(std::string("admin: yes\n") + minimal);
+  REQUIRE(errors.size() == 1);
+  CHECK_THAT(errors[0], StartsWith("t.yaml:1:8: admin: expected a map with keys bind, allow, deny, "
+                                   "reload"));
+}
+
 TEST_CASE("user and group are resolved when the config loads; core_dumps is off by default",
           "[config][security]") {
   auto c = load_config_string(std::string(minimal));
