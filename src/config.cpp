@@ -6,7 +6,10 @@
 #include <arpa/inet.h>
 #include <grp.h>
 #include <pwd.h>
+#include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
@@ -532,6 +535,7 @@ class checker {
   void check_log(const entry& e, log_config& out);
   void check_access_file(const entry& e, const std::string& path, std::string& out);
   void check_run_as(const entry* user, const entry* group, std::optional<run_as_config>& out);
+  void check_fallback(const entry& e, const std::string& path, listener_config& out);
   void check_admin(const entry& e, admin_config& out);
   void check_relay(const entry& e, relay_config& out);
   void check_upstreams(const entry& e, config& out);
@@ -663,6 +667,44 @@ void checker::check_run_as(const entry* user, const entry* group,
     }
   }
   out = r;
+}
+
+// Read whole now, into a sealed memfd: what clients get is the file as loaded, whatever happens
+// to it on disk until the next reload.
+void checker::check_fallback(const entry& e, const std::string& path, listener_config& out) {
+  constexpr std::string_view expected =
+      "a file of at most 1 MiB (absolute, or relative to the config file's directory)";
+  auto text = scalar(e, path, expected);
+  if (!text) return;
+  std::string file = *text;
+  if (!file.empty() && file.front() != '/' && source_.find('/') != std::string::npos)
+    file = source_.substr(0, source_.rfind('/') + 1) + file;
+  auto bad = [&](const std::string& why) {
+    fail(e, path, "expected " + std::string(expected) + ", got " + quoted(*text) + ": " + why);
+  };
+  if (text->empty() || file.find('\0') != std::string::npos) return bad("not a file name");
+  std::unique_ptr<std::FILE, int (*)(std::FILE*)> f(std::fopen(file.c_str(), "rb"), &std::fclose);
+  if (!f) return bad(file + ": " + std::strerror(errno));
+  std::string bytes;
+  char buffer[8192];
+  std::size_t n;
+  while (bytes.size() <= max_fallback_bytes && (n = std::fread(buffer, 1, sizeof buffer, f.get())) > 0)
+    bytes.append(buffer, n);
+  if (std::ferror(f.get())) return bad(file + ": " + std::strerror(errno));  // EISDIR
+  if (bytes.size() > max_fallback_bytes) return bad(file + " is larger than 1 MiB");
+  const int fd = ::memfd_create("zcproxy-fallback", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+  if (fd < 0) return bad(std::string("memfd_create: ") + std::strerror(errno));
+  auto body = std::make_shared<const fallback_body>(fd, bytes.size());
+  for (std::size_t at = 0; at < bytes.size();) {
+    const ssize_t w = ::write(fd, bytes.data() + at, bytes.size() - at);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) return bad(std::string("memfd write: ") + std::strerror(errno));
+    at += static_cast<std::size_t>(w);
+  }
+  // Sealed: nothing can change the bytes, not even this process by mistake.
+  ::fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL);
+  out.fallback_path = file;
+  out.fallback = std::move(body);
 }
 
 void checker::check_admin(const entry& e, admin_config& out) {
@@ -907,7 +949,8 @@ void checker::check_listeners(const entry& e, config& out) {
                                                   "rate_limit",
                                                   "routes",
                                                   "sni_timeout",
-                                                  "non_tls"};
+                                                  "non_tls",
+                                                  "fallback_response"};
   constexpr std::string_view expected = "a non-empty sequence of listeners {name, bind, upstream}";
   if (!e.value.IsSequence()) {
     fail(e, "listeners", "expected " + std::string(expected) + ", got " + describe(e.value));
@@ -983,6 +1026,8 @@ void checker::check_listeners(const entry& e, config& out) {
       } else if (item.key == "sni_timeout") {
         duration(item, item_path, std::chrono::milliseconds(1), std::chrono::hours(1), "1ms to 1h",
                  listener.sni_timeout);
+      } else if (item.key == "fallback_response") {
+        check_fallback(item, item_path, listener);
       } else if (item.key == "non_tls") {
         static const std::vector<std::string_view> choices{"close", "default"};
         auto expected_choice = "one of: " + join(choices);
@@ -1170,6 +1215,10 @@ unsigned config::effective_threads() const {
   if (threads != 0) return threads;
   // hardware_concurrency() may return 0 when the count is unknown.
   return std::max(1u, std::thread::hardware_concurrency());
+}
+
+fallback_body::~fallback_body() {
+  ::close(fd);
 }
 
 config_error::config_error(std::vector<std::string> errors)

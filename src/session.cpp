@@ -20,6 +20,7 @@
 #include "zcproxy/log.hpp"
 #include "zcproxy/proxy_protocol.hpp"
 #include "zcproxy/sni.hpp"
+#include "zcproxy/sys.hpp"
 #include "zcproxy/upstream.hpp"
 
 namespace zcproxy {
@@ -254,6 +255,55 @@ upstream* route_client(const generation& gen, const listener_config& l,
   return name ? gen.find(*name) : nullptr;
 }
 
+// A listener's fallback_response, once no endpoint could be reached: the body's bytes go to the
+// client by sendfile(2) from its sealed memfd (no copy through user space), or by a plain write
+// of the same bytes where sendfile is refused, all within `limit`. Then the end of the stream,
+// and a lingering close: the client's unread request would otherwise turn the close into a
+// reset, which can destroy the response before the client reads it. Returns the bytes sent.
+asio::awaitable<std::size_t> send_fallback(session_state& s, const fallback_body& body,
+                                           std::chrono::milliseconds limit) {
+  const int out = s.client.native_handle();
+  off_t offset = 0;
+  auto left = [&] { return body.size - static_cast<std::size_t>(offset); };
+  s.timer.expires_after(limit);
+  while (left() > 0) {
+    const ssize_t n = sys::sendfile(out, body.fd, &offset, left());
+    if (n > 0) continue;  // sendfile advanced offset; a short write is normal
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      // The client's socket buffer is full: wait for room.
+      auto r = co_await (s.client.async_wait(stream_socket::wait_write, use_tuple) ||
+                         s.timer.async_wait(use_tuple));
+      if (r.index() == 1 || std::get<0>(std::get<0>(r)) || s.shutting_down) co_return offset;
+      continue;
+    }
+    if (n < 0 && (errno == EINVAL || errno == ENOSYS)) {
+      // This kernel or socket cannot sendfile: the same bytes from user space.
+      std::string rest(left(), '\0');
+      if (::pread(body.fd, rest.data(), rest.size(), offset) != static_cast<ssize_t>(rest.size()))
+        co_return offset;
+      auto r = co_await (asio::async_write(s.client, asio::buffer(rest), use_tuple) ||
+                         s.timer.async_wait(use_tuple));
+      if (r.index() == 1 || std::get<0>(std::get<0>(r))) co_return offset;
+      offset = static_cast<off_t>(body.size);
+      break;
+    }
+    co_return offset;  // EPIPE, ECONNRESET (the client is gone); 0: the body cannot shrink
+  }
+  boost::system::error_code ec;
+  s.client.shutdown(stream_socket::shutdown_send, ec);
+  // Lingering close: read and drop what the client sends until it closes, for up to a second.
+  s.timer.expires_after(std::min(limit, std::chrono::milliseconds(1000)));
+  std::array<char, 4096> sink;
+  for (std::size_t drained = 0; drained < (1u << 20);) {
+    auto r = co_await (s.client.async_read_some(asio::buffer(sink), use_tuple) ||
+                       s.timer.async_wait(use_tuple));
+    if (r.index() == 1 || std::get<0>(std::get<0>(r))) break;
+    drained += std::get<1>(std::get<0>(r));
+  }
+  co_return offset;
+}
+
 // The client is refused (access control, limits, a bad PROXY header, no endpoint): it is reset,
 // as a direct connect to a dead or closed service would be, not closed cleanly, which could pass
 // for an empty reply. (Not through Asio: its socket destructor turns a linger set through it
@@ -396,7 +446,16 @@ asio::awaitable<void> serve(worker& w, std::shared_ptr<const generation> gen, li
   }
 
   direction_result up, down;  // client->upstream, upstream->client
-  if (!endpoint) {
+  std::size_t fallback_sent = 0;
+  if (!endpoint && listener.fallback && reason &&
+      (std::strcmp(reason, "no_endpoint") == 0 || std::strcmp(reason, "connect_failed") == 0 ||
+       std::strcmp(reason, "connect_timeout") == 0)) {
+    // Within the idle timeout: a client too slow to take the response in that time gets less.
+    fallback_sent = co_await send_fallback(
+        s, *listener.fallback, t.idle.count() > 0 ? t.idle : std::chrono::milliseconds(600000));
+    reason = s.shutting_down ? "shutdown" : "fallback";
+    add_single_writer(metrics.traffic[w.index].down, fallback_sent);
+  } else if (!endpoint) {
     reset_on_close(s.client);
   } else {
     upstream& target = *routed;
@@ -442,7 +501,7 @@ asio::awaitable<void> serve(worker& w, std::shared_ptr<const generation> gen, li
                 .upstream = routed ? routed->config().name : "",
                 .endpoint = endpoint ? routed->at(*endpoint).to_string() : "",
                 .bytes_up = up.bytes() + (endpoint ? first_bytes.size() : 0),
-                .bytes_down = down.bytes(),
+                .bytes_down = down.bytes() + fallback_sent,
                 .duration_ms = static_cast<std::uint64_t>(ms.count()),
                 .engine_up = endpoint ? up.engine() : "",
                 .engine_down = endpoint ? down.engine() : "",

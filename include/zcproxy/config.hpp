@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -86,6 +87,19 @@ struct sni_routes {
   bool operator==(const sni_routes&) const = default;
 };
 
+// A fallback_response file's bytes as loaded, in a sealed memfd (so sendfile(2) can send them,
+// and no later change to the file on disk reaches clients before a reload). Owns the fd.
+struct fallback_body {
+  fallback_body(int fd, std::size_t size) : fd(fd), size(size) {}
+  ~fallback_body();
+  fallback_body(const fallback_body&) = delete;
+  fallback_body& operator=(const fallback_body&) = delete;
+  int fd;
+  std::size_t size;
+};
+
+inline constexpr std::size_t max_fallback_bytes = 1 << 20;
+
 struct listener_config {
   std::string name;
   address bind;
@@ -111,6 +125,9 @@ struct listener_config {
   // Per connection, bytes per second client->upstream (upload) and back (download); 0 = none.
   std::uint64_t upload_rate = 0;
   std::uint64_t download_rate = 0;
+  // What a client gets when no endpoint can be reached (then a clean close); none: a reset.
+  std::string fallback_path;  // as resolved: a relative path is the config file's directory's
+  std::shared_ptr<const fallback_body> fallback;
   bool operator==(const listener_config&) const = default;
 };
 

@@ -18,11 +18,11 @@
 namespace zcproxy {
 
 // Why a connection ended: the access log's `close=` values, in a fixed order.
-inline constexpr std::array<std::string_view, 16> close_reasons{
+inline constexpr std::array<std::string_view, 17> close_reasons{
     "eof",           "reset",         "shutdown",     "splice_refused", "connect_failed",
     "connect_timeout", "no_endpoint", "denied",       "limit",          "proxy_header",
     "sni_timeout",   "client_hello",  "no_route",     "idle_timeout",   "max_duration",
-    "other"};
+    "fallback",      "other"};
 // The index of `reason` in close_reasons ("other" for one not listed).
 std::size_t close_reason_index(std::string_view reason);
 // Reasons that refuse a client before any upstream connect.

@@ -1,8 +1,10 @@
-// The syscall seam: the relay calls splice(2) through this pointer so that a test can stand in a
-// kernel that refuses it (EINVAL) without needing such a kernel. Set it only while no server runs.
+// The syscall seam: the relay calls splice(2), and a fallback response sendfile(2), through these
+// pointers so that a test can stand in a kernel that refuses them (EINVAL) without needing such a
+// kernel. Set them only while no server runs.
 #pragma once
 
 #include <fcntl.h>
+#include <sys/sendfile.h>
 #include <sys/types.h>
 
 namespace zcproxy::sys {
@@ -11,5 +13,9 @@ using splice_fn = ssize_t (*)(int fd_in, loff_t* off_in, int fd_out, loff_t* off
                               unsigned int flags);
 
 inline splice_fn splice = ::splice;
+
+using sendfile_fn = ssize_t (*)(int out_fd, int in_fd, off_t* offset, size_t count);
+
+inline sendfile_fn sendfile = ::sendfile;
 
 }  // namespace zcproxy::sys
