@@ -536,6 +536,8 @@ class checker {
   void check_access_file(const entry& e, const std::string& path, std::string& out);
   void check_run_as(const entry* user, const entry* group, std::optional<run_as_config>& out);
   void check_fallback(const entry& e, const std::string& path, listener_config& out);
+  void check_mirror(const entry& e, const std::string& path, const config& cfg,
+                    listener_config& out);
   void check_admin(const entry& e, admin_config& out);
   void check_relay(const entry& e, relay_config& out);
   void check_upstreams(const entry& e, config& out);
@@ -667,6 +669,36 @@ void checker::check_run_as(const entry* user, const entry* group,
     }
   }
   out = r;
+}
+
+// mirror: { upstream: NAME, sample: 0.1 }
+void checker::check_mirror(const entry& e, const std::string& path, const config& cfg,
+                           listener_config& out) {
+  static const std::vector<std::string_view> keys{"upstream", "sample", "max_lag"};
+  if (!expect_map(e, path, "a map with keys " + join(keys))) return;
+  auto items = entries(e.value, path, keys);
+  require(items, e.value, path, "upstream", "the name of the upstream that gets the copy");
+  for (const auto& item : items) {
+    const auto item_path = child(path, item.key);
+    if (item.key == "upstream") {
+      if (auto n = name(item, item_path)) {
+        check_upstream_name(item, item_path, *n, cfg);
+        out.mirror_upstream = *n;
+      }
+    } else if (item.key == "max_lag") {
+      size(item, item_path, 64 << 10, std::size_t(1) << 30, "64KiB to 1GiB", out.mirror_max_lag);
+    } else if (item.key == "sample") {
+      constexpr std::string_view expected = "a share of connections from 0 to 1, e.g. 0.1";
+      auto text = scalar(item, item_path, expected);
+      if (!text) continue;
+      double v = -1;
+      const auto [end, ec] = std::from_chars(text->data(), text->data() + text->size(), v);
+      if (ec != std::errc{} || end != text->data() + text->size() || !(v >= 0 && v <= 1))
+        fail(item, item_path, "expected " + std::string(expected) + ", got " + quoted(*text));
+      else
+        out.mirror_sample = v;
+    }
+  }
 }
 
 // Read whole now, into a sealed memfd: what clients get is the file as loaded, whatever happens
@@ -950,7 +982,8 @@ void checker::check_listeners(const entry& e, config& out) {
                                                   "routes",
                                                   "sni_timeout",
                                                   "non_tls",
-                                                  "fallback_response"};
+                                                  "fallback_response",
+                                                  "mirror"};
   constexpr std::string_view expected = "a non-empty sequence of listeners {name, bind, upstream}";
   if (!e.value.IsSequence()) {
     fail(e, "listeners", "expected " + std::string(expected) + ", got " + describe(e.value));
@@ -1026,6 +1059,8 @@ void checker::check_listeners(const entry& e, config& out) {
       } else if (item.key == "sni_timeout") {
         duration(item, item_path, std::chrono::milliseconds(1), std::chrono::hours(1), "1ms to 1h",
                  listener.sni_timeout);
+      } else if (item.key == "mirror") {
+        check_mirror(item, item_path, out, listener);
       } else if (item.key == "fallback_response") {
         check_fallback(item, item_path, listener);
       } else if (item.key == "non_tls") {

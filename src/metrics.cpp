@@ -56,6 +56,8 @@ listener_stats listener_stats::read(const listener_metrics& m) {
   for (std::size_t i = 0; i < s.fallbacks.size(); ++i) s.fallbacks[i] = m.fallbacks[i].load(relaxed);
   for (std::size_t i = 0; i < s.durations.size(); ++i) s.durations[i] = m.durations[i].load(relaxed);
   s.duration_sum = static_cast<double>(m.duration_sum_us.load(relaxed)) / 1e6;
+  for (std::size_t i = 0; i < s.mirrors.size(); ++i) s.mirrors[i] = m.mirrors[i].load(relaxed);
+  s.mirror_bytes = m.mirror_bytes.load(relaxed);
   return s;
 }
 
@@ -199,6 +201,19 @@ std::string render_prometheus(const proxy_stats& s) {
       for (std::size_t i = 0; i < splice_fallback_reasons.size(); ++i)
         f.sample(listener_label(l) + ",reason=\"" + std::string(splice_fallback_reasons[i]) + '"',
                  d(l.fallbacks[i]));
+  }
+  {
+    family f(out, "zcproxy_listener_mirrors_total", "counter",
+             "Mirrored connections (listener mirror:), by how the mirror ended.");
+    for (const auto& l : s.listeners)
+      for (std::size_t i = 0; i < mirror_results.size(); ++i)
+        f.sample(listener_label(l) + ",result=\"" + std::string(mirror_results[i]) + '"',
+                 d(l.mirrors[i]));
+  }
+  {
+    family f(out, "zcproxy_listener_mirror_bytes_total", "counter",
+             "Client bytes sent to mirror upstreams, by mirrors that have ended.");
+    for (const auto& l : s.listeners) f.sample(listener_label(l), d(l.mirror_bytes));
   }
   {
     family f(out, "zcproxy_listener_session_duration_seconds", "histogram",

@@ -93,7 +93,7 @@ engine_mode engine_for(engine_mode configured, const address& client_peer,
 
 asio::awaitable<direction_result> relay(stream_socket& from, stream_socket& to, relay_resources& res,
                                         engine_mode engine, relay_link& link,
-                                        token_bucket* limit, byte_meter meter) {
+                                        token_bucket* limit, byte_meter meter, mirror* shadow) {
   direction_result out;
   out.on_copy = engine == engine_mode::copy;
   const int src = from.native_handle();
@@ -272,6 +272,14 @@ asio::awaitable<direction_result> relay(stream_socket& from, stream_socket& to, 
       if (!link.other_direction_ended()) ::shutdown(dst, SHUT_WR);
       out.end = direction_end::eof;
       break;
+    }
+
+    // The mirror takes its copy first: tee(2) needs the bytes still in the pipe.
+    if (shadow) {
+      if (pipe)
+        shadow->feed_pipe(pipe->read_fd(), n);
+      else
+        shadow->feed(buffer->data.get(), n);
     }
 
     // Flush the stage whole. Short writes are normal; on a full send buffer, wait for room

@@ -64,7 +64,7 @@ upstream* generation::find(std::string_view name) const {
 worker::worker(std::shared_ptr<const generation> g, unsigned i)
     : gen(std::move(g)),
       index(i),
-      relay{gen->cfg.relay.engine,
+      relay{gen->cfg.relay.engine, gen->cfg.relay.pipe_size,
             make_pipe_pool(gen->cfg.relay.pipe_size, gen->cfg.relay.max_pipes),
             make_buffer_pool(gen->cfg.relay.buffer_size)} {}
 

@@ -3,6 +3,8 @@
 #include <sys/socket.h>
 
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -13,11 +15,13 @@
 #include <cstring>
 #include <chrono>
 #include <optional>
+#include <random>
 #include <string>
 #include <tuple>
 #include <vector>
 
 #include "zcproxy/log.hpp"
+#include "zcproxy/mirror.hpp"
 #include "zcproxy/proxy_protocol.hpp"
 #include "zcproxy/sni.hpp"
 #include "zcproxy/sys.hpp"
@@ -304,6 +308,17 @@ asio::awaitable<std::size_t> send_fallback(session_state& s, const fallback_body
   co_return offset;
 }
 
+// Whether this connection is in a mirror's sampled share.
+bool sampled(double share) {
+  if (share >= 1) return true;
+  if (share <= 0) return false;
+  static thread_local std::mt19937_64 rng{std::random_device{}()};
+  return std::uniform_real_distribution<double>(0, 1)(rng) < share;
+}
+
+// How long a mirror may take, once its connection has ended, to send what is staged.
+constexpr std::chrono::seconds mirror_finish_limit{10};
+
 // The client is refused (access control, limits, a bad PROXY header, no endpoint): it is reset,
 // as a direct connect to a dead or closed service would be, not closed cleanly, which could pass
 // for an empty reply. (Not through Asio: its socket destructor turns a linger set through it
@@ -394,6 +409,19 @@ asio::awaitable<void> serve(worker& w, std::shared_ptr<const generation> gen, li
 
   std::optional<std::size_t> endpoint;
   const timeouts t = routed ? timeouts_for(listener, routed->config()) : timeouts{};
+  // The mirror connects beside the primary (never before it: nothing waits for the shadow), and
+  // stages what the client sends until it is connected.
+  std::shared_ptr<mirror> shadow;
+  upstream* shadow_upstream = nullptr;
+  if (!reason && !listener.mirror_upstream.empty() && sampled(listener.mirror_sample) &&
+      (shadow_upstream = gen->find(listener.mirror_upstream))) {
+    shadow = std::make_shared<mirror>(s.client.get_executor(), listener.mirror_max_lag,
+                                      w.relay.pipe_size);
+    asio::co_spawn(s.client.get_executor(),
+                   run_mirror(shadow, gen, shadow_upstream, &metrics,
+                              timeouts_for(listener, shadow_upstream->config()).connect),
+                   asio::detached);
+  }
   if (!reason) {
     upstream& target = *routed;
     const std::uint64_t client_hash = target.config().balance == balance_policy::source_hash
@@ -442,6 +470,7 @@ asio::awaitable<void> serve(worker& w, std::shared_ptr<const generation> gen, li
     } else {
       add_single_writer(metrics.traffic[w.index].up, first_bytes.size());
       add_single_writer(metrics.traffic[w.index].copied, first_bytes.size());
+      if (shadow) shadow->feed(first_bytes.data(), first_bytes.size());  // the client's, not ours
     }
   }
 
@@ -476,7 +505,7 @@ asio::awaitable<void> serve(worker& w, std::shared_ptr<const generation> gen, li
     if (listener.download_rate) download.emplace(listener.download_rate);
     std::tie(up, down) = co_await (
         relay(s.client, s.upstream, w.relay, engine, s.link, upload ? &*upload : nullptr,
-              {&metrics.traffic[w.index], true}) &&
+              {&metrics.traffic[w.index], true}, shadow.get()) &&
         relay(s.upstream, s.client, w.relay, engine, s.link, download ? &*download : nullptr,
               {&metrics.traffic[w.index], false}));
     s.relaying = false;
@@ -486,6 +515,8 @@ asio::awaitable<void> serve(worker& w, std::shared_ptr<const generation> gen, li
     target.ended(*endpoint);
     target.count_bytes(*endpoint, up.bytes() + first_bytes.size(), down.bytes());
   }
+  // The shadow gets the rest and its end on its own time: this connection closes now.
+  if (shadow) shadow->end_of_stream(mirror_finish_limit);
   if (admitted) counts.release(ip_key, listener.max_connections_per_ip != 0);
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();

@@ -125,6 +125,11 @@ struct listener_config {
   // Per connection, bytes per second client->upstream (upload) and back (download); 0 = none.
   std::uint64_t upload_rate = 0;
   std::uint64_t download_rate = 0;
+  // mirror: for the sampled share of connections (0..1), every byte the client sends also goes
+  // to a connection to this upstream; its replies are dropped. Empty: no mirroring.
+  std::string mirror_upstream;
+  double mirror_sample = 1.0;
+  std::size_t mirror_max_lag = 8 << 20;  // bytes the shadow may fall behind before it stops
   // What a client gets when no endpoint can be reached (then a clean close); none: a reset.
   std::string fallback_path;  // as resolved: a relative path is the config file's directory's
   std::shared_ptr<const fallback_body> fallback;

@@ -35,6 +35,11 @@ enum class splice_fallback : std::uint8_t { none, refused, pool_exhausted };
 inline constexpr std::array<std::string_view, 2> splice_fallback_reasons{"splice_refused",
                                                                          "pipe_pool_exhausted"};
 
+// How a connection's mirror ended: it saw the whole client stream through, or it stopped (the
+// shadow could not be reached, was too slow to keep up, or closed or reset).
+inline constexpr std::array<std::string_view, 4> mirror_results{"completed", "connect_failed",
+                                                                "slow", "shadow_closed"};
+
 // Upper bounds (seconds) of the session duration histogram's buckets; +Inf is implied.
 inline constexpr std::array<double, 9> duration_buckets{0.001, 0.01, 0.1, 1,   10,
                                                         60,    300,  1800, 3600};
@@ -67,6 +72,8 @@ struct listener_metrics {
   // Per bucket (not cumulative), the last one being +Inf; and the sum of durations.
   std::array<std::atomic<std::uint64_t>, duration_buckets.size() + 1> durations{};
   std::atomic<std::uint64_t> duration_sum_us{0};
+  std::array<std::atomic<std::uint64_t>, mirror_results.size()> mirrors{};  // by result
+  std::atomic<std::uint64_t> mirror_bytes{0};  // sent to shadows, by mirrors that have ended
 
   // A connection ended: its close reason, duration and how each direction fell back, if it did.
   void ended(std::string_view reason, double seconds, splice_fallback up, splice_fallback down);
@@ -84,6 +91,8 @@ struct listener_stats {
   std::array<std::uint64_t, splice_fallback_reasons.size()> fallbacks{};
   std::array<std::uint64_t, duration_buckets.size() + 1> durations{};
   double duration_sum = 0;  // seconds
+  std::array<std::uint64_t, mirror_results.size()> mirrors{};
+  std::uint64_t mirror_bytes = 0;
 
   static listener_stats read(const listener_metrics& m);
 };

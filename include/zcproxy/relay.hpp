@@ -14,6 +14,7 @@
 #include "zcproxy/buffer_pool.hpp"
 #include "zcproxy/config.hpp"
 #include "zcproxy/metrics.hpp"
+#include "zcproxy/mirror.hpp"
 #include "zcproxy/pipe_pool.hpp"
 #include "zcproxy/socket.hpp"
 
@@ -22,6 +23,7 @@ namespace zcproxy {
 // Per-thread resources every relay on that thread draws from.
 struct relay_resources {
   engine_mode engine;  // as configured
+  std::size_t pipe_size;  // as configured (pipes get what the kernel grants)
   pipe_pool pipes;
   buffer_pool buffers;
 };
@@ -83,10 +85,11 @@ struct byte_meter {
 // Relay from -> to until EOF, error or link.stop(), with `engine` (automatic, splice or copy).
 // Both sockets must be in non-blocking mode (socket::non_blocking(true)). With `limit`, each round
 // moves at most what the bucket allows, waiting (holding nothing) when it is empty.
+// With `shadow`, every byte moved is fed to that mirror first.
 boost::asio::awaitable<direction_result> relay(stream_socket& from, stream_socket& to,
                                                relay_resources& res, engine_mode engine,
                                                relay_link& link, token_bucket* limit = nullptr,
-                                               byte_meter meter = {});
+                                               byte_meter meter = {}, mirror* shadow = nullptr);
 
 // The engine a connection between these two sockets uses under the configured one: adaptive
 // resolves to copy when both peers are on this host (a Unix socket's always is), else to

@@ -131,7 +131,7 @@ TEST_CASE("fallback: the bytes sent are the file as loaded, until a reload reads
   CHECK(as_string(recv_all(c.get())) == "new body, longer than the old one\n");
 }
 
-TEST_CASE("fallback: only when no endpoint can be reached; a reachable one is relayed as ever",
+TEST_CASE("fallback: only when no endpoint can be reached, a reachable one is relayed as ever",
           "[fallback][integration]") {
   upstream_server up([](fd s) { send_all(s.get(), recv_all(s.get())); });
   temp_dir d;

@@ -852,7 +852,7 @@ TEST_CASE("admin: is off unless given, and on loopback unless said otherwise", "
                                    "reload"));
 }
 
-TEST_CASE("user and group are resolved when the config loads; core_dumps is off by default",
+TEST_CASE("user and group are resolved when the config loads, and core_dumps is off by default",
           "[config][security]") {
   auto c = load_config_string(std::string(minimal));
   CHECK_FALSE(c.run_as);
@@ -1363,7 +1363,8 @@ TEST_CASE("config: the README's configuration example is a valid config", "[conf
   REQUIRE(end != std::string::npos);
   const std::string yaml = readme.substr(start + 8, end - start - 8);
   try {
-    const auto c = load_config_string(yaml, "README.md");
+    // Read as a file in conf/, so its relative fallback_response is conf/503.http.
+    const auto c = load_config_string(yaml, ZCPROXY_SOURCE_DIR "/conf/README.yaml");
     CHECK(c.admin.enabled);
     CHECK_FALSE(c.listeners.back().routes.patterns.empty());
   } catch (const zcproxy::config_error& e) {

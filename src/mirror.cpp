@@ -1,0 +1,213 @@
+#include "zcproxy/mirror.hpp"
+
+#include <fcntl.h>
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <array>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <cerrno>
+#include <cstring>
+#include <vector>
+
+#include "zcproxy/log.hpp"
+#include "zcproxy/upstream.hpp"
+#include "zcproxy/worker.hpp"
+
+namespace zcproxy {
+namespace asio = boost::asio;
+using namespace asio::experimental::awaitable_operators;
+
+namespace {
+
+constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
+
+}  // namespace
+
+mirror::mirror(const asio::any_io_executor& ex, std::size_t lag, std::size_t pipe_size)
+    : socket_(ex), wake_(ex, asio::steady_timer::time_point::max()), lag_(lag),
+      pipe_size_(pipe_size) {}
+
+void mirror::stop(const char* why) {
+  if (result_) return;
+  result_ = why;
+  boost::system::error_code ec;
+  socket_.close(ec);  // the shadow sees its stream end early: a prefix; the pump wakes
+  staged_.clear();
+  spare_.reset();
+  wake_.cancel();
+}
+
+void mirror::end_of_stream(std::chrono::milliseconds limit) {
+  input_done_ = true;
+  wake_.expires_after(limit);  // wakes the pump, which now waits at most this long
+}
+
+bool mirror::room_for(std::size_t n) {
+  if (staged() + n > lag_) {
+    stop("slow");
+    return false;
+  }
+  if (!spare_) spare_ = pipe::open(pipe_size_);
+  if (!spare_) stop("slow");  // no fds for a pipe: nothing more can be staged
+  return spare_.has_value();
+}
+
+void mirror::feed_pipe(int pipe_read_fd, std::size_t n) {
+  if (!active()) return;
+  push();  // room first
+  if (!active() || !room_for(n)) return;
+  // tee(2) duplicates the pipe's pages without consuming them, always from the start of the
+  // source pipe, so all n bytes must fit at once: into the empty spare (as large as the relay's
+  // pipe). SPLICE_F_NONBLOCK: nothing here may wait.
+  const ssize_t t = ::tee(pipe_read_fd, spare_->write_fd(), n, SPLICE_F_NONBLOCK);
+  if (t != static_cast<ssize_t>(n)) return stop("slow");
+  spare_->level = n;
+  fed_ += n;
+  // Onto the chain: into the last pipe as far as it takes the pages (splice moves them), the
+  // rest stays in the spare, which becomes the last.
+  if (!staged_.empty()) {
+    pipe& last = staged_.back();
+    const ssize_t m = ::splice(spare_->read_fd(), nullptr, last.write_fd(), nullptr, n,
+                               SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+    if (m > 0) {
+      last.level += static_cast<std::size_t>(m);
+      spare_->level -= static_cast<std::size_t>(m);
+    }
+  }
+  if (spare_->level > 0) {
+    staged_.push_back(std::move(*spare_));
+    spare_.reset();
+  }
+  push();
+  wake_.cancel();
+}
+
+void mirror::feed(const char* data, std::size_t n) {
+  if (!active() || n == 0) return;
+  push();
+  if (!active() || !room_for(n)) return;
+  bool next_pipe = staged_.empty();  // the last pipe is full (a write met EAGAIN), or none
+  while (n > 0) {
+    if (next_pipe) {
+      if (!room_for(0)) return;
+      staged_.push_back(std::move(*spare_));
+      spare_.reset();
+      next_pipe = false;
+    }
+    pipe& last = staged_.back();
+    const ssize_t w = ::write(last.write_fd(), data, n);  // the pipe is O_NONBLOCK
+    if (w > 0) {
+      last.level += static_cast<std::size_t>(w);
+      fed_ += static_cast<std::size_t>(w);
+      data += w;
+      n -= static_cast<std::size_t>(w);
+    } else if (w < 0 && errno == EAGAIN) {
+      next_pipe = true;
+    } else if (!(w < 0 && errno == EINTR)) {
+      return stop("slow");
+    }
+  }
+  push();
+  wake_.cancel();
+}
+
+void mirror::push() {
+  if (connecting_ || !active()) return;
+  const int fd = socket_.native_handle();
+  // Replies are dropped (MSG_TRUNC: TCP discards them without copying). EOF: the shadow closed.
+  static thread_local std::array<char, 16384> sink;
+  for (;;) {
+    const ssize_t r = ::recv(fd, sink.data(), sink.size(), MSG_DONTWAIT | MSG_TRUNC);
+    if (r > 0) continue;
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
+    return stop("shadow_closed");  // 0: FIN; else ECONNRESET and the like
+  }
+  while (!staged_.empty()) {
+    pipe& front = staged_.front();
+    if (front.level == 0) {
+      if (staged_.size() == 1) return;  // the last one stays to be added to
+      staged_.pop_front();
+      continue;
+    }
+    const ssize_t m = ::splice(front.read_fd(), nullptr, fd, nullptr, front.level,
+                               SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+    if (m > 0) {
+      front.level -= static_cast<std::size_t>(m);
+      sent_ += static_cast<std::size_t>(m);
+      continue;
+    }
+    if (m < 0 && errno == EINTR) continue;
+    if (m < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;  // full: the rest waits
+    return stop("shadow_closed");  // EPIPE, ECONNRESET: the shadow is gone
+  }
+}
+
+asio::awaitable<void> run_mirror(std::shared_ptr<mirror> m, std::shared_ptr<const generation> gen,
+                                 upstream* shadow, listener_metrics* metrics,
+                                 std::chrono::milliseconds connect_timeout) {
+  std::vector<std::uint8_t> candidates(shadow->size(), 1);
+  const auto i = m->active() ? shadow->pick(candidates, 0, upstream::clock::now()) : std::nullopt;
+  if (i) {
+    const stream_endpoint ep = endpoint_of(shadow->at(*i));
+    boost::system::error_code ec;
+    m->socket_.open(ep.protocol(), ec);
+    if (!ec) m->socket_.non_blocking(true, ec);
+    asio::steady_timer timer(m->socket_.get_executor(), connect_timeout);
+    auto r = co_await (m->socket_.async_connect(ep, use_tuple) || timer.async_wait(use_tuple));
+    if (r.index() == 0 && !std::get<0>(std::get<0>(r)) && m->active()) {
+      shadow->connect_succeeded(*i);
+      shadow->started(*i);
+      m->endpoint_ = i;
+    } else if (m->active()) {
+      shadow->connect_failed(*i, upstream::clock::now());
+    }
+  }
+  m->connecting_ = false;
+  if (!m->endpoint_) m->stop("connect_failed");
+  // Pump: send what is staged whenever the shadow has room; sleep while nothing is.
+  while (m->active()) {
+    m->push();
+    if (!m->active()) break;
+    const bool staged = m->staged() > 0;
+    if (!staged && m->input_done_) break;
+    if (staged) {
+      auto r = co_await (m->socket_.async_wait(stream_socket::wait_write, use_tuple) ||
+                         m->wake_.async_wait(use_tuple));
+      // The deadline, not a feed (feeds only cancel): the shadow took too long for the rest.
+      if (r.index() == 1 && !std::get<0>(std::get<1>(r)) && m->input_done_) m->stop("slow");
+    } else {
+      auto [ec] = co_await m->wake_.async_wait(use_tuple);
+      if (!ec && m->input_done_) m->stop("slow");
+    }
+  }
+  if (m->active()) {
+    // The whole stream went: end it, and drop replies until the shadow closes (or the deadline).
+    boost::system::error_code ec;
+    m->socket_.shutdown(stream_socket::shutdown_send, ec);
+    std::array<char, 16384> sink;
+    for (;;) {
+      auto r = co_await (m->socket_.async_read_some(asio::buffer(sink), use_tuple) ||
+                         m->wake_.async_wait(use_tuple));
+      if (r.index() == 1 || std::get<0>(std::get<0>(r))) break;
+    }
+    m->result_ = "completed";
+    m->socket_.close(ec);
+  }
+  const auto it = std::find(mirror_results.begin(), mirror_results.end(), m->result_);
+  metrics->mirrors[static_cast<std::size_t>(it - mirror_results.begin())].fetch_add(
+      1, std::memory_order_relaxed);
+  metrics->mirror_bytes.fetch_add(m->sent_, std::memory_order_relaxed);
+  if (m->endpoint_) {
+    shadow->ended(*m->endpoint_);
+    shadow->count_bytes(*m->endpoint_, m->sent_, 0);
+  }
+  if (std::strcmp(m->result_, "completed") != 0)
+    main_log().debug("mirror to upstream {}: stopped ({}) after {} of {} bytes",
+                     shadow->config().name, m->result_, m->sent_, m->fed_);
+}
+
+}  // namespace zcproxy
