@@ -622,18 +622,28 @@ void checker::check_run_as(const entry* user, const entry* group,
   const auto name = scalar(*user, "user", "a user name or numeric uid");
   if (!name) return;
   r.user = *name;
-  // getpw*_r: the config is also loaded on reload, beside running threads.
+  // getpw*_r: the config is also loaded on reload, beside running threads. A number past uid_t
+  // would wrap round to another user (2^32 is root): refused before any lookup.
+  auto uid = parse_digits(*name);
+  if (uid && *uid >= std::numeric_limits<uid_t>::max()) {
+    fail(*user, "user", "expected a uid below " +
+                            std::to_string(std::numeric_limits<uid_t>::max()) + ", got " + *name);
+    return;
+  }
   std::vector<char> buffer(16384);
   passwd pw{};
   passwd* found = nullptr;
-  const auto uid = parse_digits(*name);
-  const int rc = uid ? ::getpwuid_r(static_cast<uid_t>(*uid), &pw, buffer.data(), buffer.size(),
-                                    &found)
-                     : ::getpwnam_r(name->c_str(), &pw, buffer.data(), buffer.size(), &found);
+  int rc;
+  while ((rc = uid ? ::getpwuid_r(static_cast<uid_t>(*uid), &pw, buffer.data(), buffer.size(),
+                                  &found)
+                   : ::getpwnam_r(name->c_str(), &pw, buffer.data(), buffer.size(), &found)) ==
+             ERANGE &&
+         buffer.size() < (1u << 24))
+    buffer.resize(buffer.size() * 2);  // a large entry (LDAP): a larger buffer
   if (found) {
     r.uid = pw.pw_uid;
     r.gid = pw.pw_gid;
-  } else if (uid && *uid <= std::numeric_limits<uid_t>::max() - 1) {
+  } else if (uid) {
     r.uid = static_cast<uid_t>(*uid);  // a numeric uid need not have a passwd entry
     if (!group) {
       fail(*user, "user", "expected group: too, since uid " + *name + " has no passwd entry "
@@ -649,17 +659,26 @@ void checker::check_run_as(const entry* user, const entry* group,
     const auto gname = scalar(*group, "group", "a group name or numeric gid");
     if (!gname) return;
     r.group = *gname;
+    const auto gid = parse_digits(*gname);
+    if (gid && *gid >= std::numeric_limits<gid_t>::max()) {
+      fail(*group, "group", "expected a gid below " +
+                                std::to_string(std::numeric_limits<gid_t>::max()) + ", got " +
+                                *gname);
+      return;
+    }
     std::vector<char> gbuffer(16384);
     ::group gr{};
     ::group* gfound = nullptr;
-    const auto gid = parse_digits(*gname);
-    const int grc = gid ? ::getgrgid_r(static_cast<gid_t>(*gid), &gr, gbuffer.data(),
-                                       gbuffer.size(), &gfound)
-                        : ::getgrnam_r(gname->c_str(), &gr, gbuffer.data(), gbuffer.size(),
-                                       &gfound);
+    int grc;
+    while ((grc = gid ? ::getgrgid_r(static_cast<gid_t>(*gid), &gr, gbuffer.data(),
+                                     gbuffer.size(), &gfound)
+                      : ::getgrnam_r(gname->c_str(), &gr, gbuffer.data(), gbuffer.size(),
+                                     &gfound)) == ERANGE &&
+           gbuffer.size() < (1u << 24))
+      gbuffer.resize(gbuffer.size() * 2);  // a group with many members: a larger buffer
     if (gfound)
       r.gid = gr.gr_gid;
-    else if (gid && *gid <= std::numeric_limits<gid_t>::max() - 1)
+    else if (gid)
       r.gid = static_cast<gid_t>(*gid);
     else {
       fail(*group, "group", "expected a group of this system, got " + quoted(*gname) +
@@ -715,6 +734,11 @@ void checker::check_fallback(const entry& e, const std::string& path, listener_c
     fail(e, path, "expected " + std::string(expected) + ", got " + quoted(*text) + ": " + why);
   };
   if (text->empty() || file.find('\0') != std::string::npos) return bad("not a file name");
+  // A regular file only: opening a FIFO would block the load (and a reload) for a writer.
+  struct stat st {};
+  if (::stat(file.c_str(), &st) != 0) return bad(file + ": " + std::strerror(errno));
+  if (S_ISDIR(st.st_mode)) return bad(file + ": Is a directory");
+  if (!S_ISREG(st.st_mode)) return bad(file + " is not a regular file");
   std::unique_ptr<std::FILE, int (*)(std::FILE*)> f(std::fopen(file.c_str(), "rb"), &std::fclose);
   if (!f) return bad(file + ": " + std::strerror(errno));
   std::string bytes;
@@ -734,7 +758,8 @@ void checker::check_fallback(const entry& e, const std::string& path, listener_c
     at += static_cast<std::size_t>(w);
   }
   // Sealed: nothing can change the bytes, not even this process by mistake.
-  ::fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL);
+  if (::fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) != 0)
+    return bad(std::string("sealing its copy: ") + std::strerror(errno));
   out.fallback_path = file;
   out.fallback = std::move(body);
 }

@@ -27,7 +27,8 @@ constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 }  // namespace
 
 mirror::mirror(const asio::any_io_executor& ex, std::size_t lag, std::size_t pipe_size)
-    : socket_(ex), wake_(ex, asio::steady_timer::time_point::max()), lag_(lag),
+    : socket_(ex), wake_(ex, asio::steady_timer::time_point::max()),
+      lag_(std::max(lag, pipe_size)),  // less than one round would stop every mirror at once
       pipe_size_(pipe_size) {}
 
 void mirror::stop(const char* why) {
@@ -46,7 +47,9 @@ void mirror::end_of_stream(std::chrono::milliseconds limit) {
 }
 
 bool mirror::room_for(std::size_t n) {
-  if (staged() + n > lag_) {
+  // Bytes, and pipes: tee and splice keep one slot per buffer of the source, so small segments
+  // fill a pipe's slots long before its bytes; the chain is no longer than max_lag's worth.
+  if (staged() + n > lag_ || staged_.size() > lag_ / pipe_size_ + 1) {
     stop("slow");
     return false;
   }
@@ -174,15 +177,21 @@ asio::awaitable<void> run_mirror(std::shared_ptr<mirror> m, std::shared_ptr<cons
     if (!m->active()) break;
     const bool staged = m->staged() > 0;
     if (!staged && m->input_done_) break;
+    // Replies wake it too: push() drops them, so a chatty shadow never fills our receive
+    // buffer and stops reading what we send.
+    boost::system::error_code deadline_ec = asio::error::operation_aborted;
     if (staged) {
       auto r = co_await (m->socket_.async_wait(stream_socket::wait_write, use_tuple) ||
+                         m->socket_.async_wait(stream_socket::wait_read, use_tuple) ||
                          m->wake_.async_wait(use_tuple));
-      // The deadline, not a feed (feeds only cancel): the shadow took too long for the rest.
-      if (r.index() == 1 && !std::get<0>(std::get<1>(r)) && m->input_done_) m->stop("slow");
+      if (r.index() == 2) deadline_ec = std::get<0>(std::get<2>(r));
     } else {
-      auto [ec] = co_await m->wake_.async_wait(use_tuple);
-      if (!ec && m->input_done_) m->stop("slow");
+      auto r = co_await (m->socket_.async_wait(stream_socket::wait_read, use_tuple) ||
+                         m->wake_.async_wait(use_tuple));
+      if (r.index() == 1) deadline_ec = std::get<0>(std::get<1>(r));
     }
+    // The deadline, not a feed (feeds only cancel): the shadow took too long for the rest.
+    if (!deadline_ec && m->input_done_) m->stop("slow");
   }
   if (m->active()) {
     // The whole stream went: end it, and drop replies until the shadow closes (or the deadline).

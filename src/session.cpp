@@ -409,19 +409,6 @@ asio::awaitable<void> serve(worker& w, std::shared_ptr<const generation> gen, li
 
   std::optional<std::size_t> endpoint;
   const timeouts t = routed ? timeouts_for(listener, routed->config()) : timeouts{};
-  // The mirror connects beside the primary (never before it: nothing waits for the shadow), and
-  // stages what the client sends until it is connected.
-  std::shared_ptr<mirror> shadow;
-  upstream* shadow_upstream = nullptr;
-  if (!reason && !listener.mirror_upstream.empty() && sampled(listener.mirror_sample) &&
-      (shadow_upstream = gen->find(listener.mirror_upstream))) {
-    shadow = std::make_shared<mirror>(s.client.get_executor(), listener.mirror_max_lag,
-                                      w.relay.pipe_size);
-    asio::co_spawn(s.client.get_executor(),
-                   run_mirror(shadow, gen, shadow_upstream, &metrics,
-                              timeouts_for(listener, shadow_upstream->config()).connect),
-                   asio::detached);
-  }
   if (!reason) {
     upstream& target = *routed;
     const std::uint64_t client_hash = target.config().balance == balance_policy::source_hash
@@ -441,6 +428,22 @@ asio::awaitable<void> serve(worker& w, std::shared_ptr<const generation> gen, li
                         listener.name, client_addr, target.config().name, why);
       }
     }
+  }
+
+  // The mirror starts once the primary is connected (a client the primary cannot serve is not
+  // mirrored), connects on its own, and stages what the client sends until it is connected:
+  // nothing here waits for the shadow.
+  std::shared_ptr<mirror> shadow;
+  upstream* shadow_upstream = nullptr;
+  if (endpoint && !listener.mirror_upstream.empty() && sampled(listener.mirror_sample) &&
+      (shadow_upstream = gen->find(listener.mirror_upstream))) {
+    shadow = std::make_shared<mirror>(
+        s.client.get_executor(), std::max(listener.mirror_max_lag, gen->cfg.relay.buffer_size),
+        w.relay.pipe_size);
+    asio::co_spawn(s.client.get_executor(),
+                   run_mirror(shadow, gen, shadow_upstream, &metrics,
+                              timeouts_for(listener, shadow_upstream->config()).connect),
+                   asio::detached);
   }
 
   if (endpoint && (routed->config().send_proxy != proxy_protocol_version::off ||
@@ -515,8 +518,12 @@ asio::awaitable<void> serve(worker& w, std::shared_ptr<const generation> gen, li
     target.ended(*endpoint);
     target.count_bytes(*endpoint, up.bytes() + first_bytes.size(), down.bytes());
   }
-  // The shadow gets the rest and its end on its own time: this connection closes now.
-  if (shadow) shadow->end_of_stream(mirror_finish_limit);
+  // The shadow gets the rest and its end on its own time: this connection closes now. A server
+  // that is closing connections (a drain's end, a second signal) ends its mirrors too.
+  if (shadow) {
+    if (s.shutting_down) shadow->stop("slow");
+    shadow->end_of_stream(mirror_finish_limit);
+  }
   if (admitted) counts.release(ip_key, listener.max_connections_per_ip != 0);
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();

@@ -10,9 +10,10 @@ namespace zcproxy {
 // bytes were in flight. Call before any client byte is read.
 void limit_core_dumps(bool allowed);
 
-// Become run_as's user and group, keeping no supplementary group, for good: call after every
-// listener is bound. Throws std::runtime_error saying what failed; also when the process is not
-// root and is not that user already, since it could not switch.
+// Started as root: become run_as's user and group, keeping no supplementary group, for good;
+// call after every listener is bound. Not root but that user already: nothing changes. Throws
+// std::runtime_error saying what failed; also when not root and not that user, as it cannot
+// switch.
 void drop_privileges(const run_as_config& run_as, bool core_dumps);
 
 }  // namespace zcproxy

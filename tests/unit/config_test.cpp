@@ -461,7 +461,7 @@ upstreams:
         "t.yaml:6:57: listeners[0].tls: unknown key; expected one of: name, bind, "
         "upstream, connect_timeout, idle_timeout, max_connection_duration, "
         "allow, deny, max_connections, max_connections_per_ip, accept_proxy, proxy_timeout, "
-        "rate_limit, routes, sni_timeout, non_tls, fallback_response");
+        "rate_limit, routes, sni_timeout, non_tls, fallback_response, mirror");
   CHECK(errors[3] ==
         "t.yaml:8:41: upstreams.app.weight: unknown key; expected one of: endpoints, "
         "balance, health_check, max_fails, fail_timeout, max_connect_attempts, "
@@ -887,6 +887,13 @@ TEST_CASE("user and group are resolved when the config loads, and core_dumps is 
   errors = errors_of(std::string("user: 4242\n") + minimal);
   REQUIRE(errors.size() == 1);
   CHECK_THAT(errors[0], StartsWith("t.yaml:1:7: user: expected group: too"));
+  // 2^32 would wrap round to uid 0.
+  errors = errors_of(std::string("user: 4294967296\ngroup: 1\n") + minimal);
+  REQUIRE(errors.size() == 1);
+  CHECK_THAT(errors[0], StartsWith("t.yaml:1:7: user: expected a uid below 4294967295"));
+  errors = errors_of(std::string("user: nobody\ngroup: 4294967296\n") + minimal);
+  REQUIRE(errors.size() == 1);
+  CHECK_THAT(errors[0], StartsWith("t.yaml:2:8: group: expected a gid below 4294967295"));
   errors = errors_of(std::string("user: [a]\ncore_dumps: sometimes\n") + minimal);
   REQUIRE(errors.size() == 2);
   CHECK_THAT(errors[0], StartsWith("t.yaml:1:7: user: expected a user name or numeric uid"));
