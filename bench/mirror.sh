@@ -31,13 +31,13 @@ for p in $server_port $shadow_port $plain_port $mirrored_port $admin_port; do
 done
 iperf3 -s -p $server_port >/dev/null 2>&1 &
 pids+=($!)
-socat -u TCP-LISTEN:$shadow_port,bind=127.0.0.1,reuseaddr,fork OPEN:/dev/null &
+socat -u -b 1048576 TCP-LISTEN:$shadow_port,bind=127.0.0.1,reuseaddr,fork OPEN:/dev/null &
 pids+=($!)
 wait_port $server_port
 wait_port $shadow_port
 
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
-median() { sort -g | awk '{ v[NR] = $1 } END { print NR ? v[int((NR + 1) / 2)] : "fail" }'; }
+median() { sort -g | awk '{ v[NR] = $1 } END { if (NR) printf "%.3f", v[int((NR + 1) / 2)]; else print "fail" }'; }
 # iperf3 up through port $1: prints "Gbit/s bytes".
 measure() {
   iperf3 -c 127.0.0.1 -p "$1" -t "$secs" -f g -J 2>/dev/null |
