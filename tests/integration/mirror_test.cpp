@@ -3,6 +3,7 @@
 // stalls or breaks the primary.
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <atomic>
 #include <catch2/catch.hpp>
 #include <future>
@@ -49,9 +50,11 @@ zcproxy::config mirror_config(const engine_case& e, std::uint16_t primary, std::
   return zcproxy::load_config_string(
       "threads: 2\nlog: { level: warn, access_log: false }\nrelay: { " + std::string(e.relay) +
       " }\nlisteners:\n  - { name: web, bind: \"127.0.0.1:0\", upstream: app, mirror: { "
-      "upstream: shadow, sample: " + sample + extra + " } }\nupstreams:\n  app: { endpoints: [\"127.0.0.1:" +
-      std::to_string(primary) + "\"] }\n  shadow: { endpoints: [\"127.0.0.1:" +
-      std::to_string(shadow) + "\"], connect_timeout: 1s }\n");
+      "upstream: shadow, sample: " +
+      sample + extra +
+      " } }\nupstreams:\n  app: { endpoints: [\"127.0.0.1:" + std::to_string(primary) +
+      "\"] }\n  shadow: { endpoints: [\"127.0.0.1:" + std::to_string(shadow) +
+      "\"], connect_timeout: 1s }\n");
 }
 
 // Send `data` through the proxy, half-close, and read the primary's reply.
@@ -99,22 +102,29 @@ TEST_CASE("mirror: 64 MiB from the client reach the primary and the shadow byte 
   if (std::string(e.name) == "splice") CHECK(st.copied == 0);  // teed, not copied
 }
 
-TEST_CASE("mirror: a shadow that accepts and never reads stops its mirror, and the primary's 64 MiB "
-          "complete intact",
-          "[mirror][integration]") {
+TEST_CASE(
+    "mirror: a shadow that accepts and never reads stops its mirror, and the primary's 64 MiB "
+    "complete intact",
+    "[mirror][integration]") {
   const engine_case& e = pick_engine();
   INFO("engine: " << e.name);
   recorder primary;
   std::promise<void> go;
   std::shared_future<void> released = go.get_future().share();
   upstream_server p_up(primary.handler());
-  upstream_server s_up([released](fd s) {
+  recorder shadow;  // what the shadow got, once it reads again: a prefix of the stream
+  upstream_server s_up([released, &shadow](fd s) {
     released.wait();
-    recv_all(s.get());
+    bytes got = recv_to_end(s.get()).data;  // the mirror closed it early: a reset may end it
+    std::lock_guard lock(shadow.mutex);
+    shadow.streams.push_back(std::move(got));
   });
   struct release_at_exit {
     std::promise<void>& p;
-    ~release_at_exit() { p.set_value(); }
+    bool done = false;
+    ~release_at_exit() {
+      if (!done) p.set_value();
+    }
   } release{go};
   proxy p(mirror_config(e, p_up.port(), s_up.port()));
   const bytes data = random_bytes(64 << 20, 18);
@@ -124,6 +134,35 @@ TEST_CASE("mirror: a shadow that accepts and never reads stops its mirror, and t
   REQUIRE(wait_until([&] { return mirrors(*p.srv, "slow") == 1; }));
   CHECK(mirrors(*p.srv, "completed") == 0);
   CHECK(p.srv->snapshot().listeners.at(0).mirror_bytes < data.size());
+  go.set_value();
+  release.done = true;
+  REQUIRE(wait_until([&] { return shadow.count() == 1; }));
+  const bytes& got = shadow.streams[0];
+  CHECK(got.size() < data.size());
+  CHECK(std::equal(got.begin(), got.end(), data.begin()));  // an exact prefix
+}
+
+TEST_CASE(
+    "mirror: a shadow that closes mid-stream stops its mirror with an exact prefix, and the "
+    "primary's 64 MiB complete intact",
+    "[mirror][integration]") {
+  const engine_case& e = pick_engine();
+  INFO("engine: " << e.name);
+  recorder primary, shadow;
+  upstream_server p_up(primary.handler());
+  upstream_server s_up([&shadow](fd s) {  // takes 1 MiB, then closes
+    bytes got = recv_exact(s.get(), 1 << 20);
+    std::lock_guard lock(shadow.mutex);
+    shadow.streams.push_back(std::move(got));
+  });
+  proxy p(mirror_config(e, p_up.port(), s_up.port(), "1", ", max_lag: 64MiB"));
+  const bytes data = random_bytes(64 << 20, 19);
+  CHECK(through(p.port(), data) == bytes{'o', 'k'});
+  REQUIRE(primary.count() == 1);
+  CHECK(checksum(primary.streams[0]) == checksum(data));
+  REQUIRE(wait_until([&] { return mirrors(*p.srv, "shadow_closed") == 1; }));
+  REQUIRE(shadow.count() == 1);
+  CHECK(std::equal(shadow.streams[0].begin(), shadow.streams[0].end(), data.begin()));
 }
 
 TEST_CASE("mirror: a shadow that is down leaves the primary untouched", "[mirror][integration]") {
