@@ -41,8 +41,9 @@ struct tls_backend {
         "/dev/null", out, d.file(name + ".server.err"));
     const std::regex accept_line(R"(ACCEPT 127\.0\.0\.1:(\d+))");
     std::smatch m;
+    std::string text;  // outlives the wait: m points into it
     REQUIRE(wait_until([&] {
-      const std::string text = slurp(out);
+      text = slurp(out);
       return std::regex_search(text, m, accept_line);
     }));
     port = static_cast<std::uint16_t>(std::stoi(m[1]));
