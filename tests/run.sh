@@ -36,10 +36,13 @@ export TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1
 stage "ASan+UBSan build"
 cmake -S . -B "$BUILD_DIR-asan" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DZCPROXY_SANITIZE=address >/dev/null
 cmake --build "$BUILD_DIR-asan" -j"$jobs"
-stage "every test under ASan+UBSan (but two)"
-# Left out until it is fixed (issue 7): after accept and socket() fail with EMFILE, UBSan reports
-# an invalid vptr in worker::need_sweep's loop (a session pointer whose coroutine frame is gone).
-# Only the two out-of-fds tests reach that state; they run in the normal build above.
+stage "every test under ASan+UBSan (but the two out-of-fds ones, see below)"
+# The two out-of-fds tests are left out here: they run the proxy out of fds on purpose, and
+# UBSan's vptr check then reports every virtual call as "invalid vptr" ("memory cannot be
+# printed"). It proves a vptr readable by writing it into a pipe (IsAccessibleMemoryRange in
+# sanitizer_common, GCC 12's copy: `if (pipe(...)) return false;`), and out of fds there is no
+# pipe. A false report of the runtime's own, not of zcproxy's: valgrind runs the same scenario on
+# the normal build without an invalid access. Both tests run in the normal build above.
 (cd "$BUILD_DIR-asan" && ctest --output-on-failure -j2 -E 'out of fds')
 
 stage "TSan build"
