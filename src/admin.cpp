@@ -176,19 +176,17 @@ struct admin_server::impl {
 
   asio::awaitable<void> accept_loop() {
     for (;;) {
-      auto [ec, socket] = co_await acceptor.async_accept(use_tuple);
+      tcp::endpoint peer;  // from accept(2): a client that reset since has no getpeername()
+      auto [ec, socket] = co_await acceptor.async_accept(peer, use_tuple);
       if (ec == asio::error::operation_aborted) co_return;
       if (ec) {  // out of fds, say: wait a little, never spin
         asio::steady_timer pause(io, 100ms);
         co_await pause.async_wait(use_tuple);
         continue;
       }
-      boost::system::error_code peer_ec;
-      const auto peer = socket.remote_endpoint(peer_ec);
       const auto ip = peer.address();
       const std::string bytes = ip_bytes({ip.to_string(), peer.port(), ip.is_v6()});
-      if (peer_ec || !access.permits({reinterpret_cast<const unsigned char*>(bytes.data()),
-                                      bytes.size()})) {
+      if (!access.permits({reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size()})) {
         main_log().info("admin: client {} refused by allow/deny", ip.to_string());
         continue;  // closed as `socket` goes
       }

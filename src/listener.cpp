@@ -101,10 +101,11 @@ void remove_socket_file(const address& at) {
   if (at.local) ::unlink(at.path.c_str());
 }
 
-void start_session(worker& w, bound_listener& l, stream_socket client) {
+void start_session(worker& w, bound_listener& l, stream_socket client,
+                   const stream_endpoint& peer) {
   asio::co_spawn(w.io,
                  serve(w, l.gen, listener_view{l.config, l.target, l.access, l.state},
-                       std::move(client)),
+                       std::move(client), address_of(peer)),
                  [](std::exception_ptr e) {
                    if (!e) return;
                    try {
@@ -123,8 +124,9 @@ void close_listener(worker& w, bound_listener& l) {
   l.acceptor.non_blocking(true, ec);
   while (!ec && !w.draining) {
     stream_socket client(w.io);
-    l.acceptor.accept(client, ec);
-    if (!ec) start_session(w, l, std::move(client));
+    stream_endpoint peer;
+    l.acceptor.accept(client, peer, ec);
+    if (!ec) start_session(w, l, std::move(client), peer);
   }
   l.acceptor.close(ec);
   l.backoff.cancel();
@@ -135,13 +137,16 @@ asio::awaitable<void> accept_loop(worker& w, bound_listener& l) {
   constexpr auto min_backoff = 10ms, max_backoff = 1000ms;
   auto backoff = min_backoff;
   while (l.acceptor.is_open()) {
-    auto [ec, client] = co_await l.acceptor.async_accept(asio::as_tuple(asio::use_awaitable));
+    // The client's address as accept(2) gives it: asked later (getpeername), it is gone once the
+    // client has reset, and a client without an address would pass a deny list.
+    stream_endpoint peer;
+    auto [ec, client] = co_await l.acceptor.async_accept(peer, asio::as_tuple(asio::use_awaitable));
     // Closed for shutdown: an accept that completed just before is dropped, not served past the
     // drain. Closed by a reload that removed the listener: it is served like any other.
     if (w.draining || ec == asio::error::operation_aborted) break;
     if (!ec) {
       backoff = min_backoff;
-      start_session(w, l, std::move(client));
+      start_session(w, l, std::move(client), peer);
       continue;
     }
     if (ec == asio::error::connection_aborted) continue;  // the client left before we took it

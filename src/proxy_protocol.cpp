@@ -303,13 +303,10 @@ std::string encode_v1(const address& source, const address& destination) {
 }
 
 std::string encode_v2(const address& source, const address& destination) {
-  if (source.local || destination.local) {
-    std::string out(v2_signature);
-    out += '\x21';        // version 2, PROXY
-    out += '\x00';        // UNSPEC: the receiver uses the connection's own addresses
-    out.append(2, '\0');  // length 0
-    return out;
-  }
+  // No address to carry: LOCAL, which receivers take as "use the connection's own addresses".
+  // PROXY with UNSPEC means the same in the spec, but HAProxy refuses it (it sends LOCAL itself
+  // for a Unix client).
+  if (source.local || destination.local) return encode_v2_local();
   const bool v6 = source.v6 || destination.v6;
   const auto s = ip_bytes(source, v6), d = ip_bytes(destination, v6);
   const std::size_t n = v6 ? 16 : 4;

@@ -328,10 +328,32 @@ void reset_on_close(stream_socket& s) {
   ::setsockopt(s.native_handle(), SOL_SOCKET, SO_LINGER, &abort_on_close, sizeof abort_on_close);
 }
 
+// Whether allow/deny let in a client from `peer` (`ip_key` its address bytes). A Unix socket's
+// client is refused by an allow list (it cannot be shown to be in it); one whose address is not
+// known at all, by any rule (it cannot be shown to pass them).
+bool permitted(const acl& access, const std::optional<address>& peer, const std::string& ip_key) {
+  if (!peer) return access.permits_all();
+  if (peer->local) return access.allow().empty();
+  return access.permits({reinterpret_cast<const unsigned char*>(ip_key.data()), ip_key.size()});
+}
+
+// Whether a main-log line about a client closed for `reason` may be written (log_limiter: a flood
+// of bad clients writes a few lines, then counts); first says how many such lines were left out.
+bool may_log(listener_state& counts, const listener_config& l, std::string_view reason,
+             spdlog::level::level_enum level) {
+  std::uint64_t left_out = 0;
+  const bool write =
+      counts.client_lines.admit(close_reason_index(reason), log_limiter::clock::now(), left_out);
+  if (left_out)
+    main_log().log(level, "listener {}: {} more lines about clients closed with {} were left out",
+                   l.name, left_out, reason);
+  return write;
+}
+
 }  // namespace
 
 asio::awaitable<void> serve(worker& w, std::shared_ptr<const generation> gen, listener_view l,
-                            stream_socket client) {
+                            stream_socket client, std::optional<address> peer) {
   // `gen` keeps what `l` points to alive through any reload.
   const listener_config& listener = *l.config;
   upstream* routed = l.target;  // nullptr for a listener with routes, until the route is known
@@ -351,9 +373,7 @@ asio::awaitable<void> serve(worker& w, std::shared_ptr<const generation> gen, li
 
   boost::system::error_code ec;
   s.client.non_blocking(true, ec);  // splice, read_some/write_some and peeks must never block
-  // The client's address, as far as it is known: a PROXY header's source replaces it.
-  const std::optional<address> socket_peer = peer_of(s.client);
-  std::optional<address> client_peer = socket_peer;  // a PROXY header's source replaces it
+  std::optional<address> client_peer = peer;  // a PROXY header's source replaces it
   std::optional<address> client_local;  // the address the client connected to, when known
   std::string client_addr = client_peer ? client_peer->to_string() : "?";
   std::string why;
@@ -368,26 +388,26 @@ asio::awaitable<void> serve(worker& w, std::shared_ptr<const generation> gen, li
       }
     } else {
       reason = s.shutting_down ? "shutdown" : "proxy_header";
-      if (!s.shutting_down)
+      if (!s.shutting_down && may_log(counts, listener, reason, spdlog::level::warn))
         main_log().warn("listener {}: client {}: refused: PROXY header: {}", listener.name,
                         client_addr, why);
     }
   }
 
-  // Empty for a Unix socket's client: it is refused by an allow list (it cannot be shown to be in
-  // it), and all such clients count as one for max_connections_per_ip.
+  // Empty for a Unix socket's client: all such clients count as one for max_connections_per_ip.
   const std::string ip_key = client_peer ? ip_bytes(*client_peer) : std::string();
   bool admitted = false;
   if (!reason) {
-    if (ip_key.empty() ? !access.allow().empty()
-                       : !access.permits({reinterpret_cast<const unsigned char*>(ip_key.data()),
-                                          ip_key.size()})) {
+    if (!permitted(access, client_peer, ip_key)) {
       reason = "denied";
-      main_log().info("listener {}: client {}: refused by allow/deny", listener.name, client_addr);
+      if (may_log(counts, listener, reason, spdlog::level::info))
+        main_log().info("listener {}: client {}: refused by allow/deny", listener.name,
+                        client_addr);
     } else if (!counts.admit(ip_key, listener.max_connections, listener.max_connections_per_ip)) {
       reason = "limit";
-      main_log().info("listener {}: client {}: refused: max_connections{} reached", listener.name,
-                      client_addr, listener.max_connections_per_ip ? "(_per_ip)" : "");
+      if (may_log(counts, listener, reason, spdlog::level::info))
+        main_log().info("listener {}: client {}: refused: max_connections{} reached", listener.name,
+                        client_addr, listener.max_connections_per_ip ? "(_per_ip)" : "");
     } else {
       admitted = true;
     }
@@ -402,10 +422,14 @@ asio::awaitable<void> serve(worker& w, std::shared_ptr<const generation> gen, li
       routed = route_client(*gen, listener, hello, why);
       if (!routed) reason = "no_route";
     }
-    if (reason && !s.shutting_down)
+    if (reason && !s.shutting_down && may_log(counts, listener, reason, spdlog::level::info))
       main_log().info("listener {}: client {}: closed: {}", listener.name, client_addr, why);
     why.clear();
   }
+
+  // A client that has already reset sent nothing that could be delivered: no upstream connect
+  // is made for it (a flood of them would otherwise drive the backend's connects).
+  if (!reason && peer_gone(s.client)) reason = "reset";
 
   std::optional<std::size_t> endpoint;
   const timeouts t = routed ? timeouts_for(listener, routed->config()) : timeouts{};
@@ -423,7 +447,7 @@ asio::awaitable<void> serve(worker& w, std::shared_ptr<const generation> gen, li
           main_log().warn(
               "upstream {}: every endpoint is down or ejected; clients are reset at once",
               target.config().name);
-      } else {
+      } else if (may_log(counts, listener, reason, spdlog::level::warn)) {
         main_log().warn("listener {}: client {}: no endpoint of upstream {} reachable: {}",
                         listener.name, client_addr, target.config().name, why);
       }
@@ -465,9 +489,10 @@ asio::awaitable<void> serve(worker& w, std::shared_ptr<const generation> gen, li
     const std::array<asio::const_buffer, 2> out{asio::buffer(header), asio::buffer(first_bytes)};
     auto [write_ec, n] = co_await asio::async_write(s.upstream, out, use_tuple);
     if (write_ec) {
-      main_log().warn("listener {}: client {}: sending the first bytes to {} failed: {}",
-                      listener.name, client_addr, routed->at(*endpoint).to_string(),
-                      write_ec.message());
+      if (may_log(counts, listener, "connect_failed", spdlog::level::warn))
+        main_log().warn("listener {}: client {}: sending the first bytes to {} failed: {}",
+                        listener.name, client_addr, routed->at(*endpoint).to_string(),
+                        write_ec.message());
       reason = "connect_failed";
       endpoint.reset();
     } else {
@@ -493,10 +518,10 @@ asio::awaitable<void> serve(worker& w, std::shared_ptr<const generation> gen, li
     upstream& target = *routed;
     target.started(*endpoint);
     const address& at = target.at(*endpoint);
-    const address peer = socket_peer.value_or(address{});
-    if (!peer.local) s.client.set_option(asio::ip::tcp::no_delay(true), ec);
+    const address client_end = peer.value_or(address{});
+    if (!client_end.local) s.client.set_option(asio::ip::tcp::no_delay(true), ec);
     if (!at.local) s.upstream.set_option(asio::ip::tcp::no_delay(true), ec);
-    const engine_mode engine = engine_for(w.relay.engine, peer, s.client, at, s.upstream);
+    const engine_mode engine = engine_for(w.relay.engine, client_end, s.client, at, s.upstream);
     // The idle and duration timeouts are checked by the worker's sweep (check_timeouts).
     s.limits = t;
     s.relay_started = std::chrono::steady_clock::now();

@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/un.h>
 
 #include <boost/asio/ip/tcp.hpp>
@@ -51,16 +52,18 @@ std::optional<address> address_of(const stream_endpoint& ep) {
   }
 }
 
-std::optional<address> peer_of(const stream_socket& s) {
-  boost::system::error_code ec;
-  auto ep = s.remote_endpoint(ec);
-  return ec ? std::nullopt : address_of(ep);
-}
-
 std::optional<address> local_of(const stream_socket& s) {
   boost::system::error_code ec;
   auto ep = s.local_endpoint(ec);
   return ec ? std::nullopt : address_of(ep);
+}
+
+bool peer_gone(stream_socket& s) {
+  int err = 0;
+  socklen_t len = sizeof err;
+  // SO_ERROR holds ECONNRESET once an RST has arrived, even while the socket waited in the
+  // accept queue; a FIN (a half-close) is no error: such a client may still read a reply.
+  return ::getsockopt(s.native_handle(), SOL_SOCKET, SO_ERROR, &err, &len) != 0 || err != 0;
 }
 
 std::string ip_bytes(const address& a) {

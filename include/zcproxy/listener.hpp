@@ -27,8 +27,9 @@ std::vector<stream_acceptor> open_listener(const listener_config& lc,
 // reload removes the listener); no-op for an IP address.
 void remove_socket_file(const address& at);
 
-// Serve `client`, accepted on `l`, as a session on this worker.
-void start_session(worker& w, bound_listener& l, stream_socket client);
+// Serve `client`, accepted on `l` from `peer` (the address accept(2) gave), as a session on this
+// worker.
+void start_session(worker& w, bound_listener& l, stream_socket client, const stream_endpoint& peer);
 
 // Stop accepting on `l` (a reload removed it): what is already queued is accepted and served
 // first, so the close resets no connection the kernel had completed.

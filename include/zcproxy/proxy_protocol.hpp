@@ -75,7 +75,8 @@ result parse(std::span<const char> data, std::size_t max_size = default_max_size
 
 // Headers for a TCP connection from `source` to `destination`. When one is IPv6 and the other
 // IPv4, the IPv4 one is mapped (::ffff:a.b.c.d) and both go as TCP6, as HAProxy does.
-// A Unix socket on either side has no address to carry: v1 says UNKNOWN, v2 PROXY with UNSPEC.
+// A Unix socket on either side has no address to carry: v1 says UNKNOWN, v2 LOCAL (as HAProxy
+// sends it, and the only form it accepts: it refuses PROXY with family UNSPEC).
 // Throws std::invalid_argument when an address's ip is not a literal of its family (a bug).
 std::string encode_v1(const address& source, const address& destination);
 std::string encode_v2(const address& source, const address& destination);

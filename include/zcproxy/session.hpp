@@ -5,6 +5,7 @@
 #pragma once
 
 #include <boost/asio/awaitable.hpp>
+#include <optional>
 
 #include "zcproxy/worker.hpp"
 
@@ -19,8 +20,10 @@ struct listener_view {
   listener_state* state;
 };
 
-// `gen` keeps what `l` points to alive for the session's life.
+// `gen` keeps what `l` points to alive for the session's life. `peer` is the client's address as
+// accept(2) gave it (nullopt for a family the proxy does not know).
 boost::asio::awaitable<void> serve(worker& w, std::shared_ptr<const generation> gen,
-                                   listener_view l, stream_socket client);
+                                   listener_view l, stream_socket client,
+                                   std::optional<address> peer);
 
 }  // namespace zcproxy

@@ -20,9 +20,12 @@ stream_endpoint endpoint_of(const address& a);
 // What a socket address is, in the config's terms; nullopt for a family other than IPv4, IPv6
 // and Unix.
 std::optional<address> address_of(const stream_endpoint& ep);
-// A socket's peer and its own address; nullopt when the socket cannot say.
-std::optional<address> peer_of(const stream_socket& s);
+// A socket's own address; nullopt when the socket cannot say. (Its peer's is taken from accept(2),
+// never asked for later: getpeername() fails once the peer has reset.)
 std::optional<address> local_of(const stream_socket& s);
+// Whether the peer has already reset the connection (a pending socket error): nothing it sent
+// can be delivered, so no upstream connect is made for it.
+bool peer_gone(stream_socket& s);
 // The 4 or 16 network-order bytes of an IP address; empty for a Unix socket's.
 std::string ip_bytes(const address& a);
 

@@ -4,20 +4,21 @@
 #pragma once
 
 #include <atomic>
-#include <chrono>
 #include <boost/asio/io_context.hpp>
-#include "zcproxy/socket.hpp"
 #include <boost/asio/steady_timer.hpp>
+#include <chrono>
 #include <list>
-#include <mutex>
-#include <unordered_map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
+#include "zcproxy/log_limiter.hpp"
 #include "zcproxy/metrics.hpp"
 #include "zcproxy/relay.hpp"
+#include "zcproxy/socket.hpp"
 
 namespace zcproxy {
 
@@ -31,6 +32,7 @@ struct listener_state {
   std::atomic<unsigned> open{0};            // connections admitted and not yet ended
   std::mutex per_ip_mutex;
   std::unordered_map<std::string, unsigned> per_ip;  // raw address bytes -> open connections
+  log_limiter client_lines{close_reasons.size()};    // main-log lines of refused clients, by reason
 
   // Admit one more connection from `ip` under the limits (0 = none); false when over one.
   bool admit(const std::string& ip, unsigned max_total, unsigned max_per_ip);

@@ -283,6 +283,14 @@ void upstream_server::run(std::function<void(fd)> handler) {
   });
 }
 
+int upstream_server::accepted_settled() {
+  const int before = accepted_;
+  fd marker = connect_to(port_);
+  if (!wait_until([&] { return accepted_ > before; }))
+    throw std::runtime_error("the test's own connection was never accepted");
+  return accepted_ - 1;
+}
+
 std::vector<std::string> upstream_server::stop_and_collect_errors() {
   stop_ = true;
   if (acceptor_.joinable()) acceptor_.join();

@@ -109,6 +109,11 @@ class upstream_server {
   ~upstream_server();
   std::uint16_t port() const { return port_; }
   int accepted() const { return accepted_; }
+  // Every connection made to it before this call, counted: a connect that completed waits in the
+  // accept queue, and accepts are in order, so once a connection of this call's own is accepted
+  // (and not counted) every earlier one is. For "nothing was connected" checks, once the proxy
+  // has said its sessions ended. TCP servers only.
+  int accepted_settled();
   // What handlers threw, after the server is stopped (call stop() first).
   std::vector<std::string> stop_and_collect_errors();
 

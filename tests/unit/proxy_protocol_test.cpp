@@ -242,6 +242,15 @@ TEST_CASE("encoders write the spec's bytes", "[proxy_protocol]") {
   CHECK(pp::encode_v2(src, dst) == v2(0x21, 0x11, v4_block));
   CHECK(pp::encode_v2({"2001:db8::1", 1234, true}, {"::1", 80, true}) == v2(0x21, 0x21, v6_block));
   CHECK(pp::encode_v2_local() == signature + bytes({0x20, 0x00, 0x00, 0x00}));
+  // A Unix socket on either side: no address to carry. v2 says LOCAL (0x20), not PROXY with
+  // family UNSPEC (0x21 0x00), which HAProxy refuses.
+  address unix_side;
+  unix_side.local = true;
+  unix_side.path = "/run/app.sock";
+  for (const auto& [a, b] : {std::pair{unix_side, dst}, std::pair{src, unix_side}}) {
+    CHECK(pp::encode_v1(a, b) == "PROXY UNKNOWN\r\n");
+    CHECK(pp::encode_v2(a, b) == signature + bytes({0x20, 0x00, 0x00, 0x00}));
+  }
   // IPv6 goes out in canonical form, whatever the config wrote.
   CHECK(pp::encode_v1({"2001:DB8:0::1", 1, true}, {"::1", 2, true}) ==
         "PROXY TCP6 2001:db8::1 ::1 1 2\r\n");
