@@ -1,6 +1,7 @@
 // The binary's security defaults: `user:` gives up root once the listeners are bound, for good;
 // core dumps are off unless asked for; what an unprivileged start cannot do is a clear error
-// with exit code 2. These tests need root (as CI has): without it they say so and check nothing.
+// with exit code 2. These tests need root (as CI has): without it they are reported as skipped
+// (CTest's SKIP_REGULAR_EXPRESSION "SKIPPED:"), and CI fails on any skipped test.
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -22,7 +23,7 @@ constexpr unsigned nobody = 65534;  // Debian's nobody and nogroup
 
 bool root() {
   if (::geteuid() == 0) return true;
-  WARN("not root: this test needs root to drop privileges from, and checks nothing");
+  WARN("SKIPPED: not root: this test needs root to drop privileges from");
   return false;
 }
 
@@ -196,16 +197,23 @@ TEST_CASE("security: started without root, what needs root is a clear error and 
     CHECK(run_as_nobody(d, conf, err) == 2);
     CHECK(err == "zcproxy: invalid config:\n  " + conf + ": cannot read: Permission denied\n");
   }
-  SECTION("a privileged port") {
-    const std::uint16_t port = free_privileged_port();
-    if (port >= unprivileged_port_start()) {
-      WARN("ip_unprivileged_port_start is " << unprivileged_port_start()
-                                            << ": any user may bind port " << port);
-      return;
-    }
-    const auto conf = d.file("zcproxy.yaml", listener_config(port, up.port(), ""));
-    CHECK(run_as_nobody(d, conf, err) == 2);
-    CHECK_THAT(err, Catch::Contains("cannot listen on 127.0.0.1:" + std::to_string(port)) &&
-                        Catch::Contains("Permission denied"));
+}
+
+TEST_CASE("security: started without root, a privileged port is a clear error and exit code 2",
+          "[security][binary]") {
+  if (!root()) return;  // root is needed to become nobody for the test
+  upstream_server up(echo);
+  temp_dir d;
+  open_to_all(d);
+  std::string err;
+  const std::uint16_t port = free_privileged_port();
+  if (port >= unprivileged_port_start()) {
+    WARN("SKIPPED: ip_unprivileged_port_start is " << unprivileged_port_start()
+                                                   << ": any user may bind port " << port);
+    return;
   }
+  const auto conf = d.file("zcproxy.yaml", listener_config(port, up.port(), ""));
+  CHECK(run_as_nobody(d, conf, err) == 2);
+  CHECK_THAT(err, Catch::Contains("cannot listen on 127.0.0.1:" + std::to_string(port)) &&
+                      Catch::Contains("Permission denied"));
 }

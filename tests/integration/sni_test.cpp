@@ -12,6 +12,7 @@
 #include <mutex>
 #include <regex>
 #include <string>
+#include <string_view>
 #include <thread>
 
 #include "support/net.hpp"
@@ -177,6 +178,7 @@ TEST_CASE("sni: no route and no default closes the client without an upstream co
     ::shutdown(c.get(), SHUT_WR);
     const stream_end e = recv_to_end(c.get());
     CHECK(e.data.empty());
+    if (std::string_view(hello) == "openssl_no_sni.bin") CHECK(e.reset);  // no_route: reset
   }
   REQUIRE(wait_until([&] { return rec.count() == 1; }));
   CHECK(rec.streams[0] == captured("curl_sni.bin"));
@@ -235,9 +237,12 @@ TEST_CASE("sni: non-TLS bytes go to the default route with non_tls: default, els
     for (const std::string& first : {plain, malformed}) {
       fd c = connect_to(p.port());
       send_all(c.get(), first.data(), first.size());
-      CHECK(recv_to_end(c.get()).data.empty());
+      const stream_end e = recv_to_end(c.get());
+      CHECK(e.data.empty());
+      CHECK(e.reset);
     }
-    CHECK(backend->accepted() == 0);
+    p.wait_sessions();
+    CHECK(backend->accepted_settled() == 0);
   }
 }
 

@@ -236,7 +236,8 @@ TEST_CASE("upstream: max_connect_attempts bounds the endpoints one connection tr
     const stream_end got = recv_to_end(c.get());
     CHECK(got.data.empty());
     CHECK(got.reset);
-    CHECK(live.server.accepted() == 0);
+    p.wait_sessions();
+    CHECK(live.server.accepted_settled() == 0);
   }
   SECTION("by default every endpoint once: the fourth answers") {
     proxy p(config_with(eps));

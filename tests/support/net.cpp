@@ -324,6 +324,13 @@ proxy::proxy(zcproxy::config c) : cfg(std::move(c)) {
   srv->start();
 }
 
+void proxy::wait_sessions(std::size_t open) const {
+  if (!wait_until([&] { return srv->snapshot().sessions == open; }))
+    throw std::runtime_error("the proxy's sessions did not end: " +
+                             std::to_string(srv->snapshot().sessions) + " open, not " +
+                             std::to_string(open));
+}
+
 proxy::~proxy() {
   srv->shutdown(true);
   srv->wait();

@@ -137,6 +137,9 @@ struct proxy {
   explicit proxy(zcproxy::config c);
   ~proxy();
   std::uint16_t port() const { return srv->listening().at(0).port; }
+  // Wait (bounded) until only `open` sessions are left: the others have ended, so whatever they
+  // connected upstream is connected (see upstream_server::accepted_settled). Throws on timeout.
+  void wait_sessions(std::size_t open = 0) const;
   zcproxy::config cfg;
   std::unique_ptr<zcproxy::server> srv;
 };

@@ -163,10 +163,18 @@ TEST_CASE("balancer: source_hash sends a client to the same endpoint every time"
   for (int c = 0; c < 1000; ++c) {
     auto first = a.pick(usable, client(c));
     for (int n = 0; n < 5; ++n) REQUIRE(a.pick(usable, client(c)) == first);
-    REQUIRE(b.pick(usable, client(c)) == first);  // another balancer (another process) agrees
+    REQUIRE(b.pick(usable, client(c)) == first);  // another instance agrees
   }
-  CHECK(balancer::hash_client("10.1.2.3") == balancer::hash_client("10.1.2.3"));
   CHECK(balancer::hash_client("10.1.2.3") != balancer::hash_client("10.1.2.4"));
+  // Another process, another build, another machine agrees too: the hash and the picks depend on
+  // nothing but their inputs (no seed, no address, no std::hash). These values were computed once
+  // and are fixed: a change that alters them moves every source_hash client of a fleet whose
+  // proxies run different versions.
+  CHECK(balancer::hash_client("10.1.2.3") == 0xbedf7c9a597ef9aeu);
+  CHECK(balancer::hash_client(std::string("\x0a\x01\x02\x03", 4)) == 0xe995b7579a06dab2u);
+  const std::vector<std::size_t> fixed{4, 4, 4, 4, 3, 3, 2, 2, 4, 4, 1, 3, 0, 4, 2, 3};
+  for (int c = 0; c < 16; ++c)
+    CHECK(a.pick(usable, balancer::hash_client("192.168.0." + std::to_string(c))) == fixed[c]);
 }
 
 TEST_CASE("balancer: source_hash moves only the clients it must", "[balancer]") {
