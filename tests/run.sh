@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Install what is missing, build, and run every test through CTest: the normal build (unit,
 # integration, faults, soak, the browser test, the fuzz smoke run, the benchmark's quick mode,
-# the systemd unit), then the whole suite again under ASan+UBSan and the relay and session tests
-# under TSan. Every test has its own time limit (set in CMakeLists.txt): a hang fails, it never
-# blocks.
+# the systemd unit), then the whole suite again under ASan+UBSan and, under TSan, the tests where
+# threads meet (relay, session, reload, upstream and health checks, mirror, admin). Every test
+# has its own time limit (set in CMakeLists.txt): a hang fails, it never blocks.
 #   bash tests/run.sh                        (BUILD_DIR=build by default)
 #   ZCPROXY_SANITIZERS=0 bash tests/run.sh   the normal build only, for a quicker local run
 set -euo pipefail
@@ -64,7 +64,7 @@ run_ctest "$BUILD_DIR-asan" -E 'out of fds'
 
 stage "TSan build"
 cmake -S . -B "$BUILD_DIR-tsan" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DZCPROXY_SANITIZE=thread >/dev/null
-cmake --build "$BUILD_DIR-tsan" -j"$jobs" --target zcproxy_relay_tests
-stage "relay and session tests under TSan (2 worker threads each)"
+cmake --build "$BUILD_DIR-tsan" -j"$jobs" --target zcproxy_tsan_tests
+stage "relay, session, reload, upstream, mirror and admin tests under TSan (2 worker threads each)"
 run_ctest "$BUILD_DIR-tsan" -L tsan
 stage "done"

@@ -271,14 +271,8 @@ TEST_CASE("relay: an upstream that reads slowly gets backpressure, not unbounded
                             2 * sysctl_max("/proc/sys/net/ipv4/tcp_wmem") + (4 << 20);
   const std::size_t limit = bound + (32 << 20);
   const bytes chunk = random_bytes(64 << 10, 11);
-  std::size_t sent = 0;
-  while (sent < limit) {
-    pollfd pf{c.get(), POLLOUT, 0};
-    if (::poll(&pf, 1, 1000) == 0) break;  // no room for a second: the proxy pushes back
-    ssize_t n = ::send(c.get(), chunk.data(), chunk.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
-    REQUIRE((n > 0 || errno == EAGAIN));
-    if (n > 0) sent += static_cast<std::size_t>(n);
-  }
+  // Until the proxy's receive window closes and stays closed: it reads no more.
+  const std::size_t sent = write_until_pushed_back(c.get(), chunk, limit);
   INFO("client wrote " << sent << " bytes before blocking; bound " << bound);
   CHECK(sent < bound);
   auto st = p.srv->snapshot();

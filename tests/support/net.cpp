@@ -9,8 +9,10 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <optional>
 #include <random>
 #include <stdexcept>
 #include <utility>
@@ -200,6 +202,35 @@ void close_with_reset(fd& s) {
   s.close();
 }
 
+std::size_t write_until_pushed_back(int s, const bytes& chunk, std::size_t limit,
+                                    std::chrono::milliseconds settle) {
+  using clock = std::chrono::steady_clock;
+  std::size_t sent = 0;
+  std::optional<clock::time_point> closed_since;  // zero window, nothing going in
+  while (sent < limit) {
+    const ssize_t n = ::send(s, chunk.data(), std::min(chunk.size(), limit - sent),
+                             MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (n > 0) {
+      sent += static_cast<std::size_t>(n);
+      closed_since.reset();
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) fail("send");
+    // A kernel that does not tell the window (before 6.2): a send that blocks is all there is.
+    if (peer_window(s).value_or(0) != 0) {
+      closed_since.reset();
+    } else if (!closed_since) {
+      closed_since = clock::now();
+    } else if (clock::now() - *closed_since >= settle) {
+      return sent;
+    }
+    pollfd p{s, POLLOUT, 0};
+    ::poll(&p, 1, 20);  // room again, or look at the window again
+  }
+  return sent;
+}
+
 bytes random_bytes(std::size_t n, std::uint32_t seed) {
   bytes out(n);
   std::mt19937 rng(seed);
@@ -329,6 +360,10 @@ void proxy::wait_sessions(std::size_t open) const {
     throw std::runtime_error("the proxy's sessions did not end: " +
                              std::to_string(srv->snapshot().sessions) + " open, not " +
                              std::to_string(open));
+}
+
+std::uint64_t proxy::closed(std::string_view reason, std::size_t listener) const {
+  return srv->snapshot().listeners.at(listener).closed.at(zcproxy::close_reason_index(reason));
 }
 
 proxy::~proxy() {

@@ -9,7 +9,9 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -73,6 +75,16 @@ stream_end recv_to_end(int s);
 void shutdown_write(int s);
 // Close with RST instead of FIN.
 void close_with_reset(fd& s);
+
+// The receive window `s`'s peer advertises (nullopt where the kernel does not tell: before 6.2).
+std::optional<std::uint32_t> peer_window(int s);
+// Write `chunk` over and over on `s` without blocking until its peer pushes back, or `limit`
+// bytes went in; returns the bytes written. Pushed back: a send would block and the peer has
+// advertised a zero receive window (TCP_INFO's tcpi_snd_wnd: its receive buffer is full, it
+// reads nothing), without a byte going in, for `settle` in a row. A slow reader reopens its
+// window as it reads, so it is not taken for one that stopped.
+std::size_t write_until_pushed_back(int s, const bytes& chunk, std::size_t limit,
+                                    std::chrono::milliseconds settle = 1s);
 
 bytes random_bytes(std::size_t n, std::uint32_t seed);
 // FNV-1a over the bytes: compared instead of the bytes, so a failure does not print megabytes.
@@ -140,6 +152,8 @@ struct proxy {
   // Wait (bounded) until only `open` sessions are left: the others have ended, so whatever they
   // connected upstream is connected (see upstream_server::accepted_settled). Throws on timeout.
   void wait_sessions(std::size_t open = 0) const;
+  // Connections of the listener at `listener` (its place in the config) closed for `reason`.
+  std::uint64_t closed(std::string_view reason, std::size_t listener = 0) const;
   zcproxy::config cfg;
   std::unique_ptr<zcproxy::server> srv;
 };
