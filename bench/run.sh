@@ -8,6 +8,9 @@
 #   bash bench/run.sh [--quick] [--rounds N] [--time SECONDS] [--out DIR]
 #
 # --quick: one round of 1 s figures, 100 idle connections (a smoke check, not a measurement).
+# Every run checks what it measures: a wrk case with any socket error or non-2xx response, an
+# iperf3 case with an error or a short count, zcproxy's idle connections holding more than their two
+# sockets, or a figure missing for zcproxy or direct fails the run (a peer's failure is reported).
 # Writes DIR/latest.md (the table) and DIR/latest.png (the plot); DIR defaults to bench/results.
 # ZCPROXY_BIN=path uses that binary instead of building a Release one.
 set -euo pipefail
@@ -31,7 +34,7 @@ mkdir -p "$out"
 out=$(cd "$out" && pwd)
 
 . bench/common.sh
-install_and_build iperf3 haproxy nginx libnginx-mod-stream socat wrk gnuplot-nox jq procps
+install_and_build iperf3 haproxy nginx libnginx-mod-stream socat wrk gnuplot-nox jq procps curl
 
 threads=$(nproc)
 hz=$(getconf CLK_TCK)
@@ -45,6 +48,9 @@ http_port=15280
 iperf3 -s -p $iperf_port >/dev/null 2>&1 &
 pids+=($!)
 mkdir -p "$work/www" "$work/backend"
+# nginx's workers run as another user (www-data, from root): they must be able to pass through
+# $work (mktemp makes it 0700) to read the file, or every answer is a 403.
+chmod a+x "$work"
 head -c 100 /dev/zero | tr '\0' 'x' >"$work/www/index.html"
 cat >"$work/backend/nginx.conf" <<EOF
 worker_processes 1;
@@ -65,7 +71,7 @@ wait_port $http_port
 
 # --- the proxies: each listens on BASE (-> iperf3) and BASE+1 (-> http backend) -----------------
 names=()      # in table order
-declare -A base main_pids
+declare -A base main_pids logs
 next_base=16000
 
 add_proxy() {  # name; sets $f, the prefix of the proxy's files in $work
@@ -78,9 +84,12 @@ add_proxy() {  # name; sets $f, the prefix of the proxy's files in $work
 start_zcproxy() {  # name engine
   local n=$1 b=$next_base
   add_proxy "$n"
+  # The admin listener (any free port, read back from the "admin on" line, which is logged at
+  # level info: start-up lines only, nothing per connection) gives the idle section the leases.
   cat >"$f.yaml" <<EOF
 threads: $threads
-log: { level: warn, access_log: false }
+log: { level: info, access_log: false }
+admin: { bind: "127.0.0.1:0" }
 relay: { engine: $2 }
 listeners:
   - { name: iperf, bind: "127.0.0.1:$b", upstream: iperf }
@@ -91,6 +100,7 @@ upstreams:
 EOF
   "$ZCPROXY_BIN" -c "$f.yaml" 2>"$f.log" &
   main_pids[$n]=$!
+  logs[$n]=$f.log
   pids+=($!)
 }
 
@@ -202,14 +212,39 @@ cpu_ticks() {
 }
 
 # --- cases -----------------------------------------------------------------------------------
+# Why iperf3's JSON holds no sound figure (one line), or nothing when it does. Each direction (two
+# with --bidir) must have moved bytes, have a receiver's bits_per_second, and have received about
+# what was sent: the bytes still in flight when the test stops are sent but never counted by the
+# receiver (with -P 4 on a busy machine 10-16% of them). So the shortfall may be what the buffers
+# on the way can hold, per stream: the largest send and receive buffers (tcp_wmem, tcp_rmem) of
+# both hops and 4 MiB in the proxy, or 10% of the bytes sent, whichever is more; and no more.
+inflight=$((2 * ($(awk '{ print $3 }' /proc/sys/net/ipv4/tcp_wmem) +
+                  $(awk '{ print $3 }' /proc/sys/net/ipv4/tcp_rmem)) + 4 * 1048576))
+iperf_bad() {  # json bidir(0|1) streams
+  [ -n "$1" ] || { echo "iperf3 printed nothing"; return; }
+  jq -r --argjson bidir "$2" --argjson slack $(($3 * inflight)) '
+    def dir(s; r; what):
+      if (s.bytes // 0) <= 0 or (r.bytes // 0) <= 0 then
+        "\(what): nothing moved (bytes sent: \(s.bytes // "none"), received: \(r.bytes // "none"))"
+      elif (r.bits_per_second // 0) <= 0 then "\(what): no bits_per_second at the receiver"
+      elif s.bytes - r.bytes > ([s.bytes * 0.1, $slack] | max) then
+        "\(what): received \(r.bytes) of \(s.bytes) bytes sent"
+      else empty end;
+    if .error then "iperf3: \(.error)"
+    else [dir(.end.sum_sent; .end.sum_received; "forward"),
+          (if $bidir == 1 then dir(.end.sum_sent_bidir_reverse; .end.sum_received_bidir_reverse;
+                                   "reverse") else empty end)] | .[0] // empty
+    end' <<<"$1" 2>/dev/null || echo "not iperf3 JSON: $(head -c 200 <<<"$1" | tr '\n' ' ')"
+}
+
 iperf_case() {  # name case round
-  local n=$1 c=$2 r=$3 port args json bps bytes before after cpu
+  local n=$1 c=$2 r=$3 port args json why bps bytes before after cpu bidir=0 streams=1
   port=$(iperf_at "$n")
   case $c in
     up) args=() ;;
     down) args=(-R) ;;
-    p4) args=(-P 4) ;;
-    bidir) args=(--bidir) ;;
+    p4) args=(-P 4); streams=4 ;;
+    bidir) args=(--bidir); bidir=1 ;;
   esac
   before=0
   [ "$n" != direct ] && before=$(cpu_ticks ${main_pids[$n]})
@@ -217,13 +252,14 @@ iperf_case() {  # name case round
   for attempt in 1 2; do
     json=$(iperf3 -c 127.0.0.1 -p "$port" -t "$secs" -J "${args[@]}" 2>&1) || true
     sleep 0.2  # let a forking proxy reap its per-connection children, so their CPU is counted
-    bytes=$(jq '.end.sum_received.bytes + (.end.sum_received_bidir_reverse.bytes // 0)' <<<"$json" 2>/dev/null || echo 0)
-    [ "${bytes:-0}" != 0 ] && [ "$bytes" != null ] && break
-    log "$n $c: iperf3 failed (attempt $attempt): $(jq -r '.error // empty' <<<"$json" 2>/dev/null | head -1)"
+    why=$(iperf_bad "$json" $bidir $streams)
+    [ -z "$why" ] && break
+    log "$n $c: iperf3 failed (attempt $attempt): $why"
     [ $attempt = 2 ] && { echo "$n $c $r fail fail" >>"$results"; return; }
     sleep 1
     [ "$n" != direct ] && before=$(cpu_ticks ${main_pids[$n]})
   done
+  bytes=$(jq '.end.sum_received.bytes + (.end.sum_received_bidir_reverse.bytes // 0)' <<<"$json")
   bps=$(jq '.end.sum_received.bits_per_second + (.end.sum_received_bidir_reverse.bits_per_second // 0)' <<<"$json")
   cpu=-
   if [ "$n" != direct ]; then
@@ -239,16 +275,47 @@ to_ms() {  # wrk latency like 512.00us / 1.20ms / 2.00s -> ms
     if (u == "us") x /= 1000; else if (u == "s") x *= 1000; printf "%.3f", x }'
 }
 
+# Why wrk's output holds no sound figure (every reason, on one line), or nothing when it does.
+# wrk prints Requests/sec even when every request failed: it counts the failures apart, on lines
+# it prints only when a count is not zero ("Socket errors: connect 0, read 3, write 0, timeout 0",
+# "Non-2xx or 3xx responses: 12"). Any such count fails the case. None is expected, not even with
+# "Connection: close": nginx sends its response whole and then closes, and wrk, run against the
+# backend directly and through zcproxy, HAProxy, nginx stream and socat, with and without the
+# header, counted no error of any kind.
+wrk_bad() {  # wrk output
+  local rps errs non2xx why=()
+  rps=$(awk '/^Requests\/sec:/ {print $2}' <<<"$1")
+  errs=$(sed -n 's/^ *Socket errors: *//p' <<<"$1")
+  non2xx=$(awk '/Non-2xx or 3xx responses:/ {print $NF}' <<<"$1")
+  if [ -z "$rps" ]; then
+    why+=("no Requests/sec figure ($(grep -v '^ ' <<<"$1" | head -1))")
+  elif ! awk -v x="$rps" 'BEGIN { exit !(x + 0 > 0) }'; then
+    why+=("Requests/sec is $rps")
+  fi
+  if grep -q '[1-9]' <<<"$errs"; then why+=("socket errors: $errs"); fi
+  if [ -n "$non2xx" ] && [ "$non2xx" != 0 ]; then why+=("$non2xx responses not 2xx or 3xx"); fi
+  if [ -n "$rps" ] && { ! grep -q '^ *50% ' <<<"$1" || ! grep -q '^ *99% ' <<<"$1"; }; then
+    why+=("no p50 or p99 latency")
+  fi
+  if [ ${#why[@]} -gt 0 ]; then (IFS=';'; echo "${why[*]}" | sed 's/;/; /g'); fi
+}
+
 wrk_case() {  # name case(rps|cps) round
-  local n=$1 c=$2 r=$3 url txt rps p50 p99 hdr=()
+  local n=$1 c=$2 r=$3 url txt why rps p50 p99 hdr=()
   url="http://127.0.0.1:$(http_at "$n")/"
   [ "$c" = cps ] && hdr=(-H "Connection: close")
   txt=$(wrk -t1 -c32 -d"${secs}s" --latency "${hdr[@]}" "$url" 2>&1) || true
+  why=$(wrk_bad "$txt")
+  if [ -n "$why" ]; then
+    echo "$n $c $r fail fail fail" >>"$results"
+    log "$n $c round $r: wrk failed: $why"
+    return
+  fi
   rps=$(awk '/^Requests\/sec:/ {print $2}' <<<"$txt")
   p50=$(to_ms "$(awk '$1 == "50%" {print $2}' <<<"$txt")")
   p99=$(to_ms "$(awk '$1 == "99%" {print $2}' <<<"$txt")")
-  echo "$n $c $r ${rps:-fail} $p50 $p99" >>"$results"
-  log "$n $c round $r: ${rps:-fail}/s p50 $p50 ms p99 $p99 ms"
+  echo "$n $c $r $rps $p50 $p99" >>"$results"
+  log "$n $c round $r: $rps/s p50 $p50 ms p99 $p99 ms"
 }
 
 iperf_cases=(up down p4)
@@ -281,17 +348,79 @@ fd_count() {
   done
   echo $total
 }
+# zcproxy's /metrics (its admin port is in its start-up line), or nothing.
+zcproxy_metrics() {  # name
+  local port=""
+  for _ in $(seq 100); do
+    port=$(sed -n 's/.* admin on 127\.0\.0\.1:\([0-9]*\):.*/\1/p' "${logs[$1]}")
+    [ -n "$port" ] && break
+    sleep 0.05
+  done
+  [ -n "$port" ] && curl -sf --max-time 5 "http://127.0.0.1:$port/metrics" || true
+}
+# A sample's value from metrics text, as an integer (the exposition may write 1e+05), or nothing.
+metric() { awk -v m="$1" '$1 == m { printf "%d\n", $2 }' <<<"$2"; }  # sample name, metrics text
+
+# zcproxy must hold an idle connection with its two sockets (the client's and the upstream's) and
+# nothing else: no pipe (2 fds each, and pinned kernel memory) and no pool buffer. Why not (one
+# line), or nothing. The fd count may stray by a tenth of the connections (a timer or the admin
+# connection coming and going), far less than one pipe per connection would add.
+zcproxy_idle_bad() {  # rss0 rss1 fds0 fds1 metrics-before metrics-while-held
+  local d=$(($4 - $3)) lo=$((2 * idle - idle / 10)) hi=$((2 * idle + idle / 10)) a0 a1 pipes bufs
+  a0=$(metric zcproxy_connections_active "$5"); a1=$(metric zcproxy_connections_active "$6")
+  pipes=$(metric 'zcproxy_pipes{state="leased"}' "$6")
+  bufs=$(metric zcproxy_copy_buffers_leased "$6")
+  if [ "$1" = 0 ] || [ "$2" = 0 ] || [ "$3" = 0 ] || [ "$4" = 0 ]; then
+    echo "no RSS or fd figure (is zcproxy still running?)"
+  elif [ -z "$5" ] || [ -z "$6" ]; then
+    echo "no /metrics from zcproxy's admin listener"
+  elif [ -z "$a0" ] || [ -z "$a1" ] || [ -z "$pipes" ] || [ -z "$bufs" ]; then
+    echo "no connections_active, pipes leased or copy_buffers_leased in /metrics"
+  elif [ $((a1 - a0)) != "$idle" ]; then
+    echo "connections active went from $a0 to $a1, not up by $idle"
+  elif [ "$d" -lt $lo ] || [ "$d" -gt $hi ]; then
+    echo "fds rose by $d, not by about $((2 * idle)) ($lo-$hi): 2 per connection"
+  elif [ "$pipes" != 0 ] || [ "$bufs" != 0 ]; then
+    echo "$pipes pipes and $bufs copy buffers leased by idle connections"
+  fi
+}
+
 ulimit -n 20000 2>/dev/null || true
 for n in "zcproxy (default: adaptive)" "haproxy splice tuned" "haproxy tuned" "nginx stream tuned"; do
   port=$(http_at "$n")
   rss0=$(rss_kib ${main_pids[$n]}); fds0=$(fd_count ${main_pids[$n]})
+  m0=""
+  [ "$n" != "${n#zcproxy}" ] && m0=$(zcproxy_metrics "$n")  # after the fd count: it opens one
   held=()
-  for _ in $(seq "$idle"); do exec {fd}<>"/dev/tcp/127.0.0.1/$port"; held+=("$fd"); done
-  sleep 1  # let the proxy accept and connect upstream for every one
+  for _ in $(seq "$idle"); do
+    # (bash's own message quiet: the check below tells; the braces keep stderr as it is)
+    { exec {fd}<>"/dev/tcp/127.0.0.1/$port"; } 2>/dev/null || break
+    held+=("$fd")
+  done
+  # Let the proxy accept and connect upstream for every one (more time on a busy machine).
+  sleep 1
+  for _ in $(seq 10); do
+    fds1=$(fd_count ${main_pids[$n]})
+    [ $((fds1 - fds0)) -ge $((2 * idle)) ] && break
+    sleep 0.5
+  done
   rss1=$(rss_kib ${main_pids[$n]}); fds1=$(fd_count ${main_pids[$n]})
+  # zcproxy's figures are checked (and fail the run if off); the peers' are only reported.
+  extra="" why=""
+  if [ "$n" != "${n#zcproxy}" ]; then
+    m1=$(zcproxy_metrics "$n")
+    why=$(zcproxy_idle_bad "$rss0" "$rss1" "$fds0" "$fds1" "$m0" "$m1")
+    [ ${#held[@]} = "$idle" ] || why="could open only ${#held[@]} of $idle connections"
+    pipes=$(metric 'zcproxy_pipes{state="leased"}' "$m1")
+    bufs=$(metric zcproxy_copy_buffers_leased "$m1")
+    extra=" ${pipes:--} ${bufs:--}"
+    [ -n "$why" ] && extra+=" fail"
+  fi
   for fd in "${held[@]}"; do exec {fd}>&-; done
-  echo "$n idle 1 $rss0 $rss1 $fds0 $fds1" >>"$results"
-  log "$n: RSS $rss0 -> $rss1 KiB, fds $fds0 -> $fds1 with $idle idle connections"
+  echo "$n idle 1 $rss0 $rss1 $fds0 $fds1$extra" >>"$results"
+  msg="$n: RSS $rss0 -> $rss1 KiB, fds $fds0 -> $fds1 with ${#held[@]} idle connections"
+  log "$msg${extra:+; pipes and copy buffers leased:${extra% fail}}"
+  [ -n "$why" ] && log "$n: idle connections: fail: $why"
   sleep 0.5
 done
 
@@ -390,11 +519,34 @@ cat "$md"
 # fails the run, and so does a run where most cases failed (a tool's output not understood). A
 # peer's odd failure (socat now and then drops an iperf3 --bidir test of 1 s) is reported and
 # shows as "–" in the table.
+status=0
+# Every figure the table shows for zcproxy and direct must be there: a "–" in their rows is a
+# failure however it came about (a case failed every round, or was never run).
+missing=()
+for n in "${names[@]}"; do
+  [ "$n" = direct ] || [ "$n" != "${n#zcproxy}" ] || continue
+  for c in "${iperf_cases[@]}"; do
+    [ "$(stat "$n" "$c" 3)" != – ] || missing+=("$n: $c Gbit/s")
+    [ "$n" = direct ] || [ "$(stat "$n" "$c" 4)" != – ] || missing+=("$n: $c CPU s/GiB")
+  done
+  for spec in "rps 3 req/s" "rps 4 p50" "rps 5 p99" "cps 3 conn/s" "cps 5 p99"; do
+    read -r c col what <<<"$spec"
+    [ "$(stat "$n" "$c" "$col")" != – ] || missing+=("$n: $c $what")
+  done
+done
+grep -Eq '^zcproxy \(default: adaptive\) idle 1 [0-9]+ [0-9]+ [0-9]+ [0-9]+ ' "$results" ||
+  missing+=("zcproxy (default: adaptive): idle RSS and fds")
+if [ ${#missing[@]} -gt 0 ]; then
+  log "${#missing[@]} figure(s) missing for zcproxy or direct:"
+  printf '  %s\n' "${missing[@]}" >&2
+  status=1
+fi
 failed=$(grep -c " fail" "$results" || true)
 if [ "$failed" -gt 0 ]; then
   log "$failed case(s) failed:"; grep " fail" "$results" >&2
   if grep -E "^(zcproxy|direct)" "$results" | grep -q " fail" ||
      [ $((2 * failed)) -gt "$(wc -l <"$results")" ]; then
-    exit 1
+    status=1
   fi
 fi
+exit $status

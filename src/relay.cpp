@@ -122,7 +122,10 @@ asio::awaitable<direction_result> relay(stream_socket& from, stream_socket& to, 
   auto end_with = [&](direction_end end, int e, bool source_failed) {
     out.end = end;
     out.error = errno_code(e);
-    if (!source_failed) return;
+    if (!source_failed) {
+      if (e == ECONNRESET || e == EPIPE) link.peer_reset(dst);
+      return;
+    }
     const linger abort_on_close{1, 0};
     ::setsockopt(dst, SOL_SOCKET, SO_LINGER, &abort_on_close, sizeof abort_on_close);
     link.stop();
@@ -266,6 +269,11 @@ asio::awaitable<direction_result> relay(stream_socket& from, stream_socket& to, 
       urgent = false;  // a plain read passes the urgent byte
     }
     if (n == 0) {
+      // The source's peer reset, and the other direction's write took the error: not a FIN.
+      if (link.peer_was_reset(src)) {
+        end_with(direction_end::reset, ECONNRESET, true);
+        break;
+      }
       // FIN from the source; the stage is empty, so nothing is left behind it: forward it and let
       // the other direction run on (half-close). When that one has ended already, the close
       // that follows sends the FIN.

@@ -53,8 +53,8 @@ export TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1
 stage "ASan+UBSan build"
 cmake -S . -B "$BUILD_DIR-asan" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DZCPROXY_SANITIZE=address >/dev/null
 cmake --build "$BUILD_DIR-asan" -j"$jobs"
-stage "every test under ASan+UBSan (but the two out-of-fds ones, see below)"
-# The two out-of-fds tests are left out here: they run the proxy out of fds on purpose, and
+stage "every test under ASan+UBSan (but the four out-of-fds ones, see below)"
+# The four out-of-fds tests are left out here: they run the proxy out of fds on purpose, and
 # UBSan's vptr check then reports every virtual call as "invalid vptr" ("memory cannot be
 # printed"). It proves a vptr readable by writing it into a pipe (IsAccessibleMemoryRange in
 # sanitizer_common, GCC 12's copy: `if (pipe(...)) return false;`), and out of fds there is no

@@ -43,6 +43,11 @@ class relay_link {
   // When bytes last moved either way (for the idle timeout).
   void touch() { last_activity_ = std::chrono::steady_clock::now(); }
   std::chrono::steady_clock::time_point last_activity() const { return last_activity_; }
+  // A write into socket `fd` found its peer gone (ECONNRESET, EPIPE). The kernel reports a reset
+  // once, so the direction that reads from `fd` then meets what looks like a FIN: it asks here,
+  // and passes a reset on instead.
+  void peer_reset(int fd) { reset_fd_ = fd; }
+  bool peer_was_reset(int fd) const { return reset_fd_ == fd; }
   // A timer a direction waits on (a rate limit's): stop() cancels it too.
   void add_timer(boost::asio::steady_timer* t) { timers_.push_back(t); }
   void remove_timer(boost::asio::steady_timer* t) { std::erase(timers_, t); }
@@ -52,6 +57,7 @@ class relay_link {
   stream_socket& upstream_;
   bool stopped_ = false;
   int ended_ = 0;
+  int reset_fd_ = -1;
   std::chrono::steady_clock::time_point last_activity_ = std::chrono::steady_clock::now();
   std::vector<boost::asio::steady_timer*> timers_;
 };

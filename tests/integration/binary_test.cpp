@@ -162,6 +162,112 @@ TEST_CASE("binary: out of fds, accepting backs off and recovers, and nothing cra
   CHECK(zc.proc.wait() == 0);  // still alive, and exits cleanly
 }
 
+TEST_CASE("binary: out of fds, accepting backs off from 10 ms, doubling to 1 s", "[binary][integration][emfile]") {
+  upstream_server up([](fd s) { recv_all(s.get()); });
+  temp_dir d;
+  // accept_proxy: each accepted client waits for its header holding one fd and no upstream
+  // socket, so the fds fill exactly and every later accept fails until a client leaves.
+  running_proxy zc(d,
+                   "threads: 1\nlog: { level: info, access_log: false }\n"
+                   "listeners:\n  - { name: web, bind: \"127.0.0.1:0\", upstream: app, "
+                   "accept_proxy: true, proxy_timeout: 60s }\n"
+                   "upstreams:\n  app: { endpoints: [\"127.0.0.1:" +
+                       std::to_string(up.port()) + "\"] }\n",
+                   "web", 32);
+  std::vector<fd> clients;
+  for (int i = 0; i < 40; ++i) clients.push_back(connect_to(zc.port));
+  // Each failed accept says when it tries again: 10, 20, 40, ... 640, then 1000 for good.
+  const std::regex retry(R"((\d\d:\d\d:\d\d\.\d\d\d) \w+ listener web: accept failed: Too many open files; retrying in (\d+) ms)");
+  std::vector<std::pair<double, int>> seen;  // (seconds in the day, delay in ms)
+  REQUIRE(wait_until([&] {
+    seen.clear();
+    const std::string log = zc.log();
+    for (std::sregex_iterator it(log.begin(), log.end(), retry), end; it != end; ++it) {
+      const std::string t = (*it)[1];
+      seen.emplace_back(std::stoi(t.substr(0, 2)) * 3600 + std::stoi(t.substr(3, 2)) * 60 +
+                            std::stod(t.substr(6)),
+                        std::stoi((*it)[2]));
+    }
+    return seen.size() >= 9;
+  }, 30s));
+  const std::vector<int> schedule{10, 20, 40, 80, 160, 320, 640, 1000, 1000};
+  for (std::size_t i = 0; i < schedule.size(); ++i) {
+    INFO("retry " << i);
+    CHECK(seen[i].second == schedule[i]);
+    // Each retry comes no sooner than the delay the one before announced (1 ms: the log's
+    // resolution).
+    if (i > 0) CHECK(seen[i].first - seen[i - 1].first >= schedule[i - 1] / 1000.0 - 0.001);
+  }
+  clients.clear();  // fds free up as those clients leave
+  // Served again: a client with a header gets through (the next retry is at most 1 s away).
+  CHECK(wait_until([&] {
+    fd c = connect_to(zc.port);
+    const std::string header = "PROXY UNKNOWN\r\n";
+    send_all(c.get(), header.data(), header.size());
+    shutdown_write(c.get());
+    recv_all(c.get());
+    return up.accepted() > 0;
+  }));
+  REQUIRE(::kill(zc.proc.pid, SIGTERM) == 0);
+  CHECK(zc.proc.wait() == 0);
+}
+
+TEST_CASE("binary: out of fds, a connection that needs a pipe carries on with copy and loses "
+          "nothing",
+          "[binary][integration][emfile]") {
+  upstream_server up([](fd s) {
+    bytes got = recv_all(s.get());
+    send_all(s.get(), got);
+  });
+  temp_dir d;
+  const std::string access = d.file("access.log");
+  running_proxy zc(d, up.port(),
+                   "threads: 1\nrelay: { engine: splice }\n"
+                   "log: { level: info, access_format: json, access_file: \"" +
+                       access + "\" }\n",
+                   48);
+  // Connected through, no byte yet: its directions hold no pipe (and the pool has none idle).
+  fd c = connect_to(zc.port);
+  sockaddr_in me{};
+  socklen_t len = sizeof me;
+  REQUIRE(::getsockname(c.get(), reinterpret_cast<sockaddr*>(&me), &len) == 0);
+  const std::string client = "127.0.0.1:" + std::to_string(ntohs(me.sin_port));
+  REQUIRE(wait_until([&] { return up.accepted() == 1; }));
+  // Then every fd taken: idle clients until accepting fails. A pipe needs two fds; at most one
+  // is ever free from here on (an idle client whose upstream socket cannot be made leaves one).
+  std::vector<fd> idle;
+  for (int i = 0; i < 60; ++i) idle.push_back(connect_to(zc.port));
+  REQUIRE(wait_until(
+      [&] { return zc.log().find("accept failed: Too many open files") != std::string::npos; }));
+  // Now the connection's bytes need pipes that cannot be made: they go by copy, intact.
+  const bytes data = random_bytes(1 << 20, 5);
+  thread_group t;
+  t.spawn([&] {
+    send_all(c.get(), data);
+    shutdown_write(c.get());
+  });
+  CHECK(checksum(recv_all(c.get())) == checksum(data));
+  t.join();
+  CHECK(t.errors().empty());
+  c.close();
+  idle.clear();
+  std::string line;
+  REQUIRE(wait_until([&] {
+    const auto all = lines_of(access);
+    for (const auto& l : all)
+      if (l.find("\"client\":\"" + client + "\"") != std::string::npos) line = l;
+    return !line.empty();
+  }));
+  const auto o = boost::json::parse(line).as_object();
+  CHECK(o.at("engine_up").as_string() == "copy");  // engine splice, but no pipe could be had
+  CHECK(o.at("engine_down").as_string() == "copy");
+  CHECK(o.at("bytes_up").to_number<std::uint64_t>() == data.size());
+  CHECK(o.at("bytes_down").to_number<std::uint64_t>() == data.size());
+  CHECK(o.at("close").as_string() == "eof");
+  REQUIRE(::kill(zc.proc.pid, SIGTERM) == 0);
+  CHECK(zc.proc.wait() == 0);
+}
+
 TEST_CASE("binary: a second instance on the same address refuses to start", "[binary]") {
   upstream_server up([](fd s) { recv_all(s.get()); });
   temp_dir d;

@@ -408,3 +408,37 @@ TEST_CASE("relay: an upstream reset reaches the client as a reset, not as a clea
   CHECK(got.reset);
   CHECK(got.data.size() <= part.size());
 }
+
+TEST_CASE("relay: 1,000 idle connections hold no pipe or buffer while they are open",
+          "[relay][splice][copy][idle]") {
+  const std::string engine = GENERATE("splice", "copy");
+  INFO("engine " << engine);
+  upstream_server up([](fd s) {
+    char buf[256];
+    for (;;) {
+      const ssize_t n = ::recv(s.get(), buf, sizeof buf, 0);
+      if (n <= 0) return;
+      send_all(s.get(), buf, static_cast<std::size_t>(n));
+    }
+  });
+  proxy p("engine: " + engine, {up.port()});
+  constexpr std::size_t n = 1000;
+  std::vector<fd> open;
+  for (std::size_t i = 0; i < n; ++i) {
+    open.push_back(connect_to(p.port()));
+    // A round trip first: each direction has leased a stage once, and must have given it back.
+    send_all(open.back().get(), "ping", 4);
+    CHECK(recv_exact(open.back().get(), 4) == bytes{'p', 'i', 'n', 'g'});
+  }
+  // All 1,000 open and idle: no stage is held (pipes and buffers stay in the pools, idle).
+  REQUIRE(wait_until([&] { return p.srv->snapshot().sessions == n; }));
+  const auto st = p.srv->snapshot();
+  INFO("pipes leased " << st.pipes_leased << ", idle " << st.pipes_idle << "; buffers leased "
+                       << st.buffers_leased);
+  CHECK(st.pipes_leased == 0);
+  CHECK(st.buffers_leased == 0);
+  open.clear();
+  p.wait_sessions();
+  const auto after = p.srv->snapshot();  // and the bytes went by the engine asked for
+  CHECK((engine == "splice" ? after.bytes_spliced : after.bytes_copied) == 2 * 4 * n);
+}

@@ -62,6 +62,15 @@ json::object params_of(json::object& message) {
   return p && p->is_object() ? std::move(p->as_object()) : json::object{};
 }
 
+// Whether `m` is the event `method` (of `session`, when given).
+bool event_matches(const json::object& m, std::string_view method, std::string_view session) {
+  const json::value* name = m.if_contains("method");
+  if (!name || !name->is_string() || name->as_string() != method) return false;
+  if (session.empty()) return true;
+  const json::value* s = m.if_contains("sessionId");
+  return s && s->is_string() && s->as_string() == session;
+}
+
 }  // namespace
 
 bool chromium_installed() {
@@ -107,7 +116,11 @@ browser::browser(std::chrono::milliseconds timeout) : log_(dir_.file("chromium.l
       "--password-store=basic", "--mute-audio",
       // No host name resolves (a literal address is not looked up, and 127.0.0.1 is kept as
       // itself): the background services the browser has of its own reach nothing outside.
-      "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1", "about:blank"};
+      "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
+      // Nor does a literal address other than loopback: everything goes through a proxy at a
+      // port with nothing listening (a failed proxy connection does not fall back to direct),
+      // except loopback, which Chromium always connects to directly.
+      "--proxy-server=http://127.0.0.1:" + std::to_string(dead_port()), "about:blank"};
   // Chromium's sandbox refuses to run as root.
   if (::geteuid() == 0) args.insert(args.begin() + 1, "--no-sandbox");
   std::vector<char*> argv;
@@ -242,15 +255,23 @@ json::object browser::call(std::string_view method, json::object params, std::st
   }
 }
 
+std::vector<json::object> browser::take_events(std::string_view method,
+                                               std::string_view session) {
+  std::vector<json::object> taken;
+  for (auto it = events_.begin(); it != events_.end();) {
+    if (event_matches(*it, method, session)) {
+      taken.push_back(params_of(*it));
+      it = events_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  return taken;
+}
+
 json::object browser::wait_for_event(std::string_view method, std::string_view session,
                                      std::chrono::milliseconds timeout) {
-  auto matches = [&](const json::object& m) {
-    const json::value* name = m.if_contains("method");
-    if (!name || !name->is_string() || name->as_string() != method) return false;
-    if (session.empty()) return true;
-    const json::value* s = m.if_contains("sessionId");
-    return s && s->is_string() && s->as_string() == session;
-  };
+  auto matches = [&](const json::object& m) { return event_matches(m, method, session); };
   for (auto it = events_.begin(); it != events_.end(); ++it)
     if (matches(*it)) {
       json::object params = params_of(*it);
@@ -273,6 +294,7 @@ page::page(browser& b, const std::string& url, std::chrono::milliseconds timeout
       string_field(b.call("Target.attachToTarget", {{"targetId", target_}, {"flatten", true}}),
                    "sessionId", "Target.attachToTarget");
   b.call("Page.enable", {}, session_);
+  b.call("Network.enable", {}, session_);
   b.drop_events();  // about:blank's: the load event awaited below is the page's own
   const json::object navigated = b.call("Page.navigate", {{"url", url}}, session_, timeout);
   if (const json::value* e = navigated.if_contains("errorText"))

@@ -1,8 +1,10 @@
 // Test support: Debian's headless Chromium driven over the Chrome DevTools Protocol, so a test can
 // look at a page as a browser shows it. The browser runs in its own process group with a fresh
-// profile in a temporary directory, resolves no host name (so its own background services reach
-// nothing outside), and is closed (killed, if it must be) before the directory goes away. Not
-// thread-safe: one thread drives a browser and its pages. Asio and Beast stay inside cdp.cpp.
+// profile in a temporary directory, resolves no host name and reaches nothing but loopback (every
+// other address goes to a proxy that refuses connections), so neither a page nor the browser's own
+// background services reach anything outside; it is closed (killed, if it must be) before the
+// directory goes away. Not thread-safe: one thread drives a browser and its pages. Asio and Beast
+// stay inside cdp.cpp.
 #pragma once
 
 #include <sys/types.h>
@@ -49,6 +51,10 @@ class browser {
   // The params of the first event `method` (of `session`, when given), kept or yet to come.
   boost::json::object wait_for_event(std::string_view method, std::string_view session = {},
                                      std::chrono::milliseconds timeout = 10s);
+  // The params of every event `method` (of `session`, when given) kept so far, oldest first; they
+  // are no longer kept. Reads nothing more from the browser.
+  std::vector<boost::json::object> take_events(std::string_view method,
+                                               std::string_view session = {});
   // Forget the events kept so far.
   void drop_events() { events_.clear(); }
   // What the browser printed so far.
@@ -69,7 +75,9 @@ class browser {
 };
 
 // A tab attached in flat mode (its commands carry its session id), showing `url` once its load
-// event has fired. Closed when this goes away.
+// event has fired. Its Page and Network domains are on from before the navigation, so the
+// browser keeps its Network events (every request it makes, the document's too) for
+// take_events. Closed when this goes away.
 class page {
  public:
   page(browser& b, const std::string& url, std::chrono::milliseconds timeout = 15s);
@@ -82,6 +90,14 @@ class page {
   boost::json::value evaluate(const std::string& expression);
   // A PNG of the viewport.
   std::vector<unsigned char> screenshot();
+  // This tab's events, as browser::take_events and browser::wait_for_event.
+  std::vector<boost::json::object> take_events(std::string_view method) {
+    return browser_.take_events(method, session_);
+  }
+  boost::json::object wait_for_event(std::string_view method,
+                                     std::chrono::milliseconds timeout = 10s) {
+    return browser_.wait_for_event(method, session_, timeout);
+  }
 
  private:
   browser& browser_;
