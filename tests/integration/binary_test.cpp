@@ -162,7 +162,8 @@ TEST_CASE("binary: out of fds, accepting backs off and recovers, and nothing cra
   CHECK(zc.proc.wait() == 0);  // still alive, and exits cleanly
 }
 
-TEST_CASE("binary: out of fds, accepting backs off from 10 ms, doubling to 1 s", "[binary][integration][emfile]") {
+TEST_CASE("binary: out of fds, accepting backs off from 10 ms, doubling to 1 s",
+          "[binary][integration][emfile]") {
   upstream_server up([](fd s) { recv_all(s.get()); });
   temp_dir d;
   // accept_proxy: each accepted client waits for its header holding one fd and no upstream
@@ -177,19 +178,22 @@ TEST_CASE("binary: out of fds, accepting backs off from 10 ms, doubling to 1 s",
   std::vector<fd> clients;
   for (int i = 0; i < 40; ++i) clients.push_back(connect_to(zc.port));
   // Each failed accept says when it tries again: 10, 20, 40, ... 640, then 1000 for good.
-  const std::regex retry(R"((\d\d:\d\d:\d\d\.\d\d\d) \w+ listener web: accept failed: Too many open files; retrying in (\d+) ms)");
+  const std::regex retry(
+      R"((\d\d:\d\d:\d\d\.\d\d\d) \w+ listener web: accept failed: Too many open files; retrying in (\d+) ms)");
   std::vector<std::pair<double, int>> seen;  // (seconds in the day, delay in ms)
-  REQUIRE(wait_until([&] {
-    seen.clear();
-    const std::string log = zc.log();
-    for (std::sregex_iterator it(log.begin(), log.end(), retry), end; it != end; ++it) {
-      const std::string t = (*it)[1];
-      seen.emplace_back(std::stoi(t.substr(0, 2)) * 3600 + std::stoi(t.substr(3, 2)) * 60 +
-                            std::stod(t.substr(6)),
-                        std::stoi((*it)[2]));
-    }
-    return seen.size() >= 9;
-  }, 30s));
+  REQUIRE(wait_until(
+      [&] {
+        seen.clear();
+        const std::string log = zc.log();
+        for (std::sregex_iterator it(log.begin(), log.end(), retry), end; it != end; ++it) {
+          const std::string t = (*it)[1];
+          seen.emplace_back(std::stoi(t.substr(0, 2)) * 3600 + std::stoi(t.substr(3, 2)) * 60 +
+                                std::stod(t.substr(6)),
+                            std::stoi((*it)[2]));
+        }
+        return seen.size() >= 9;
+      },
+      30s));
   const std::vector<int> schedule{10, 20, 40, 80, 160, 320, 640, 1000, 1000};
   for (std::size_t i = 0; i < schedule.size(); ++i) {
     INFO("retry " << i);
@@ -212,9 +216,10 @@ TEST_CASE("binary: out of fds, accepting backs off from 10 ms, doubling to 1 s",
   CHECK(zc.proc.wait() == 0);
 }
 
-TEST_CASE("binary: out of fds, a connection that needs a pipe carries on with copy and loses "
-          "nothing",
-          "[binary][integration][emfile]") {
+TEST_CASE(
+    "binary: out of fds, a connection that needs a pipe carries on with copy and loses "
+    "nothing",
+    "[binary][integration][emfile]") {
   upstream_server up([](fd s) {
     bytes got = recv_all(s.get());
     send_all(s.get(), got);

@@ -92,7 +92,9 @@ TEST_CASE("close reasons: each is produced for real and read from the access log
   fd full = listen_loopback(hang_port, 0);
   std::vector<fd> fillers;
   for (int i = 0; i < 4; ++i) fillers.push_back(start_connect(hang_port));
-  auto ep = [](std::uint16_t port) { return "{ endpoints: [\"127.0.0.1:" + std::to_string(port) + "\"] }"; };
+  auto ep = [](std::uint16_t port) {
+    return "{ endpoints: [\"127.0.0.1:" + std::to_string(port) + "\"] }";
+  };
   // One worker and one pipe: a second direction that needs a pipe while one is held gets copy.
   proxy p(zcproxy::load_config_string(
       "threads: 1\n" + access_config(access) +
@@ -104,13 +106,22 @@ TEST_CASE("close reasons: each is produced for real and read from the access log
           "  - { name: ct, bind: \"127.0.0.1:0\", upstream: hang, connect_timeout: 300ms }\n"
           "  - { name: ne, bind: \"127.0.0.1:0\", upstream: down }\n"
           "  - { name: lim, bind: \"127.0.0.1:0\", upstream: echo, max_connections: 1 }\n"
-          "  - { name: sni, bind: \"127.0.0.1:0\", routes: [{sni: api.example.com, upstream: echo}], "
+          "  - { name: sni, bind: \"127.0.0.1:0\", routes: [{sni: api.example.com, upstream: "
+          "echo}], "
           "sni_timeout: 10s }\n"
           "upstreams:\n"
-          "  echo: " + ep(echo.port()) + "\n"
-          "  stalled: " + ep(stalled.port()) + "\n"
-          "  hang: " + ep(hang_port) + "\n"
-          "  down: { endpoints: [\"127.0.0.1:" + std::to_string(dead_port()) + "\"], "
+          "  echo: " +
+          ep(echo.port()) +
+          "\n"
+          "  stalled: " +
+          ep(stalled.port()) +
+          "\n"
+          "  hang: " +
+          ep(hang_port) +
+          "\n"
+          "  down: { endpoints: [\"127.0.0.1:" +
+          std::to_string(dead_port()) +
+          "\"], "
           "health_check: { interval: 50ms, timeout: 50ms, rise: 1, fall: 1 } }\n",
       "close_reasons.yaml"));
   const auto at = p.srv->listening();
@@ -180,8 +191,10 @@ TEST_CASE("close reasons: each is produced for real and read from the access log
   a.close();
   p.wait_sessions(1);  // only the stalled one is left
   CHECK(closed(admin, "web", "eof") == 1);
-  CHECK(scrape_metrics(admin).at(
-            R"(zcproxy_listener_splice_fallbacks_total{listener="web",reason="pipe_pool_exhausted"})") >= 1);
+  CHECK(
+      scrape_metrics(admin).at(
+          R"(zcproxy_listener_splice_fallbacks_total{listener="web",reason="pipe_pool_exhausted"})") >=
+      1);
   const auto a_line = line_of(access, a_client);
   CHECK(a_line.at("engine_up").as_string() == "splice+copy");
   CHECK(a_line.at("engine_down").as_string() == "splice+copy");
@@ -207,9 +220,10 @@ TEST_CASE("close reasons: each is produced for real and read from the access log
   CHECK(closed(admin, "stall", "shutdown") == 1);
 }
 
-TEST_CASE("close reasons: splice_refused is produced for real and read from the access log and "
-          "/metrics",
-          "[close_reasons][integration][splice]") {
+TEST_CASE(
+    "close reasons: splice_refused is produced for real and read from the access log and "
+    "/metrics",
+    "[close_reasons][integration][splice]") {
   temp_dir d;
   const std::string access = d.file("access.log");
   upstream_server sink([](fd s) { recv_all(s.get()); });
@@ -225,8 +239,8 @@ TEST_CASE("close reasons: splice_refused is produced for real and read from the 
       "threads: 1\n" + access_config(access) +
           "relay: { engine: splice }\nadmin: { bind: \"127.0.0.1:0\" }\n"
           "listeners:\n  - { name: web, bind: \"127.0.0.1:0\", upstream: sink }\n"
-          "upstreams:\n  sink: { endpoints: [\"127.0.0.1:" + std::to_string(sink.port()) +
-          "\"] }\n",
+          "upstreams:\n  sink: { endpoints: [\"127.0.0.1:" +
+          std::to_string(sink.port()) + "\"] }\n",
       "splice_refused.yaml"));
   fd c = connect_to(p.port());
   const std::string client = client_of(c);

@@ -215,8 +215,10 @@ std::string flood_client(int i) {
 
 }  // namespace
 
-TEST_CASE("options: group: started as root, the binary serves with that gid, not the user's primary group",
-          "[options][integration][binary][security]") {
+TEST_CASE(
+    "options: group: started as root, the binary serves with that gid, not the user's primary "
+    "group",
+    "[options][integration][binary][security]") {
   if (!root()) return;
   upstream_server up(echo);
   temp_dir d;
@@ -224,7 +226,8 @@ TEST_CASE("options: group: started as root, the binary serves with that gid, not
 
   SECTION("user: daemon (primary group daemon, gid 1) with group: nogroup (gid 65534)") {
     running_proxy zc(d, up.port(), "threads: 2\nuser: daemon\ngroup: nogroup\n");
-    REQUIRE(wait_until([&] { return log_has(zc, "running as user daemon (uid 1), group nogroup"); }));
+    REQUIRE(
+        wait_until([&] { return log_has(zc, "running as user daemon (uid 1), group nogroup"); }));
     // Real, effective, saved and filesystem gids: nogroup's, not daemon's primary group (1); the
     // uid is daemon's; no supplementary group.
     CHECK(status_fields(zc.proc.pid, "Gid") == std::vector<std::string>(4, "65534"));
@@ -315,14 +318,18 @@ TEST_CASE("options: an admin bind beyond loopback without allow logs a warning a
   }
 }
 
-TEST_CASE("options: a reload that changes log.access_file sends new connections' lines to the new file only",
-          "[options][integration][binary][reload]") {
+TEST_CASE(
+    "options: a reload that changes log.access_file sends new connections' lines to the new file "
+    "only",
+    "[options][integration][binary][reload]") {
   upstream_server up(echo);
   temp_dir d;
   const std::string old_file = d.file("old.log"), new_file = d.file("new.log");
   auto config = [&](const std::string& file) {
-    return one_listener(up.port(), "threads: 2\nlog: { level: info, access_log: true, "
-                                   "access_file: \"" + file + "\" }\n");
+    return one_listener(up.port(),
+                        "threads: 2\nlog: { level: info, access_log: true, "
+                        "access_file: \"" +
+                            file + "\" }\n");
   };
   running_proxy zc(d, config(old_file), "web");
   // Before the reload: clients from 127.0.0.2; after: from 127.0.0.3.
@@ -350,8 +357,10 @@ TEST_CASE("options: a reload that changes log.access_file sends new connections'
   CHECK_THAT(zc.log(), !Catch::Contains("the access log stays as it was"));
 }
 
-TEST_CASE("options: a reload that changes an upstream keeps its down endpoint down, with no flap to healthy",
-          "[options][integration][reload]") {
+TEST_CASE(
+    "options: a reload that changes an upstream keeps its down endpoint down, with no flap to "
+    "healthy",
+    "[options][integration][reload]") {
   named_backend a("A", "+PONG"), b("B", "-FAIL");
   auto config = [&](const std::string& check, const std::string& extra) {
     return zcproxy::load_config_string(
@@ -394,8 +403,8 @@ TEST_CASE("options: a reload that leaves an upstream unchanged keeps its round-r
     return zcproxy::load_config_string(
         "threads: 2\nlog: { level: warn, access_log: false }\n"
         "listeners:\n  - { name: web, bind: \"127.0.0.1:0\", upstream: app, idle_timeout: " +
-            idle + " }\nupstreams:\n  app: { endpoints: [\"127.0.0.1:" +
-            std::to_string(a.port()) + "\", \"127.0.0.1:" + std::to_string(b.port()) + "\"] }\n",
+            idle + " }\nupstreams:\n  app: { endpoints: [\"127.0.0.1:" + std::to_string(a.port()) +
+            "\", \"127.0.0.1:" + std::to_string(b.port()) + "\"] }\n",
         "control.yaml");
   };
   // Smooth round-robin over two equal endpoints: A, B, A, B, ... A restarted sequence would
@@ -411,8 +420,9 @@ TEST_CASE("options: a reload that leaves an upstream unchanged keeps its round-r
   CHECK(sequence == "ABABABA");
 }
 
-TEST_CASE("options: a reload that changes threads and relay keeps them, says so, and applies the rest",
-          "[options][integration][binary][reload]") {
+TEST_CASE(
+    "options: a reload that changes threads and relay keeps them, says so, and applies the rest",
+    "[options][integration][binary][reload]") {
   named_backend a("A", "+PONG"), b("B", "+PONG");
   temp_dir d;
   auto config = [&](const std::string& head, std::uint16_t to) {
@@ -433,8 +443,9 @@ TEST_CASE("options: a reload that changes threads and relay keeps them, says so,
                 b.port()));
   REQUIRE(::kill(zc.proc.pid, SIGHUP) == 0);
   REQUIRE(wait_until([&] { return log_has(zc, "reload: done"); }));
-  CHECK(log_has(zc, "reload: threads and relay settings change only with a restart; kept as they "
-                    "are"));
+  CHECK(log_has(zc,
+                "reload: threads and relay settings change only with a restart; kept as they "
+                "are"));
   // The rest applies: new connections go to B.
   CHECK(landed_on(zc.port) == "B");
   CHECK(landed_on(zc.port) == "B");
@@ -449,8 +460,10 @@ TEST_CASE("options: a reload that changes threads and relay keeps them, says so,
   CHECK(zc.proc.wait() == 0);
 }
 
-TEST_CASE("options: with the access log's writer blocked, a full queue drops the oldest lines, relaying never waits, and the count is logged at exit",
-          "[options][integration][binary][access_log]") {
+TEST_CASE(
+    "options: with the access log's writer blocked, a full queue drops the oldest lines, relaying "
+    "never waits, and the count is logged at exit",
+    "[options][integration][binary][access_log]") {
   constexpr int warmup = 60;    // enough lines (about 200 bytes each) to fill a 4 KiB pipe
   constexpr int flood = 10000;  // beyond the queue's 8192: about 1,800 must be dropped
   constexpr int newest = 8000;  // the flood's last lines, which must all be kept
@@ -469,8 +482,10 @@ TEST_CASE("options: with the access log's writer blocked, a full queue drops the
   REQUIRE(capacity > 0);
 
   running_proxy zc(d,
-                   one_listener(up.port, "threads: 2\nlog: { level: info, access_log: true, "
-                                         "access_file: \"" + fifo + "\" }\n"),
+                   one_listener(up.port,
+                                "threads: 2\nlog: { level: info, access_log: true, "
+                                "access_file: \"" +
+                                    fifo + "\" }\n"),
                    "web");
   auto connection = [&](const std::string& from) {
     fd c = connect_from(from.c_str(), zc.port);
@@ -512,7 +527,8 @@ TEST_CASE("options: with the access log's writer blocked, a full queue drops the
 
   std::smatch m;
   const std::string log = zc.log();
-  const std::regex dropped_line(R"(access log: (\d+) lines dropped because the queue \((\d+) lines\) was full)");
+  const std::regex dropped_line(
+      R"(access log: (\d+) lines dropped because the queue \((\d+) lines\) was full)");
   REQUIRE(std::regex_search(log, m, dropped_line));
   const std::size_t dropped = std::stoul(m[1]);
   CHECK(std::stoul(m[2]) == zcproxy::access_queue_size);
@@ -527,9 +543,10 @@ TEST_CASE("options: with the access log's writer blocked, a full queue drops the
       if (std::regex_search(line, c, client)) clients.insert(c[1]);
     }
   }
-  std::printf("options: %d connections in %.2f s with the access log blocked; %zu lines written, "
-              "%zu dropped\n",
-              flood, seconds, written, dropped);
+  std::printf(
+      "options: %d connections in %.2f s with the access log blocked; %zu lines written, "
+      "%zu dropped\n",
+      flood, seconds, written, dropped);
   std::fflush(stdout);
   // Every line is either written or counted as dropped; the queue was full, so whole.
   CHECK(written + dropped == static_cast<std::size_t>(warmup + flood));
@@ -543,7 +560,8 @@ TEST_CASE("options: with the access log's writer blocked, a full queue drops the
     if (clients.count(flood_client(i))) continue;
     (i >= flood - newest ? newest_missing : older_missing) += 1;
   }
-  for (int i = 0; i < warmup; ++i) older_missing += !clients.count("127.2.0." + std::to_string(i + 1));
+  for (int i = 0; i < warmup; ++i)
+    older_missing += !clients.count("127.2.0." + std::to_string(i + 1));
   CHECK(newest_missing == 0);
   CHECK(static_cast<std::size_t>(older_missing) == dropped);
   // The first lines, in the pipe before the writer blocked, were never dropped.

@@ -434,10 +434,12 @@ TEST_CASE("relay: 1,000 idle connections hold no pipe or buffer while they are o
   // round trip's stage is given back just after its bytes reach the client (the relay's next
   // read meets EAGAIN), so the count is awaited, with every connection still open.
   zcproxy::server::stats st;
-  CHECK(wait_until([&] {
-    st = p.srv->snapshot();
-    return st.pipes_leased == 0 && st.buffers_leased == 0;
-  }, 10s));
+  CHECK(wait_until(
+      [&] {
+        st = p.srv->snapshot();
+        return st.pipes_leased == 0 && st.buffers_leased == 0;
+      },
+      10s));
   INFO("pipes leased " << st.pipes_leased << ", idle " << st.pipes_idle << "; buffers leased "
                        << st.buffers_leased);
   CHECK(st.pipes_leased == 0);

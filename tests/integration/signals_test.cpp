@@ -22,7 +22,8 @@ namespace {
 bool ignores(pid_t pid, int sig) {
   std::ifstream f("/proc/" + std::to_string(pid) + "/status");
   for (std::string line; std::getline(f, line);)
-    if (line.rfind("SigIgn:", 0) == 0) return (std::stoull(line.substr(7), nullptr, 16) >> (sig - 1)) & 1;
+    if (line.rfind("SigIgn:", 0) == 0)
+      return (std::stoull(line.substr(7), nullptr, 16) >> (sig - 1)) & 1;
   return false;
 }
 
@@ -51,15 +52,16 @@ std::string config(std::uint16_t upstream, const std::string& engine,
          engine +
          " }\n"
          "listeners:\n  - { name: web, bind: \"127.0.0.1:0\", upstream: app }\n" +
-         more_listeners + "upstreams:\n  app: { endpoints: [\"127.0.0.1:" +
-         std::to_string(upstream) + "\"] }\n";
+         more_listeners +
+         "upstreams:\n  app: { endpoints: [\"127.0.0.1:" + std::to_string(upstream) + "\"] }\n";
 }
 
 }  // namespace
 
-TEST_CASE("signals: SIGPIPE is ignored, and writes into upstreams that are gone never kill the "
-          "proxy",
-          "[signals][binary][integration]") {
+TEST_CASE(
+    "signals: SIGPIPE is ignored, and writes into upstreams that are gone never kill the "
+    "proxy",
+    "[signals][binary][integration]") {
   const std::string engine = GENERATE("splice", "copy");
   INFO("engine " << engine);
   // Takes 64 KiB, then closes with bytes unread (a reset) while the client still sends: the
@@ -68,10 +70,11 @@ TEST_CASE("signals: SIGPIPE is ignored, and writes into upstreams that are gone 
   upstream_server quitter([](fd s) { recv_exact(s.get(), 64 << 10); });
   auto live = echo_server();
   temp_dir d;
-  running_proxy zc(d, config(quitter.port(), engine,
-                             "  - { name: live, bind: \"127.0.0.1:0\", upstream: live }\n") +
-                          "  live: { endpoints: [\"127.0.0.1:" + std::to_string(live.port()) +
-                          "\"] }\n",
+  running_proxy zc(d,
+                   config(quitter.port(), engine,
+                          "  - { name: live, bind: \"127.0.0.1:0\", upstream: live }\n") +
+                       "  live: { endpoints: [\"127.0.0.1:" + std::to_string(live.port()) +
+                       "\"] }\n",
                    "web");
   CHECK(ignores(zc.proc.pid, SIGPIPE));
   const bytes chunk = random_bytes(256 << 10, 3);
@@ -104,16 +107,17 @@ TEST_CASE("signals: SIGINT drains like SIGTERM, and a second SIGINT closes at on
   REQUIRE(::kill(zc.proc.pid, SIGINT) == 0);
   REQUIRE(wait_until([&] { return zc.log().find("draining") != std::string::npos; }));
   CHECK(wait_until([&] { return !can_connect(zc.port); }));  // no new connections
-  CHECK(echo(c, "draining") == "draining");                   // the open one is still served
+  CHECK(echo(c, "draining") == "draining");                  // the open one is still served
   REQUIRE(::kill(zc.proc.pid, SIGINT) == 0);
   recv_to_end(c.get());  // closed by the proxy now, not at drain_timeout (30 s)
   CHECK(zc.proc.wait(10s) == 0);
   CHECK_THAT(zc.log(), Catch::Contains("signal 2: closing open connections now"));
 }
 
-TEST_CASE("signals: SIGHUP during a drain is refused, no listener opens, and the drain runs to "
-          "its end",
-          "[signals][binary][integration][drain]") {
+TEST_CASE(
+    "signals: SIGHUP during a drain is refused, no listener opens, and the drain runs to "
+    "its end",
+    "[signals][binary][integration][drain]") {
   auto up = echo_server();
   temp_dir d;
   running_proxy zc(d, config(up.port(), "adaptive"), "web");

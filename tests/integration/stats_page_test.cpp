@@ -11,8 +11,8 @@
 #include <boost/json.hpp>
 #include <catch2/catch.hpp>
 #include <cmath>
-#include <cstdio>
 #include <condition_variable>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -224,9 +224,13 @@ page_view observe(cdp::page& page) {
             rendered: window.zcproxyRendered ?? null};
   })())js");
   const json::object& o = v.as_object();
-  return {o.at("refreshes").to_number<int>(), o.at("navigations").to_number<int>(),
-          std::string(o.at("marker").as_string()), o.at("cards").as_object(),
-          o.at("listeners").as_array(), o.at("endpoints").as_array(), o.at("chart").as_object(),
+  return {o.at("refreshes").to_number<int>(),
+          o.at("navigations").to_number<int>(),
+          std::string(o.at("marker").as_string()),
+          o.at("cards").as_object(),
+          o.at("listeners").as_array(),
+          o.at("endpoints").as_array(),
+          o.at("chart").as_object(),
           o.at("rendered")};
 }
 
@@ -318,11 +322,11 @@ std::uint64_t count(const json::object& o, const char* key) {
 }
 
 // The page's sums over a listener's close reasons: refused before any upstream connect, errors.
-constexpr const char* refusals[] = {"denied", "limit", "proxy_header", "sni_timeout",
-                                    "client_hello", "no_route"};
-constexpr const char* errors[] = {"reset",       "splice_refused", "connect_failed",
-                                  "connect_timeout", "no_endpoint", "proxy_header",
-                                  "sni_timeout", "client_hello"};
+constexpr const char* refusals[] = {"denied",      "limit",        "proxy_header",
+                                    "sni_timeout", "client_hello", "no_route"};
+constexpr const char* errors[] = {"reset",           "splice_refused", "connect_failed",
+                                  "connect_timeout", "no_endpoint",    "proxy_header",
+                                  "sni_timeout",     "client_hello"};
 template <std::size_t n>
 std::uint64_t sum(const json::object& closed, const char* const (&keys)[n]) {
   std::uint64_t total = 0;
@@ -353,8 +357,9 @@ json::object listener_row(const json::object& l) {
 // What an endpoint's row must show: its health badge says down (failing its checks), ejected
 // (passing them, taken out by passive checks) or up.
 json::object endpoint_row(const json::object& e) {
-  const char* health = !e.at("healthy").as_bool() ? "down" : e.at("usable").as_bool() ? "up"
-                                                                                      : "ejected";
+  const char* health = !e.at("healthy").as_bool() ? "down"
+                       : e.at("usable").as_bool() ? "up"
+                                                  : "ejected";
   return {{"Upstream", e.at("upstream")},
           {"Endpoint", e.at("address")},
           {"Health", health},
@@ -533,7 +538,8 @@ TEST_CASE("stats page: a browser sees live counters that settle on stats.json's"
       {"rate-down", format_bits(real(newest, "down"))},
       {"splice-share", format_share(spliced, copied)},
       {"errors", std::to_string(all_errors)},
-      {"pipes", std::to_string(count(pipes, "leased")) + " / " + std::to_string(count(pipes, "idle"))},
+      {"pipes",
+       std::to_string(count(pipes, "leased")) + " / " + std::to_string(count(pipes, "idle"))},
       {"version", "v" + std::string(root.at("version").as_string())},
   };
   for (const auto& c : cards) {
@@ -616,7 +622,8 @@ TEST_CASE("stats page: a browser sees live counters that settle on stats.json's"
     const std::vector<point> points = parse_points(std::string(line.at("points").as_string()));
     std::vector<double> rates;
     for (const auto& h : samples)
-      if (now - real(h.as_object(), "time") <= 60) rates.push_back(real(h.as_object(), directions[d].key));
+      if (now - real(h.as_object(), "time") <= 60)
+        rates.push_back(real(h.as_object(), directions[d].key));
     REQUIRE(points.size() == rates.size());
     std::size_t busy = rates.size(), idle = rates.size();  // a second with traffic, one without
     for (std::size_t i = 0; i < points.size(); ++i) {
@@ -624,7 +631,7 @@ TEST_CASE("stats page: a browser sees live counters that settle on stats.json's"
       const double x = chart_left + (width - chart_left - 4) * (1 - (now - time) / 60);
       const double y = chart_top + (chart_height - chart_top - chart_bottom) * (1 - rates[i] / top);
       INFO("point " << i << " at " << points[i].x << "," << points[i].y << ", expected at " << x
-                     << "," << y);
+                    << "," << y);
       CHECK(std::abs(points[i].x - x) <= 0.051);
       CHECK(std::abs(points[i].y - y) <= 0.051);
       if (i > 0) CHECK(points[i].x > points[i - 1].x);
@@ -665,7 +672,8 @@ TEST_CASE("stats page: a browser sees live counters that settle on stats.json's"
   std::string refusal;
   while (refusal.empty()) {  // each wait bounded; the probe's failure has been reported already
     const json::object failed = page.wait_for_event("Network.loadingFailed", 5s);
-    if (failed.at("requestId").as_string() == probe_id) refusal = failed.at("errorText").as_string();
+    if (failed.at("requestId").as_string() == probe_id)
+      refusal = failed.at("errorText").as_string();
   }
   CHECK_THAT(refusal, Catch::Matchers::Contains("PROXY"));
 

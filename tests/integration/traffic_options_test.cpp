@@ -48,9 +48,9 @@ namespace {
 // way round), and nothing is recorded while disarmed.
 struct call_sizes {
   std::atomic<std::uint64_t> calls{0};
-  std::atomic<std::uint64_t> bytes{0};       // moved, in total
-  std::atomic<std::size_t> max_asked{0};     // the largest length asked for
-  std::atomic<std::size_t> max_moved{0};     // the largest that one call moved
+  std::atomic<std::uint64_t> bytes{0};    // moved, in total
+  std::atomic<std::size_t> max_asked{0};  // the largest length asked for
+  std::atomic<std::size_t> max_moved{0};  // the largest that one call moved
   void record(std::size_t asked, ssize_t moved) {
     ++calls;
     raise(max_asked, asked);
@@ -133,8 +133,8 @@ ssize_t watching_splice(int in, loff_t* off_in, int out, loff_t* off_out, size_t
 // change only while no server runs) and let it go after.
 struct watching {
   watching() {
-    for (call_sizes* c : {&socket_watch.recvs, &socket_watch.sends, &splices.fills,
-                          &splices.drains}) {
+    for (call_sizes* c :
+         {&socket_watch.recvs, &socket_watch.sends, &splices.fills, &splices.drains}) {
       c->calls = 0;
       c->bytes = 0;
       c->max_asked = 0;
@@ -285,9 +285,10 @@ extern "C" ssize_t send(int fd, const void* buf, size_t n, int flags) {
   return r;
 }
 
-TEST_CASE("options: relay.buffer_size bounds each copy read and write, relay.pipe_size each "
-          "splice",
-          "[options][integration][relay]") {
+TEST_CASE(
+    "options: relay.buffer_size bounds each copy read and write, relay.pipe_size each "
+    "splice",
+    "[options][integration][relay]") {
   const std::string engine = GENERATE("splice", "copy");
   const bool small = GENERATE(true, false);
   const bool splice = engine == "splice";
@@ -385,8 +386,9 @@ TEST_CASE("options: mirror.sample 0.5 mirrors a binomial share of 200 connection
   proxy p(zcproxy::load_config_string(
       "threads: 2\nlog: { level: warn, access_log: false }\nrelay: { engine: " + engine +
           " }\nlisteners:\n  - { name: web, bind: \"127.0.0.1:0\", upstream: app, mirror: { "
-          "upstream: shadow, sample: 0.5 } }\nupstreams:\n  app: { endpoints: [" + ip_endpoint(primary.port()) +
-          "] }\n  shadow: { endpoints: [" + ip_endpoint(shadow.port()) + "] }\n",
+          "upstream: shadow, sample: 0.5 } }\nupstreams:\n  app: { endpoints: [" +
+          ip_endpoint(primary.port()) + "] }\n  shadow: { endpoints: [" +
+          ip_endpoint(shadow.port()) + "] }\n",
       "mirror.yaml"));
   const bytes data = random_bytes(1000, 3);
   for (int i = 0; i < n; ++i) {
@@ -400,7 +402,8 @@ TEST_CASE("options: mirror.sample 0.5 mirrors a binomial share of 200 connection
   // once every session has ended, the shadow's accept count is the number mirrored.
   const int mirrored = shadow.accepted_settled();
   // Each of those ends in exactly one mirror result, and brings the shadow every byte.
-  REQUIRE(wait_until([&] { return mirrors_ended(*p.srv) == static_cast<std::uint64_t>(mirrored); }));
+  REQUIRE(
+      wait_until([&] { return mirrors_ended(*p.srv) == static_cast<std::uint64_t>(mirrored); }));
   CHECK(mirrors(*p.srv, "completed") == static_cast<std::uint64_t>(mirrored));
   REQUIRE(wait_until([&] {
     std::lock_guard lock(m);
@@ -419,9 +422,10 @@ TEST_CASE("options: mirror.sample 0.5 mirrors a binomial share of 200 connection
   CHECK(mirrored < n);
 }
 
-TEST_CASE("options: health_check.send_proxy with send_proxy v2 starts each check with a v2 "
-          "LOCAL header",
-          "[options][integration][health][proxy_protocol]") {
+TEST_CASE(
+    "options: health_check.send_proxy with send_proxy v2 starts each check with a v2 "
+    "LOCAL header",
+    "[options][integration][health][proxy_protocol]") {
   // The v2 signature, then version 2 / LOCAL (0x20), family UNSPEC (0x00), length 0.
   const std::string local_header =
       std::string("\r\n\r\n\0\r\nQUIT\n", 12) + std::string("\x20\x00\x00\x00", 4);
@@ -455,18 +459,21 @@ TEST_CASE("options: health_check.send_proxy with send_proxy v2 starts each check
   };
   // fall 3: one check that a loaded machine makes slow does not take an endpoint out.
   requiring_backend with(3), without(0);
-  const std::string check = "interval: 250ms, timeout: 250ms, rise: 2, fall: 3, send: PING, "
-                            "expect: PONG";
+  const std::string check =
+      "interval: 250ms, timeout: 250ms, rise: 2, fall: 3, send: PING, "
+      "expect: PONG";
   proxy p(zcproxy::load_config_string(
       "threads: 1\nlog: { level: warn, access_log: false }\n"
       "listeners:\n"
       "  - { name: a, bind: \"127.0.0.1:0\", upstream: with }\n"
       "  - { name: b, bind: \"127.0.0.1:0\", upstream: without }\n"
       "upstreams:\n"
-      "  with: { endpoints: [" + ip_endpoint(with.server.port()) +
-          "], send_proxy: v2, health_check: { " + check + ", send_proxy: true } }\n"
-          "  without: { endpoints: [" + ip_endpoint(without.server.port()) +
-          "], send_proxy: v2, health_check: { " + check + " } }\n",
+      "  with: { endpoints: [" +
+          ip_endpoint(with.server.port()) + "], send_proxy: v2, health_check: { " + check +
+          ", send_proxy: true } }\n"
+          "  without: { endpoints: [" +
+          ip_endpoint(without.server.port()) + "], send_proxy: v2, health_check: { " + check +
+          " } }\n",
       "hc.yaml"));
   // The first checks of `with` fail (NOPE): down. Then the header makes them pass: up again.
   REQUIRE(wait_until([&] { return !endpoint_at(*p.srv, with.server.port()).healthy; }, 20s));
@@ -481,9 +488,10 @@ TEST_CASE("options: health_check.send_proxy with send_proxy v2 starts each check
   for (const auto& got : without.seen()) CHECK(got == "PING");
 }
 
-TEST_CASE("options: once fail_timeout runs out the ejected endpoint is tried again, and used "
-          "when it is up",
-          "[options][integration][passive]") {
+TEST_CASE(
+    "options: once fail_timeout runs out the ejected endpoint is tried again, and used "
+    "when it is up",
+    "[options][integration][passive]") {
   const std::string engine = GENERATE("splice", "copy");
   INFO("engine " << engine);
   constexpr auto fail_timeout = 2s;  // long enough for a loaded machine to connect within it
@@ -492,8 +500,8 @@ TEST_CASE("options: once fail_timeout runs out the ejected endpoint is tried aga
   proxy p(zcproxy::load_config_string(
       "threads: 2\nlog: { level: warn, access_log: false }\nrelay: { engine: " + engine +
           " }\nlisteners:\n  - { name: l, bind: \"127.0.0.1:0\", upstream: app }\n"
-          "upstreams:\n  app:\n    endpoints: [" + ip_endpoint(a_port) + ", " +
-          ip_endpoint(b.port()) +
+          "upstreams:\n  app:\n    endpoints: [" +
+          ip_endpoint(a_port) + ", " + ip_endpoint(b.port()) +
           "]\n    connect_timeout: 2s\n    max_fails: 1\n    fail_timeout: 2s\n",
       "passive.yaml"));
   auto a = [&] { return endpoint_at(*p.srv, a_port); };
@@ -542,9 +550,10 @@ TEST_CASE("options: once fail_timeout runs out the ejected endpoint is tried aga
   CHECK(a().connections == 1);
 }
 
-TEST_CASE("options: a Unix listener with accept_proxy judges allow and deny by the PROXY "
-          "header's source, and refuses a client without one",
-          "[options][integration][unix][proxy_protocol][acl]") {
+TEST_CASE(
+    "options: a Unix listener with accept_proxy judges allow and deny by the PROXY "
+    "header's source, and refuses a client without one",
+    "[options][integration][unix][proxy_protocol][acl]") {
   const std::string engine = GENERATE("splice", "copy");
   INFO("engine " << engine);
   temp_dir d;
@@ -555,7 +564,8 @@ TEST_CASE("options: a Unix listener with accept_proxy judges allow and deny by t
           " }\nlisteners:\n  - { name: u, bind: \"unix:" + sock +
           "\", upstream: app, accept_proxy: true, proxy_timeout: 5s, allow: "
           "[\"192.0.2.0/24\"], deny: [\"192.0.2.66\"] }\n"
-          "upstreams:\n  app: { endpoints: [" + ip_endpoint(up.port()) + "] }\n",
+          "upstreams:\n  app: { endpoints: [" +
+          ip_endpoint(up.port()) + "] }\n",
       "unix.yaml"));
   using zcproxy::proxy_protocol::encode_v1;
   using zcproxy::proxy_protocol::encode_v2;
@@ -594,9 +604,10 @@ TEST_CASE("options: a Unix listener with accept_proxy judges allow and deny by t
   CHECK(up.accepted_settled() == 2);  // no refused client was connected upstream
 }
 
-TEST_CASE("options: max_connections_per_ip with balance source_hash limits each client address "
-          "on its own and keeps it on one endpoint",
-          "[options][integration][limits][balance]") {
+TEST_CASE(
+    "options: max_connections_per_ip with balance source_hash limits each client address "
+    "on its own and keeps it on one endpoint",
+    "[options][integration][limits][balance]") {
   const std::string engine = GENERATE("splice", "copy");
   INFO("engine " << engine);
   named_backend a("a"), b("b"), c("c");
@@ -658,17 +669,19 @@ TEST_CASE("options: max_connections_per_ip with balance source_hash limits each 
   p.wait_sessions(open + 1);
   CHECK(p.closed("limit") == 4);
   // Every connection let in was connected upstream, and no refused one.
-  const int connected = a.server.accepted_settled() + b.server.accepted_settled() +
-                        c.server.accepted_settled();
+  const int connected =
+      a.server.accepted_settled() + b.server.accepted_settled() + c.server.accepted_settled();
   CHECK(p.srv->snapshot().listeners.at(0).accepted == static_cast<std::uint64_t>(connected) + 4);
 }
 
-TEST_CASE("options: fallback_response after a connect timeout and after no_endpoint sends the "
-          "file, then a FIN, and logs close=fallback",
-          "[options][integration][fallback]") {
+TEST_CASE(
+    "options: fallback_response after a connect timeout and after no_endpoint sends the "
+    "file, then a FIN, and logs close=fallback",
+    "[options][integration][fallback]") {
   temp_dir d;
   const std::string response =
-      "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 8\r\nConnection: close\r\n\r\nno way\r\n";
+      "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 8\r\nConnection: close\r\n\r\nno "
+      "way\r\n";
   d.file("503.http", response);
   const std::string access = d.file("access.log");
   blackhole hole;  // connects hang: only connect_timeout ends them
@@ -679,8 +692,11 @@ TEST_CASE("options: fallback_response after a connect timeout and after no_endpo
       "  - { name: slow, bind: \"127.0.0.1:0\", upstream: hole, fallback_response: 503.http }\n"
       "  - { name: gone, bind: \"127.0.0.1:0\", upstream: down, fallback_response: 503.http }\n"
       "upstreams:\n"
-      "  hole: { endpoints: [" + ip_endpoint(hole.port) + "], connect_timeout: 300ms }\n"
-      "  down:\n    endpoints: [" + ip_endpoint(down1) + ", " + ip_endpoint(down2) +
+      "  hole: { endpoints: [" +
+      ip_endpoint(hole.port) +
+      "], connect_timeout: 300ms }\n"
+      "  down:\n    endpoints: [" +
+      ip_endpoint(down1) + ", " + ip_endpoint(down2) +
       "]\n    connect_timeout: 10s\n"
       "    health_check: { interval: 50ms, timeout: 50ms, rise: 1, fall: 1 }\n";
   proxy p(zcproxy::load_config_string(yaml, d.file("zcproxy.yaml", yaml)));
@@ -712,9 +728,9 @@ TEST_CASE("options: fallback_response after a connect timeout and after no_endpo
                              Catch::EndsWith(" close=fallback"));
   }
   SECTION("no_endpoint") {
-    REQUIRE(wait_until([&] {
-      return !endpoint_at(*p.srv, down1).healthy && !endpoint_at(*p.srv, down2).healthy;
-    }, 20s));
+    REQUIRE(wait_until(
+        [&] { return !endpoint_at(*p.srv, down1).healthy && !endpoint_at(*p.srv, down2).healthy; },
+        20s));
     const auto t0 = clock_type::now();
     const stream_end got = fetch(gone_port);
     const auto waited = clock_type::now() - t0;

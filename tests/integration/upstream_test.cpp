@@ -212,10 +212,12 @@ TEST_CASE("upstream: with every endpoint down the client is reset at once, no co
   proxy p(config_with(ep(h1.port) + ", " + ep(h2.port),
                       "    connect_timeout: 5s\n"
                       "    health_check: { interval: 50ms, timeout: 50ms, rise: 1, fall: 1 }\n"));
-  REQUIRE(wait_until([&] {
-    auto s = p.srv->snapshot();
-    return !endpoint_at(s, h1.port).healthy && !endpoint_at(s, h2.port).healthy;
-  }, 10s));
+  REQUIRE(wait_until(
+      [&] {
+        auto s = p.srv->snapshot();
+        return !endpoint_at(s, h1.port).healthy && !endpoint_at(s, h2.port).healthy;
+      },
+      10s));
   fd c = connect_to(p.port());
   const stream_end got = recv_to_end(c.get());
   CHECK(got.data.empty());

@@ -255,8 +255,7 @@ json::object browser::call(std::string_view method, json::object params, std::st
   }
 }
 
-std::vector<json::object> browser::take_events(std::string_view method,
-                                               std::string_view session) {
+std::vector<json::object> browser::take_events(std::string_view method, std::string_view session) {
   std::vector<json::object> taken;
   for (auto it = events_.begin(); it != events_.end();) {
     if (event_matches(*it, method, session)) {

@@ -208,8 +208,8 @@ std::size_t write_until_pushed_back(int s, const bytes& chunk, std::size_t limit
   std::size_t sent = 0;
   std::optional<clock::time_point> closed_since;  // zero window, nothing going in
   while (sent < limit) {
-    const ssize_t n = ::send(s, chunk.data(), std::min(chunk.size(), limit - sent),
-                             MSG_DONTWAIT | MSG_NOSIGNAL);
+    const ssize_t n =
+        ::send(s, chunk.data(), std::min(chunk.size(), limit - sent), MSG_DONTWAIT | MSG_NOSIGNAL);
     if (n > 0) {
       sent += static_cast<std::size_t>(n);
       closed_since.reset();
@@ -357,9 +357,9 @@ proxy::proxy(zcproxy::config c) : cfg(std::move(c)) {
 
 void proxy::wait_sessions(std::size_t open) const {
   if (!wait_until([&] { return srv->snapshot().sessions == open; }))
-    throw std::runtime_error("the proxy's sessions did not end: " +
-                             std::to_string(srv->snapshot().sessions) + " open, not " +
-                             std::to_string(open));
+    throw std::runtime_error(
+        "the proxy's sessions did not end: " + std::to_string(srv->snapshot().sessions) +
+        " open, not " + std::to_string(open));
 }
 
 std::uint64_t proxy::closed(std::string_view reason, std::size_t listener) const {

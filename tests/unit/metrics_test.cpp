@@ -198,8 +198,9 @@ TEST_CASE("metrics: the stats page is one self-contained document", "[metrics]")
     rest.erase(at, 28);
   CHECK_THAT(rest, !Contains("http:", Catch::CaseSensitive::No) &&
                        !Contains("https:", Catch::CaseSensitive::No));
-  const std::regex loads(R"((\bsrc|\bhref|\baction|\bsrcset)\s*=|url\s*\(|@import|<link|<iframe|<object|<embed|\bimport\s*\(|new\s+(WebSocket|EventSource|Worker)|XMLHttpRequest|sendBeacon)",
-                         std::regex::icase);
+  const std::regex loads(
+      R"((\bsrc|\bhref|\baction|\bsrcset)\s*=|url\s*\(|@import|<link|<iframe|<object|<embed|\bimport\s*\(|new\s+(WebSocket|EventSource|Worker)|XMLHttpRequest|sendBeacon)",
+      std::regex::icase);
   CHECK_FALSE(std::regex_search(page, loads));
   const std::regex fetches(R"(fetch\s*\(\s*([^,)]*))");
   int n = 0;
