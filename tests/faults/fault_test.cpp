@@ -160,18 +160,6 @@ std::string endpoint(std::uint16_t port) {
   return "{ endpoints: [\"127.0.0.1:" + std::to_string(port) + "\"] }";
 }
 
-// The port the proxy's log says `what` listens on ("listener NAME" or "admin").
-std::uint16_t port_of(const running_proxy& zc, const std::string& what) {
-  const std::regex line(what + R"( on 127\.0\.0\.1:(\d+))");
-  std::smatch m;
-  std::string log;
-  REQUIRE(wait_until([&] {
-    log = zc.log();
-    return std::regex_search(log, m, line);
-  }));
-  return static_cast<std::uint16_t>(std::stoi(m[1]));
-}
-
 // One fault test's proxy: the binary with an admin listener and the listener `flow` in front of
 // an echo backend, plus the test's own listeners (YAML list items; `fault` among them, if any)
 // and upstreams (map entries).
@@ -186,8 +174,8 @@ struct proxy_under_test {
                listeners + "upstreams:\n  echo: " + endpoint(echo_backend.port()) + "\n" +
                upstreams,
            "flow", max_fds),
-        admin(port_of(zc, "admin")),
-        fault(listeners.find("name: fault,") != std::string::npos ? port_of(zc, "listener fault")
+        admin(zc.port_of("admin")),
+        fault(listeners.find("name: fault,") != std::string::npos ? zc.port_of("listener fault")
                                                                   : 0) {}
 
   // Connections closed on `listener` for `reason`, by the proxy's metrics.
@@ -478,7 +466,7 @@ TEST_CASE(
                      "  - { name: tls, bind: \"127.0.0.1:0\", routes: [{default: echo}], "
                      "sni_timeout: 500ms }\n",
                      "");
-  const auto pp = port_of(p.zc, "listener pp"), tls = port_of(p.zc, "listener tls");
+  const auto pp = p.zc.port_of("listener pp"), tls = p.zc.port_of("listener tls");
   flows f(p.zc.port, 6);
   const auto t0 = clock_type::now();
   std::vector<fd> slow;

@@ -31,18 +31,6 @@ upstream_server sink() {
   return upstream_server([](fd s) { recv_to_end(s.get()); });
 }
 
-// The port the binary's log says `what` ("listener NAME" or "admin") listens on.
-std::uint16_t port_of(const running_proxy& zc, const std::string& what) {
-  const std::regex line(what + R"( on 127\.0\.0\.1:(\d+))");
-  std::smatch m;
-  std::string log;
-  REQUIRE(wait_until([&] {
-    log = zc.log();
-    return std::regex_search(log, m, line);
-  }));
-  return static_cast<std::uint16_t>(std::stoi(m[1]));
-}
-
 double sample(std::uint16_t admin, const std::string& key) {
   const auto m = scrape_metrics(admin);
   const auto it = m.find(key);
@@ -103,7 +91,7 @@ TEST_CASE(
           "upstreams: { b: { endpoints: [\"127.0.0.1:" +
           std::to_string(backend.port()) + "\"] } }\n",
       "d");
-  const std::uint16_t admin = port_of(zc, "admin"), open = port_of(zc, "listener open");
+  const std::uint16_t admin = zc.port_of("admin"), open = zc.port_of("listener open");
 
   // The issue's reproduction, as it comes: the proxy accepts while the resets arrive.
   std::set<std::string> denied = reset_burst(zc.port, 100);
@@ -158,7 +146,7 @@ TEST_CASE(
                    "upstreams: { b: { endpoints: [\"127.0.0.1:" +
                        std::to_string(backend.port()) + "\"] } }\n",
                    "pp");
-  const std::uint16_t admin = port_of(zc, "admin");
+  const std::uint16_t admin = zc.port_of("admin");
   constexpr int clients = 10000, threads = 4;
   const auto started = std::chrono::steady_clock::now();
   std::atomic<int> reset{0};

@@ -49,19 +49,6 @@ bool root() {
   return false;
 }
 
-// The numbers on a /proc/PID/status line ("Uid:", "Gid:", "Groups:").
-std::vector<std::string> status_fields(pid_t pid, const std::string& key) {
-  std::ifstream f("/proc/" + std::to_string(pid) + "/status");
-  for (std::string line; std::getline(f, line);)
-    if (line.rfind(key + ":", 0) == 0) {
-      std::istringstream in(line.substr(key.size() + 1));
-      std::vector<std::string> out;
-      for (std::string w; in >> w;) out.push_back(w);
-      return out;
-    }
-  return {};
-}
-
 // The threads a process runs now (/proc/PID/task).
 std::size_t task_count(pid_t pid) {
   std::size_t n = 0;

@@ -50,19 +50,6 @@ unsigned unprivileged_port_start() {
   return v;
 }
 
-// The numbers on a /proc/PID/status line ("Uid:", "Gid:", "Groups:").
-std::vector<std::string> status_fields(pid_t pid, const std::string& key) {
-  std::ifstream f("/proc/" + std::to_string(pid) + "/status");
-  for (std::string line; std::getline(f, line);)
-    if (line.rfind(key + ":", 0) == 0) {
-      std::istringstream in(line.substr(key.size() + 1));
-      std::vector<std::string> out;
-      for (std::string w; in >> w;) out.push_back(w);
-      return out;
-    }
-  return {};
-}
-
 // "Max core file size" soft and hard limits, as /proc/PID/limits prints them.
 std::string core_limits(pid_t pid) {
   std::ifstream f("/proc/" + std::to_string(pid) + "/limits");

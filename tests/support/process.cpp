@@ -54,6 +54,18 @@ std::size_t rss_kib(pid_t pid) {
   return 0;
 }
 
+std::vector<std::string> status_fields(pid_t pid, const std::string& key) {
+  std::ifstream f("/proc/" + std::to_string(pid) + "/status");
+  for (std::string line; std::getline(f, line);)
+    if (line.rfind(key + ":", 0) == 0) {
+      std::istringstream in(line.substr(key.size() + 1));
+      std::vector<std::string> out;
+      for (std::string w; in >> w;) out.push_back(w);
+      return out;
+    }
+  return {};
+}
+
 process::process(std::vector<std::string> args, const std::string& out, const std::string& err,
                  rlim_t max_fds) {
   args.insert(args.begin(), ZCPROXY_BINARY);
@@ -140,6 +152,17 @@ running_proxy::running_proxy(const temp_dir& d, const std::string& yaml,
     return std::regex_search(text, m, listening);
   }));
   port = static_cast<std::uint16_t>(std::stoi(m[1]));
+}
+
+std::uint16_t running_proxy::port_of(const std::string& what) const {
+  const std::regex line(what + R"( on 127\.0\.0\.1:(\d+))");
+  std::smatch m;
+  std::string text;
+  REQUIRE(wait_until([&] {
+    text = log();
+    return std::regex_search(text, m, line);
+  }));
+  return static_cast<std::uint16_t>(std::stoi(m[1]));
 }
 
 }  // namespace test

@@ -31,6 +31,8 @@ std::string slurp(const std::string& path);
 // What a process holds: its open fds (/proc/PID/fd) and resident memory (VmRSS, KiB).
 std::size_t open_fds(pid_t pid);
 std::size_t rss_kib(pid_t pid);
+// The fields of a /proc/PID/status line ("Uid:", "Gid:", "Groups:"), without the key.
+std::vector<std::string> status_fields(pid_t pid, const std::string& key);
 
 // The binary, with stdout and stderr going to files (and at most max_fds open files, if given).
 struct process {
@@ -62,6 +64,9 @@ struct running_proxy {
                 rlim_t max_fds = 0);
   // Its stderr so far.
   std::string log() const { return slurp(err); }
+  // The port its log says `what` ("listener NAME" or "admin") listens on at 127.0.0.1, once it
+  // says so.
+  std::uint16_t port_of(const std::string& what) const;
 
   std::string config;  // the config file's path: rewrite it, then SIGHUP to reload it
   std::string err;     // stderr's path
