@@ -87,11 +87,7 @@ TEST_CASE("close reasons: each is produced for real and read from the access log
   struct release_on_exit {  // before `stalled` is joined, whatever happens in between
     ~release_on_exit() { released = true; }
   } release;
-  // An endpoint that never answers: a listener whose accept queue is full drops further SYNs.
-  std::uint16_t hang_port = 0;
-  fd full = listen_loopback(hang_port, 0);
-  std::vector<fd> fillers;
-  for (int i = 0; i < 4; ++i) fillers.push_back(start_connect(hang_port));
+  blackhole hang;  // an endpoint that never answers
   auto ep = [](std::uint16_t port) {
     return "{ endpoints: [\"127.0.0.1:" + std::to_string(port) + "\"] }";
   };
@@ -117,7 +113,7 @@ TEST_CASE("close reasons: each is produced for real and read from the access log
           ep(stalled.port()) +
           "\n"
           "  hang: " +
-          ep(hang_port) +
+          ep(hang.port) +
           "\n"
           "  down: { endpoints: [\"127.0.0.1:" +
           std::to_string(dead_port()) +

@@ -241,16 +241,6 @@ std::uint64_t mirrors_ended(zcproxy::server& srv) {
   return n;
 }
 
-// A port whose connects hang: a listener with a full accept queue drops further SYNs.
-struct blackhole {
-  blackhole() : listener(listen_loopback(port, 0)) {
-    for (int i = 0; i < 4; ++i) fillers.push_back(start_connect(port));
-  }
-  std::uint16_t port = 0;
-  fd listener;
-  std::vector<fd> fillers;
-};
-
 // The access log's lines (text format) for the listener `name`.
 std::vector<std::string> access_lines(const std::string& path, const std::string& name) {
   std::vector<std::string> out;

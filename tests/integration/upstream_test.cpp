@@ -75,16 +75,6 @@ const zcproxy::endpoint_stats& endpoint_at(const zcproxy::server::stats& s,
   throw;  // unreachable
 }
 
-// A port whose connects hang: a listener with a full accept queue drops further SYNs.
-struct blackhole {
-  blackhole() : listener(listen_loopback(port, 0)) {
-    for (int i = 0; i < 4; ++i) fillers.push_back(start_connect(port));
-  }
-  std::uint16_t port = 0;
-  fd listener;
-  std::vector<fd> fillers;
-};
-
 }  // namespace
 
 TEST_CASE("upstream: weighted round_robin spreads connections by weight across backends",

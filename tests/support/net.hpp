@@ -140,6 +140,17 @@ class upstream_server {
   std::thread acceptor_;
 };
 
+// A port on 127.0.0.1 whose connects hang (until connect_timeout): a listener with a full accept
+// queue drops further SYNs.
+struct blackhole {
+  blackhole() : listener(listen_loopback(port, 0)) {
+    for (int i = 0; i < 4; ++i) fillers.push_back(start_connect(port));
+  }
+  std::uint16_t port = 0;
+  fd listener;
+  std::vector<fd> fillers;
+};
+
 // A zcproxy server in this process, in front of `endpoints`.
 struct proxy {
   // relay: the inside of the config's relay map, e.g. "engine: splice"; extra: top-level YAML.
