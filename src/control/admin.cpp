@@ -1,6 +1,5 @@
 #include "zcproxy/admin.hpp"
 
-#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
@@ -23,6 +22,7 @@
 #include "zcproxy/metrics.hpp"
 #include "zcproxy/server.hpp"
 #include "zcproxy/socket.hpp"
+#include "zcproxy/use_tuple.hpp"
 
 namespace zcproxy {
 namespace asio = boost::asio;
@@ -33,7 +33,6 @@ using namespace std::chrono_literals;
 
 namespace {
 
-constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 constexpr auto request_timeout = 30s;   // to send a whole request, and between requests
 constexpr std::size_t history_seconds = 60;
 

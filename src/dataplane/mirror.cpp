@@ -5,7 +5,7 @@
 
 #include <algorithm>
 #include <array>
-#include <boost/asio/as_tuple.hpp>
+
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <cerrno>
@@ -15,14 +15,13 @@
 #include "zcproxy/log.hpp"
 #include "zcproxy/upstream.hpp"
 #include "zcproxy/worker.hpp"
+#include "zcproxy/use_tuple.hpp"
 
 namespace zcproxy {
 namespace asio = boost::asio;
 using namespace asio::experimental::awaitable_operators;
 
 namespace {
-
-constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 
 }  // namespace
 

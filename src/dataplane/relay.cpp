@@ -4,7 +4,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/ip/address.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/this_coro.hpp>
@@ -18,13 +17,13 @@
 #include <tuple>
 
 #include "zcproxy/sys.hpp"
+#include "zcproxy/use_tuple.hpp"
 
 namespace zcproxy {
 namespace asio = boost::asio;
 
 namespace {
 
-constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 // After this many bytes without waiting, yield so one fast connection cannot starve the others
 // on its thread.
 constexpr std::uint64_t yield_after_bytes = 4u << 20;

@@ -5,7 +5,7 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <boost/asio/as_tuple.hpp>
+
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -14,6 +14,7 @@
 
 #include "zcproxy/log.hpp"
 #include "zcproxy/session.hpp"
+#include "zcproxy/use_tuple.hpp"
 
 namespace zcproxy {
 namespace asio = boost::asio;
@@ -140,7 +141,7 @@ asio::awaitable<void> accept_loop(worker& w, bound_listener& l) {
     // The client's address as accept(2) gives it: asked later (getpeername), it is gone once the
     // client has reset, and a client without an address would pass a deny list.
     stream_endpoint peer;
-    auto [ec, client] = co_await l.acceptor.async_accept(peer, asio::as_tuple(asio::use_awaitable));
+    auto [ec, client] = co_await l.acceptor.async_accept(peer, use_tuple);
     // Closed for shutdown: an accept that completed just before is dropped, not served past the
     // drain. Closed by a reload that removed the listener: it is served like any other.
     if (w.draining || ec == asio::error::operation_aborted) break;
@@ -155,7 +156,7 @@ asio::awaitable<void> accept_loop(worker& w, bound_listener& l) {
     main_log().warn("listener {}: accept failed: {}; retrying in {} ms", l.config->name,
                     ec.message(), backoff.count());
     l.backoff.expires_after(backoff);
-    co_await l.backoff.async_wait(asio::as_tuple(asio::use_awaitable));
+    co_await l.backoff.async_wait(use_tuple);
     backoff = std::min(backoff * 2, max_backoff);
   }
 }

@@ -2,7 +2,6 @@
 
 #include <sys/socket.h>
 
-#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -26,14 +25,13 @@
 #include "zcproxy/sni.hpp"
 #include "zcproxy/sys.hpp"
 #include "zcproxy/upstream.hpp"
+#include "zcproxy/use_tuple.hpp"
 
 namespace zcproxy {
 namespace asio = boost::asio;
 using namespace asio::experimental::awaitable_operators;
 
 namespace {
-
-constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 
 // The session's sockets and what the worker may do to it. Lives in the coroutine frame.
 struct session_state final : session_handle {

@@ -1,6 +1,5 @@
 #include "zcproxy/health.hpp"
 
-#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
@@ -14,13 +13,13 @@
 #include "zcproxy/log.hpp"
 #include "zcproxy/proxy_protocol.hpp"
 #include "zcproxy/socket.hpp"
+#include "zcproxy/use_tuple.hpp"
 
 namespace zcproxy {
 namespace asio = boost::asio;
 using namespace asio::experimental::awaitable_operators;
 
 namespace {
-constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 }
 
 struct health_checker::state {

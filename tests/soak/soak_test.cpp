@@ -8,7 +8,7 @@
 #include <sys/resource.h>
 
 #include <atomic>
-#include <boost/asio/as_tuple.hpp>
+
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/detached.hpp>
@@ -31,15 +31,15 @@
 #include "support/net.hpp"
 #include "support/process.hpp"
 #include "support/prometheus.hpp"
+#include "zcproxy/use_tuple.hpp"
 
 using namespace test;
 namespace asio = boost::asio;
 using tcp = asio::ip::tcp;
+using zcproxy::use_tuple;
 using namespace asio::experimental::awaitable_operators;
 
 namespace {
-
-constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 
 // Bytes a connection sends, from its index: the echo must give back exactly these.
 std::vector<char> payload(std::size_t i, std::size_t size) {
