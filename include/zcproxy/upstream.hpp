@@ -63,7 +63,7 @@ class upstream {
  private:
   struct endpoint_state {
     std::atomic<bool> healthy{true};
-    std::atomic<unsigned> fails{0};           // connect failures in a row
+    std::atomic<unsigned> fails{0};              // connect failures in a row
     std::atomic<std::int64_t> ejected_until{0};  // clock ticks; 0 = not ejected
     std::atomic<std::uint64_t> connections{0};
     std::atomic<std::uint64_t> connect_failures{0};

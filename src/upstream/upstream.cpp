@@ -63,7 +63,8 @@ bool upstream::connect_failed(std::size_t i, clock::time_point now) {
   // Ejected; once fail_timeout has passed one connection may try it again (fails stays at
   // max_fails, so a failure then ejects it again at once).
   const auto until = (now + cfg_.fail_timeout).time_since_epoch().count();
-  return s.ejected_until.exchange(until, std::memory_order_relaxed) <= now.time_since_epoch().count();
+  return s.ejected_until.exchange(until, std::memory_order_relaxed) <=
+         now.time_since_epoch().count();
 }
 
 void upstream::connect_succeeded(std::size_t i) {

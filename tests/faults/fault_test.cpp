@@ -342,8 +342,9 @@ TEST_CASE(
 #ifndef ZCPROXY_SANITIZED
   CHECK(rss_stalled <= rss_before + n * 1024 + 16 * 1024);
 #else
-  WARN("RSS bound not checked: a sanitizer's quarantine holds freed memory (the normal build "
-       "checks it)");
+  WARN(
+      "RSS bound not checked: a sanitizer's quarantine holds freed memory (the normal build "
+      "checks it)");
 #endif
 
   hold.release();  // the upstream reads again: everything the clients got in arrives
@@ -485,16 +486,18 @@ TEST_CASE(
   p.finish(f);
 }
 
-TEST_CASE("faults: a bad config on reload is refused with its error, and the old config serves "
-          "on",
-          "[faults][reload]") {
+TEST_CASE(
+    "faults: a bad config on reload is refused with its error, and the old config serves "
+    "on",
+    "[faults][reload]") {
   proxy_under_test p("auto", "", "");
   flows f(p.zc.port, 4);
   const std::string good = slurp(p.zc.config);
   std::uint16_t taken = 0;
   const fd in_use = listen_loopback(taken);
-  const std::string valid_tail = "listeners:\n  - { name: flow, bind: \"127.0.0.1:0\", upstream: "
-                                 "echo }\nupstreams:\n  echo: { endpoints: [\"127.0.0.1:1\"] }\n";
+  const std::string valid_tail =
+      "listeners:\n  - { name: flow, bind: \"127.0.0.1:0\", upstream: "
+      "echo }\nupstreams:\n  echo: { endpoints: [\"127.0.0.1:1\"] }\n";
   struct bad_case {
     const char* what;
     std::string text;  // the file's new contents; empty: the file is removed
@@ -511,8 +514,8 @@ TEST_CASE("faults: a bad config on reload is refused with its error, and the old
        "listeners:\n  - { name: flow, bind: \"127.0.0.1:0\", upstream: nope }\nupstreams:\n  "
        "echo: { endpoints: [\"127.0.0.1:1\"] }\n",
        "listeners[0].upstream: no upstream named \"nope\""},
-      {"a listener on a port in use",
-       good + "", "cannot listen on 127.0.0.1:" + std::to_string(taken)},
+      {"a listener on a port in use", good + "",
+       "cannot listen on 127.0.0.1:" + std::to_string(taken)},
       {"a missing file", "", "cannot read: No such file or directory"},
   };
   auto refusals = [&] {

@@ -70,8 +70,8 @@ TEST_CASE("edge: deny refuses a client before any upstream connect", "[edge][acl
 TEST_CASE("edge: allow lets in only the listed blocks, deny wins over allow",
           "[edge][acl][integration]") {
   auto up = echo();
-  proxy p(config_with(up.port(),
-                      "allow: [\"127.0.0.2/32\", \"127.0.1.0/24\"], deny: [\"127.0.1.9\"]"));
+  proxy p(
+      config_with(up.port(), "allow: [\"127.0.0.2/32\", \"127.0.1.0/24\"], deny: [\"127.0.1.9\"]"));
   fd in = connect_from("127.0.0.2", p.port());
   CHECK(echoes(in.get()));
   fd in_block = connect_from("127.0.1.7", p.port());
@@ -115,9 +115,10 @@ TEST_CASE("edge: max_connections_per_ip limits each client address on its own",
   CHECK(echoes(other.get()));
 }
 
-TEST_CASE("edge: accept_proxy takes the client's address from a v1 or v2 header, passes only the "
-          "payload, and splices it",
-          "[edge][proxy_protocol][integration]") {
+TEST_CASE(
+    "edge: accept_proxy takes the client's address from a v1 or v2 header, passes only the "
+    "payload, and splices it",
+    "[edge][proxy_protocol][integration]") {
   auto up = echo();
   const zcproxy::address src{"10.1.2.3", 5555, false}, dst{"10.0.0.1", 80, false};
   const bool v2 = GENERATE(false, true);
@@ -206,8 +207,8 @@ TEST_CASE("edge: send_proxy puts the client's addresses first on the upstream co
                       v2 ? "send_proxy: v2" : "send_proxy: v1"));
   fd c = connect_to(p.port());
   if (behind_proxy) {
-    const std::string h =
-        zcproxy::proxy_protocol::encode_v2({"192.0.2.7", 4242, false}, {"198.51.100.1", 443, false});
+    const std::string h = zcproxy::proxy_protocol::encode_v2({"192.0.2.7", 4242, false},
+                                                             {"198.51.100.1", 443, false});
     send_all(c.get(), h.data(), h.size());
   }
   CHECK(recv_exact(c.get(), 2) == bytes{'o', 'k'});

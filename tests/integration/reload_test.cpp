@@ -74,9 +74,10 @@ struct listener_spec {
 
 // A config whose listeners all forward to upstream `app` with `endpoints`; `app_extra` adds keys
 // to the upstream's map (", balance: least_conn").
-std::string yaml_for(const std::vector<listener_spec>& listeners,
-                     const std::vector<std::uint16_t>& endpoints, const std::string& app_extra = "",
-                     const std::string& head = "threads: 2\nlog: { level: warn, access_log: false }\n") {
+std::string yaml_for(
+    const std::vector<listener_spec>& listeners, const std::vector<std::uint16_t>& endpoints,
+    const std::string& app_extra = "",
+    const std::string& head = "threads: 2\nlog: { level: warn, access_log: false }\n") {
   std::ostringstream y;
   y << head << "listeners:\n";
   for (const auto& l : listeners)
@@ -150,8 +151,9 @@ at_exit(F) -> at_exit<F>;
 
 }  // namespace
 
-TEST_CASE("reload: 50 connections stream intact through 20 reloads while new connections are served",
-          "[reload][integration]") {
+TEST_CASE(
+    "reload: 50 connections stream intact through 20 reloads while new connections are served",
+    "[reload][integration]") {
   constexpr int streams = 50, reloads = 20, new_per_reload = 5;
   constexpr std::size_t total = 2 << 20, chunk = 16 << 10, chunks = total / chunk;
   // The first chunk a stream may send once `q` reloads are done (chunk k waits for reload
@@ -169,9 +171,9 @@ TEST_CASE("reload: 50 connections stream intact through 20 reloads while new con
   const std::uint16_t port = p.port();
   const auto t0 = clock_type::now();
 
-  std::atomic<int> phase{0};  // reloads done
+  std::atomic<int> phase{0};                              // reloads done
   std::vector<std::atomic<std::size_t>> echoed(streams);  // chunks back, per stream
-  std::atomic<int> intact{0}, unclean_ends{0}, good{0};  // good: intact and a clean end
+  std::atomic<int> intact{0}, unclean_ends{0}, good{0};   // good: intact and a clean end
   thread_group t;
   at_exit release{[&] { phase = reloads; }};  // a failed REQUIRE must not leave streams waiting
   for (int i = 0; i < streams; ++i) {
@@ -252,10 +254,9 @@ TEST_CASE("reload: 50 connections stream intact through 20 reloads while new con
       "(%zu refused); %d new connections served (%d through the added listener); %d lost "
       "(streams: %zu failed, %d unclean ends, %d corrupt; new connections: %d failed); "
       "backend A carried %d big connections, B %d; %.2f s\n",
-      streams, total >> 20, (streams * total) >> 20, reloads, refused.size(), served,
-      served_second, lost, errors.size(), unclean_ends.load(),
-      streams - static_cast<int>(errors.size()) - intact, lost_new, a.big.load(), b.big.load(),
-      seconds);
+      streams, total >> 20, (streams * total) >> 20, reloads, refused.size(), served, served_second,
+      lost, errors.size(), unclean_ends.load(), streams - static_cast<int>(errors.size()) - intact,
+      lost_new, a.big.load(), b.big.load(), seconds);
   std::fflush(stdout);
 
   CHECK(errors.empty());
@@ -279,8 +280,9 @@ TEST_CASE("reload: 50 connections stream intact through 20 reloads while new con
   check_clean(b);
 }
 
-TEST_CASE("reload: a changed upstream serves new connections while an open one stays on its old backend",
-          "[reload][integration]") {
+TEST_CASE(
+    "reload: a changed upstream serves new connections while an open one stays on its old backend",
+    "[reload][integration]") {
   backend a("A"), b("B");
   proxy p(config_of(yaml_for({{"main"}}, {a.port()})));
   const std::uint16_t port = p.port();
@@ -334,8 +336,10 @@ TEST_CASE("reload: a changed idle timeout applies to new connections, not to ope
   check_clean(a);
 }
 
-TEST_CASE("reload: a new listener opens and a removed one stops accepting while its open connection runs to the end",
-          "[reload][integration]") {
+TEST_CASE(
+    "reload: a new listener opens and a removed one stops accepting while its open connection runs "
+    "to the end",
+    "[reload][integration]") {
   backend a;
   const std::string one = yaml_for({{"main"}}, {a.port()});
   const std::string two = yaml_for({{"main"}, {"extra"}}, {a.port()});
@@ -370,8 +374,10 @@ TEST_CASE("reload: a new listener opens and a removed one stops accepting while 
   check_clean(a);
 }
 
-TEST_CASE("reload: a listener whose address stays keeps its port and refuses no connect across 20 reloads",
-          "[reload][integration]") {
+TEST_CASE(
+    "reload: a listener whose address stays keeps its port and refuses no connect across 20 "
+    "reloads",
+    "[reload][integration]") {
   constexpr int reloads = 20, connectors = 2;
   backend a, b;
   // The two configs differ in the listener's settings, the upstream (endpoints, policy) and the
@@ -379,9 +385,9 @@ TEST_CASE("reload: a listener whose address stays keeps its port and refuses no 
   const std::string x = yaml_for({{"main", 0, ", idle_timeout: 1m"}}, {a.port()});
   // ("other" binds another address: listeners are matched by address, so a second one on
   // 127.0.0.1:0 listed first would be matched with main's socket.)
-  const std::string y = yaml_for(
-      {{"other", 0, "", "127.0.0.2"}, {"main", 0, ", idle_timeout: 2m"}, {"third"}},
-      {a.port(), b.port()}, ", balance: least_conn");
+  const std::string y =
+      yaml_for({{"other", 0, "", "127.0.0.2"}, {"main", 0, ", idle_timeout: 2m"}, {"third"}},
+               {a.port(), b.port()}, ", balance: least_conn");
   proxy p(config_of(x));
   const std::uint16_t port = p.port();
 
@@ -431,8 +437,10 @@ TEST_CASE("reload: a listener whose address stays keeps its port and refuses no 
   check_clean(b);
 }
 
-TEST_CASE("reload: a new listener that cannot bind refuses the reload, naming it, and the old config serves on",
-          "[reload][integration]") {
+TEST_CASE(
+    "reload: a new listener that cannot bind refuses the reload, naming it, and the old config "
+    "serves on",
+    "[reload][integration]") {
   backend a("A"), b("B");
   std::uint16_t held = 0;
   fd holder = listen_loopback(held);  // the port the new listener wants
@@ -440,8 +448,7 @@ TEST_CASE("reload: a new listener that cannot bind refuses the reload, naming it
   const std::string good = yaml_for({{"main"}}, {a.port()});
   // Besides the listener that cannot bind: another new one (listed first, so it is opened
   // before the failure) and a changed upstream. None of it may take effect.
-  const std::string bad =
-      yaml_for({{"main"}, {"fresh", fresh}, {"blocked", held}}, {b.port()});
+  const std::string bad = yaml_for({{"main"}, {"fresh", fresh}, {"blocked", held}}, {b.port()});
   proxy p(config_of(good));
   const std::uint16_t port = p.port();
   fd old = connect_to(port);
@@ -480,8 +487,10 @@ TEST_CASE("reload: a new listener that cannot bind refuses the reload, naming it
   check_clean(b);
 }
 
-TEST_CASE("reload: binary, SIGHUP with a broken config is refused with every error and the old config serves on, a good one is applied",
-          "[reload][integration][binary]") {
+TEST_CASE(
+    "reload: binary, SIGHUP with a broken config is refused with every error and the old config "
+    "serves on, a good one is applied",
+    "[reload][integration][binary]") {
   backend a("A"), b("B");
   temp_dir d;
   const std::string head = "threads: 2\nlog: { level: info, access_log: false }\n";
@@ -507,7 +516,8 @@ TEST_CASE("reload: binary, SIGHUP with a broken config is refused with every err
   {
     std::istringstream lines(slurp(check_dir.file("err")));
     for (std::string line; std::getline(lines, line);)
-      if (line.rfind("  " + copy + ":", 0) == 0) check_errors.push_back(line.substr(2 + copy.size()));
+      if (line.rfind("  " + copy + ":", 0) == 0)
+        check_errors.push_back(line.substr(2 + copy.size()));
   }
   REQUIRE(check_errors.size() == 2);
 
@@ -517,7 +527,8 @@ TEST_CASE("reload: binary, SIGHUP with a broken config is refused with every err
   const std::string log = zc.log();
   INFO("stderr:\n" << log);
   CHECK_THAT(log, Catch::Contains("reload: " + zc.config + ":3:1: bogus: unknown key"));
-  CHECK_THAT(log, Catch::Contains("reload: " + zc.config + ":5:24: listeners[0].bind: expected an IP"));
+  CHECK_THAT(log,
+             Catch::Contains("reload: " + zc.config + ":5:24: listeners[0].bind: expected an IP"));
   for (const auto& e : check_errors) CHECK_THAT(log, Catch::Contains("reload: " + zc.config + e));
   CHECK_THAT(log, Catch::Contains("the running config stays"));
   // Still serving, with the old config.
@@ -537,8 +548,10 @@ TEST_CASE("reload: binary, SIGHUP with a broken config is refused with every err
   check_clean(b);
 }
 
-TEST_CASE("reload: binary, SIGTERM drains the open connection to the end and a second SIGTERM closes at once",
-          "[reload][integration][binary][drain]") {
+TEST_CASE(
+    "reload: binary, SIGTERM drains the open connection to the end and a second SIGTERM closes at "
+    "once",
+    "[reload][integration][binary][drain]") {
   backend a;
   const std::string head =
       "threads: 2\ndrain_timeout: 30s\nlog: { level: info, access_log: false }\n";

@@ -27,8 +27,7 @@ namespace {
 // `openssl s_server -rev` (it sends back each line reversed; a line "CLOSE" ends the connection)
 // with a fresh self-signed certificate for `name`, on a port the kernel chooses.
 struct tls_backend {
-  tls_backend(const temp_dir& d, const std::string& name)
-      : out(d.file(name + ".server.out")) {
+  tls_backend(const temp_dir& d, const std::string& name) : out(d.file(name + ".server.out")) {
     const std::string key = d.file(name + ".key"), cert = d.file(name + ".crt");
     process req("openssl",
                 {"req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
@@ -108,9 +107,10 @@ std::string captured(const std::string& name) {
 zcproxy::config routed_config(const std::string& listener_keys,
                               const std::vector<std::pair<std::string, std::uint16_t>>& upstreams,
                               const std::string& engine = "splice") {
-  std::string yaml = "threads: 2\nlog: { level: warn, access_log: false }\nrelay: { engine: " +
-                     engine + " }\nlisteners:\n  - { name: tls, bind: \"127.0.0.1:0\", " +
-                     listener_keys + " }\nupstreams:\n";
+  std::string yaml =
+      "threads: 2\nlog: { level: warn, access_log: false }\nrelay: { engine: " + engine +
+      " }\nlisteners:\n  - { name: tls, bind: \"127.0.0.1:0\", " + listener_keys +
+      " }\nupstreams:\n";
   for (const auto& [name, port] : upstreams)
     yaml += "  " + name + ": { endpoints: [\"127.0.0.1:" + std::to_string(port) + "\"] }\n";
   return zcproxy::load_config_string(yaml, "sni.yaml");
@@ -146,7 +146,7 @@ TEST_CASE("sni: openssl clients reach the backend their server name routes to, v
                         expectation{"API.Example.com", "api.example.com"},  // case-insensitive
                         expectation{"www.example.com", "web.example.com"},
                         expectation{"a.b.example.com", "web.example.com"},  // any depth
-                        expectation{"example.com", "fallback.test"},  // not *.example.com
+                        expectation{"example.com", "fallback.test"},        // not *.example.com
                         expectation{"unknown.test", "fallback.test"},
                         expectation{"", "fallback.test"}}) {  // no server_name: default
     INFO("server name \"" << e.server_name << "\"");
@@ -167,8 +167,8 @@ TEST_CASE("sni: no route and no default closes the client without an upstream co
   temp_dir d;
   recorder rec;
   auto backend = rec.start();
-  proxy p(routed_config("routes: [{sni: api.example.com, upstream: api}]",
-                        {{"api", backend->port()}}));
+  proxy p(
+      routed_config("routes: [{sni: api.example.com, upstream: api}]", {{"api", backend->port()}}));
   for (const char* hello : {"openssl_no_sni.bin", "curl_sni.bin"}) {
     INFO(hello);
     // curl's names api.example.com, which is routed: the control.
@@ -219,9 +219,10 @@ TEST_CASE("sni: non-TLS bytes go to the default route with non_tls: default, els
   auto backend = rec.start();
   const std::string plain = "GET / HTTP/1.1\r\nHost: example.com\r\n\r\n";
   SECTION("non_tls: default forwards them unchanged") {
-    proxy p(routed_config("routes: [{sni: api.example.com, upstream: api}, {default: plain}], "
-                          "non_tls: default",
-                          {{"api", dead_port()}, {"plain", backend->port()}}));
+    proxy p(
+        routed_config("routes: [{sni: api.example.com, upstream: api}, {default: plain}], "
+                      "non_tls: default",
+                      {{"api", dead_port()}, {"plain", backend->port()}}));
     fd c = connect_to(p.port());
     send_all(c.get(), plain.data(), plain.size());
     shutdown_write(c.get());
@@ -246,13 +247,14 @@ TEST_CASE("sni: non-TLS bytes go to the default route with non_tls: default, els
   }
 }
 
-TEST_CASE("sni: a client that never completes its ClientHello is closed at sni_timeout while "
-          "others are served",
-          "[sni][integration]") {
+TEST_CASE(
+    "sni: a client that never completes its ClientHello is closed at sni_timeout while "
+    "others are served",
+    "[sni][integration]") {
   recorder rec;
   auto backend = rec.start();
-  proxy p(routed_config("routes: [{default: app}], sni_timeout: 300ms",
-                        {{"app", backend->port()}}));
+  proxy p(
+      routed_config("routes: [{default: app}], sni_timeout: 300ms", {{"app", backend->port()}}));
   const std::string hello = captured("openssl_tls13_sni.bin");
   std::vector<fd> slow;
   const auto started = std::chrono::steady_clock::now();
@@ -293,9 +295,10 @@ TEST_CASE("sni: with accept_proxy, the PROXY header comes first and the ClientHe
   CHECK(rec.streams[0] == hello);  // the header was consumed, the hello forwarded whole
 }
 
-TEST_CASE("sni: the access log shows the server name, the PROXY header's client and splice for "
-          "the bytes after the header and the ClientHello",
-          "[sni][proxy][binary]") {
+TEST_CASE(
+    "sni: the access log shows the server name, the PROXY header's client and splice for "
+    "the bytes after the header and the ClientHello",
+    "[sni][proxy][binary]") {
   temp_dir d;
   upstream_server backend([](fd s) {  // echo
     char buf[1 << 16];

@@ -7,9 +7,8 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <csignal>
-
 #include <catch2/catch.hpp>
+#include <csignal>
 #include <mutex>
 #include <string>
 
@@ -83,19 +82,24 @@ TEST_CASE("unix: a TCP listener in front of a Unix socket endpoint, each engine"
   }
 }
 
-TEST_CASE("unix: a Unix listener in front of TCP and Unix endpoints, its socket file removed at "
-          "shutdown",
-          "[unix][integration]") {
+TEST_CASE(
+    "unix: a Unix listener in front of TCP and Unix endpoints, its socket file removed at "
+    "shutdown",
+    "[unix][integration]") {
   temp_dir d;
   const std::string to_tcp = d.file("to-tcp.sock"), to_unix = d.file("to-unix.sock");
   upstream_server tcp_backend(echo);
   upstream_server unix_backend(echo, d.file("backend.sock"));
   {
-    test::proxy p(unix_config(
-        "  - { name: a, bind: \"unix:" + to_tcp + "\", upstream: tcp }\n"
-        "  - { name: b, bind: \"unix:" + to_unix + "\", upstream: unix }\n",
-        "  tcp: { endpoints: [\"127.0.0.1:" + std::to_string(tcp_backend.port()) + "\"] }\n"
-        "  unix: { endpoints: [\"unix:" + d.file("backend.sock") + "\"] }\n"));
+    test::proxy p(
+        unix_config("  - { name: a, bind: \"unix:" + to_tcp +
+                        "\", upstream: tcp }\n"
+                        "  - { name: b, bind: \"unix:" +
+                        to_unix + "\", upstream: unix }\n",
+                    "  tcp: { endpoints: [\"127.0.0.1:" + std::to_string(tcp_backend.port()) +
+                        "\"] }\n"
+                        "  unix: { endpoints: [\"unix:" +
+                        d.file("backend.sock") + "\"] }\n"));
     CHECK(p.srv->listening().at(0).to_string() == "unix:" + to_tcp);
     // Several clients at once, over both workers' share of the one socket.
     for (const auto& path : {to_tcp, to_unix}) {
@@ -119,9 +123,9 @@ TEST_CASE("unix: a stale socket file is replaced, a live one or another file ref
   upstream_server backend(echo);
   const std::string path = d.file("proxy.sock");
   auto config_on = [&](const std::string& at) {
-    return unix_config("  - { name: u, bind: \"unix:" + at + "\", upstream: app }\n",
-                       "  app: { endpoints: [\"127.0.0.1:" + std::to_string(backend.port()) +
-                           "\"] }\n");
+    return unix_config(
+        "  - { name: u, bind: \"unix:" + at + "\", upstream: app }\n",
+        "  app: { endpoints: [\"127.0.0.1:" + std::to_string(backend.port()) + "\"] }\n");
   };
   { fd stale = listen_unix(path); }  // closed without unlinking, as after a crash
   REQUIRE(exists(path));
@@ -131,8 +135,7 @@ TEST_CASE("unix: a stale socket file is replaced, a live one or another file ref
 
   // A second proxy on the same path: refused, and the first one's file is left alone.
   CHECK_THROWS_WITH(test::proxy(config_on(path)),
-                    Contains("listener u: cannot listen on unix:" + path) &&
-                        Contains("in use"));
+                    Contains("listener u: cannot listen on unix:" + path) && Contains("in use"));
   fd again = connect_unix(path);
   CHECK(echoes_intact(again, 4096, 10));
 
@@ -141,16 +144,19 @@ TEST_CASE("unix: a stale socket file is replaced, a live one or another file ref
   CHECK(slurp(regular) == "data");
 }
 
-TEST_CASE("unix: a reload that removes a Unix listener removes its socket file, one that keeps it "
-          "keeps serving",
-          "[unix][reload][integration]") {
+TEST_CASE(
+    "unix: a reload that removes a Unix listener removes its socket file, one that keeps it "
+    "keeps serving",
+    "[unix][reload][integration]") {
   temp_dir d;
   upstream_server backend(echo);
   const std::string ups =
       "  app: { endpoints: [\"127.0.0.1:" + std::to_string(backend.port()) + "\"] }\n";
   const std::string keep = d.file("keep.sock"), drop = d.file("drop.sock");
-  test::proxy p(unix_config("  - { name: keep, bind: \"unix:" + keep + "\", upstream: app }\n"
-                            "  - { name: drop, bind: \"unix:" + drop + "\", upstream: app }\n",
+  test::proxy p(unix_config("  - { name: keep, bind: \"unix:" + keep +
+                                "\", upstream: app }\n"
+                                "  - { name: drop, bind: \"unix:" +
+                                drop + "\", upstream: app }\n",
                             ups));
   fd open_through_drop = connect_unix(drop);
   CHECK(p.srv->reload(unix_config(
@@ -163,14 +169,15 @@ TEST_CASE("unix: a reload that removes a Unix listener removes its socket file, 
   // Added back by a later reload: bound afresh.
   CHECK(p.srv->reload(unix_config("  - { name: keep, bind: \"unix:" + keep +
                                       "\", upstream: app }\n"
-                                      "  - { name: drop, bind: \"unix:" + drop +
-                                      "\", upstream: app }\n",
+                                      "  - { name: drop, bind: \"unix:" +
+                                      drop + "\", upstream: app }\n",
                                   ups)) == "");
   fd back = connect_unix(drop);
   CHECK(echoes_intact(back, 4096, 5));
 }
 
-TEST_CASE("unix: PROXY headers and health checks to a Unix endpoint", "[unix][proxy][integration]") {
+TEST_CASE("unix: PROXY headers and health checks to a Unix endpoint",
+          "[unix][proxy][integration]") {
   temp_dir d;
   std::mutex mutex;
   std::vector<std::string> firsts;  // the first line each backend connection got
@@ -183,12 +190,13 @@ TEST_CASE("unix: PROXY headers and health checks to a Unix endpoint", "[unix][pr
       },
       d.file("backend.sock"));
   const std::string in = d.file("in.sock");
-  test::proxy p(unix_config(
-      "  - { name: tcp, bind: \"127.0.0.1:0\", upstream: app }\n"
-      "  - { name: local, bind: \"unix:" + in + "\", upstream: app }\n",
-      "  app:\n    endpoints: [\"unix:" + d.file("backend.sock") + "\", \"unix:" +
-          d.file("missing.sock") + "\"]\n    send_proxy: v1\n" +
-          "    health_check: { interval: 50ms, rise: 1, fall: 1 }\n"));
+  test::proxy p(
+      unix_config("  - { name: tcp, bind: \"127.0.0.1:0\", upstream: app }\n"
+                  "  - { name: local, bind: \"unix:" +
+                      in + "\", upstream: app }\n",
+                  "  app:\n    endpoints: [\"unix:" + d.file("backend.sock") +
+                      "\", \"unix:" + d.file("missing.sock") + "\"]\n    send_proxy: v1\n" +
+                      "    health_check: { interval: 50ms, rise: 1, fall: 1 }\n"));
   // The health checks connect over Unix sockets: the missing one goes down, the live one stays.
   REQUIRE(wait_until([&] { return !p.srv->snapshot().endpoints.at(1).healthy; }));
   CHECK(p.srv->snapshot().endpoints.at(0).healthy);
@@ -206,9 +214,9 @@ TEST_CASE("unix: PROXY headers and health checks to a Unix endpoint", "[unix][pr
   }
   REQUIRE(wait_until([&] {
     std::lock_guard lock(mutex);
-    return std::count_if(firsts.begin(), firsts.end(),
-                         [](const auto& f) { return f.starts_with("PROXY TCP4") ||
-                                                    f.starts_with("PROXY UNKNOWN"); }) >= 2;
+    return std::count_if(firsts.begin(), firsts.end(), [](const auto& f) {
+             return f.starts_with("PROXY TCP4") || f.starts_with("PROXY UNKNOWN");
+           }) >= 2;
   }));
   std::lock_guard lock(mutex);
   // A TCP client's addresses, then a Unix client, which has none to send.
@@ -229,17 +237,21 @@ TEST_CASE("unix: the binary serves a Unix listener and logs its clients", "[unix
                   "threads: 2\nlog: { level: info, access_log: true }\nrelay: { engine: splice }\n"
                   "listeners:\n"
                   "  - { name: web, bind: \"127.0.0.1:0\", upstream: app }\n"
-                  "  - { name: local, bind: \"unix:" + sock + "\", upstream: app }\n"
-                  "upstreams:\n  app: { endpoints: [\"127.0.0.1:" +
+                  "  - { name: local, bind: \"unix:" +
+                      sock +
+                      "\", upstream: app }\n"
+                      "upstreams:\n  app: { endpoints: [\"127.0.0.1:" +
                       std::to_string(backend.port()) + "\"] }\n",
                   "web");
   // Listed after "web", whose line the start-up waited for.
-  CHECK(wait_until([&] { return r.log().find("listener local on unix:" + sock) != std::string::npos; }));
+  CHECK(wait_until(
+      [&] { return r.log().find("listener local on unix:" + sock) != std::string::npos; }));
   {
     fd c = connect_unix(sock);
     CHECK(echoes_intact(c, 1 << 20, 11));
   }
-  REQUIRE(wait_until([&] { return slurp(d.file("out")).find("listener=local") != std::string::npos; }));
+  REQUIRE(
+      wait_until([&] { return slurp(d.file("out")).find("listener=local") != std::string::npos; }));
   CHECK_THAT(slurp(d.file("out")),
              Contains("client=unix: listener=local sni=- upstream=app endpoint=127.0.0.1:") &&
                  Contains("engine_up=splice engine_down=splice close=eof"));

@@ -4,8 +4,8 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
-#include <catch2/catch.hpp>
 #include <atomic>
+#include <catch2/catch.hpp>
 #include <map>
 #include <string>
 
@@ -35,8 +35,8 @@ struct named_backend {
 };
 
 std::string ep(std::uint16_t port, unsigned weight = 1) {
-  return "{ address: \"127.0.0.1:" + std::to_string(port) + "\", weight: " +
-         std::to_string(weight) + " }";
+  return "{ address: \"127.0.0.1:" + std::to_string(port) +
+         "\", weight: " + std::to_string(weight) + " }";
 }
 
 // One listener on port 0 in front of upstream `app` with the given endpoints and extra keys.
@@ -67,8 +67,7 @@ std::string reached(std::uint16_t port) {
   return name_of(c.get());
 }
 
-const zcproxy::endpoint_stats& endpoint_at(const zcproxy::server::stats& s,
-                                                    std::uint16_t port) {
+const zcproxy::endpoint_stats& endpoint_at(const zcproxy::server::stats& s, std::uint16_t port) {
   for (const auto& e : s.endpoints)
     if (e.at.port == port) return e;
   FAIL("no endpoint on port " << port);
@@ -109,8 +108,7 @@ TEST_CASE("upstream: least_conn sends a new connection to the backend with fewer
   }
 }
 
-TEST_CASE("upstream: random (power of two choices) uses every backend",
-          "[upstream][integration]") {
+TEST_CASE("upstream: random (power of two choices) uses every backend", "[upstream][integration]") {
   named_backend a("a"), b("b");
   proxy p(config_with(ep(a.port()) + ", " + ep(b.port()), "    balance: random\n"));
   std::map<std::string, int> got;
@@ -222,8 +220,8 @@ TEST_CASE("upstream: with every endpoint down the client is reset at once, no co
 TEST_CASE("upstream: max_connect_attempts bounds the endpoints one connection tries",
           "[upstream][integration]") {
   named_backend live("l");
-  const std::string eps = ep(dead_port()) + ", " + ep(dead_port()) + ", " + ep(dead_port()) +
-                          ", " + ep(live.port());
+  const std::string eps =
+      ep(dead_port()) + ", " + ep(dead_port()) + ", " + ep(dead_port()) + ", " + ep(live.port());
   SECTION("two attempts: the first two (refusing) endpoints, then the client is reset") {
     proxy p(config_with(eps, "    max_connect_attempts: 2\n"));
     fd c = connect_to(p.port());
@@ -263,7 +261,7 @@ TEST_CASE("upstream: idle_timeout closes a silent connection, traffic keeps one 
     const auto until = clock_type::now() + 5s;
     while (clock_type::now() < until) {
       send_all(c.get(), "x", 1);
-      CHECK(name_of(c.get()) == "x");  // echoed: the connection is alive
+      CHECK(name_of(c.get()) == "x");      // echoed: the connection is alive
       std::this_thread::sleep_for(100ms);  // the pace of the traffic, not a wait for an event
     }
   }
@@ -303,7 +301,7 @@ TEST_CASE("upstream: a listener's connect_timeout overrides the upstream's",
 TEST_CASE("upstream: a backend that accepts but never replies fails an expect check by timeout",
           "[upstream][integration][health]") {
   std::atomic<bool> done{false};
-  upstream_server silent([&](fd s) {
+  upstream_server silent([&](fd) {
     wait_until([&] { return done.load(); }, 20s);  // holds the connection, says nothing
   });
   named_backend live("l");
@@ -325,18 +323,20 @@ TEST_CASE("upstream: with send_proxy, a health check can start with a PROXY head
     send_all(s.get(), got == want ? "PONG" : "NOPE", 4);
   };
   upstream_server with(requiring), without(requiring);
-  const std::string check = "{ interval: 100ms, timeout: 100ms, rise: 1, fall: 2, send: PING, "
-                            "expect: PONG";
+  const std::string check =
+      "{ interval: 100ms, timeout: 100ms, rise: 1, fall: 2, send: PING, "
+      "expect: PONG";
   proxy p(zcproxy::load_config_string(
       "threads: 1\nlog: { level: warn, access_log: false }\n"
       "listeners:\n"
       "  - { name: a, bind: \"127.0.0.1:0\", upstream: with }\n"
       "  - { name: b, bind: \"127.0.0.1:0\", upstream: without }\n"
       "upstreams:\n"
-      "  with: { endpoints: [" + ep(with.port()) + "], send_proxy: v1, health_check: " + check +
+      "  with: { endpoints: [" +
+          ep(with.port()) + "], send_proxy: v1, health_check: " + check +
           ", send_proxy: true } }\n"
-          "  without: { endpoints: [" + ep(without.port()) + "], send_proxy: v1, health_check: " +
-          check + " } }\n",
+          "  without: { endpoints: [" +
+          ep(without.port()) + "], send_proxy: v1, health_check: " + check + " } }\n",
       "hc.yaml"));
   // The check without the header fails; the one with it keeps passing.
   REQUIRE(wait_until([&] { return !endpoint_at(p.srv->snapshot(), without.port()).healthy; }, 10s));

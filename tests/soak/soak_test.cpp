@@ -8,7 +8,6 @@
 #include <sys/resource.h>
 
 #include <atomic>
-
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/detached.hpp>
@@ -116,9 +115,10 @@ asio::awaitable<void> client(std::size_t i, std::uint16_t port, std::size_t size
 
 }  // namespace
 
-TEST_CASE("soak: thousands of connections at once, checksummed both ways, and everything returns "
-          "to idle",
-          "[soak]") {
+TEST_CASE(
+    "soak: thousands of connections at once, checksummed both ways, and everything returns "
+    "to idle",
+    "[soak]") {
   rlimit lim{};
   REQUIRE(::getrlimit(RLIMIT_NOFILE, &lim) == 0);
   lim.rlim_cur = lim.rlim_max;  // the soft limit up to the hard one
@@ -144,8 +144,7 @@ TEST_CASE("soak: thousands of connections at once, checksummed both ways, and ev
                    "relay: { engine: auto, max_pipes: 512 }\n"
                    "listeners:\n  - { name: web, bind: \"127.0.0.1:0\", upstream: app }\n"
                    "upstreams:\n  app: { endpoints: [\"127.0.0.1:" +
-                       std::to_string(backend_port) +
-                       "\"] }\nadmin: { bind: \"127.0.0.1:0\" }\n",
+                       std::to_string(backend_port) + "\"] }\nadmin: { bind: \"127.0.0.1:0\" }\n",
                    "web", cap);
   std::smatch m;
   const std::string log = zc.log();
@@ -161,33 +160,40 @@ TEST_CASE("soak: thousands of connections at once, checksummed both ways, and ev
   // Clients connect in waves, each once the last is through to the backend: a burst of 8,000
   // connects would overflow the listen backlogs (somaxconn) of this test's own backend. All of
   // them stay open until the last has connected.
-  asio::co_spawn(io, [&]() -> asio::awaitable<void> {
-    constexpr std::size_t wave = 500;
-    asio::steady_timer poll(io);
-    for (std::size_t i = 0; i < n; ++i) {
-      asio::co_spawn(io, client(i, zc.port, size, t, gate), asio::detached);
-      if ((i + 1) % wave != 0) continue;
-      for (int tries = 0; t.accepted + t.failed < i + 1 && tries < 3000; ++tries) {
-        poll.expires_after(std::chrono::milliseconds(10));
-        co_await poll.async_wait(use_tuple);
-      }
-    }
-  }, asio::detached);
+  asio::co_spawn(
+      io,
+      [&]() -> asio::awaitable<void> {
+        constexpr std::size_t wave = 500;
+        asio::steady_timer poll(io);
+        for (std::size_t i = 0; i < n; ++i) {
+          asio::co_spawn(io, client(i, zc.port, size, t, gate), asio::detached);
+          if ((i + 1) % wave != 0) continue;
+          for (int tries = 0; t.accepted + t.failed < i + 1 && tries < 3000; ++tries) {
+            poll.expires_after(std::chrono::milliseconds(10));
+            co_await poll.async_wait(use_tuple);
+          }
+        }
+      },
+      asio::detached);
   std::size_t peak_sessions = 0, peak_fds = 0;
   std::thread runner([&] { io.run_for(std::chrono::seconds(240)); });
   // While the clients run: the proxy holds them all at once.
-  wait_until([&] {
-    peak_fds = std::max(peak_fds, open_fds(zc.proc.pid));
-    return t.connected + t.failed == n;
-  }, std::chrono::seconds(120));
+  wait_until(
+      [&] {
+        peak_fds = std::max(peak_fds, open_fds(zc.proc.pid));
+        return t.connected + t.failed == n;
+      },
+      std::chrono::seconds(120));
   // Every client waits at the gate with its connection open: the proxy's count of sessions must
   // reach them all (a settled count, not a sample of a moving one). Then the gate opens.
-  wait_until([&] {
-    const auto metrics = scrape_metrics(admin);
-    peak_sessions = std::max(peak_sessions,
-                             static_cast<std::size_t>(metrics.at("zcproxy_connections_active{}")));
-    return peak_sessions >= t.connected;
-  }, std::chrono::seconds(60));
+  wait_until(
+      [&] {
+        const auto metrics = scrape_metrics(admin);
+        peak_sessions = std::max(
+            peak_sessions, static_cast<std::size_t>(metrics.at("zcproxy_connections_active{}")));
+        return peak_sessions >= t.connected;
+      },
+      std::chrono::seconds(60));
   // Open for good: waits pending end, and a late client's wait ends at once.
   asio::post(io, [&gate] { gate.expires_at(asio::steady_timer::time_point::min()); });
   const bool done = wait_until([&] { return t.verified + t.mismatched + t.failed == n; },
@@ -199,10 +205,12 @@ TEST_CASE("soak: thousands of connections at once, checksummed both ways, and ev
   std::cout << "soak: clients done: " << t.verified << " verified, " << t.mismatched
             << " mismatched, " << t.failed << " failed, backend accepted " << t.accepted << "\n";
   REQUIRE(done);
-  const bool idle = wait_until([&] {
-    return scrape_metrics(admin).at("zcproxy_connections_active{}") == 0;
-  }, std::chrono::seconds(60));
-  if (!idle) std::cout << "soak: still active: " << scrape_metrics(admin).at("zcproxy_connections_active{}") << "\n";
+  const bool idle =
+      wait_until([&] { return scrape_metrics(admin).at("zcproxy_connections_active{}") == 0; },
+                 std::chrono::seconds(60));
+  if (!idle)
+    std::cout << "soak: still active: " << scrape_metrics(admin).at("zcproxy_connections_active{}")
+              << "\n";
   backend.close();
   io.stop();
   runner.join();
@@ -240,7 +248,9 @@ TEST_CASE("soak: thousands of connections at once, checksummed both ways, and ev
 #ifndef ZCPROXY_SANITIZED
   CHECK(rss_after <= rss_before + 64 * 1024);
 #else
-  WARN("RSS bound not checked: a sanitizer's quarantine holds freed memory (the normal build checks it)");
+  WARN(
+      "RSS bound not checked: a sanitizer's quarantine holds freed memory (the normal build checks "
+      "it)");
 #endif
   REQUIRE(::kill(zc.proc.pid, SIGTERM) == 0);
   CHECK(zc.proc.wait() == 0);

@@ -288,8 +288,7 @@ std::vector<std::string> thread_group::errors() {
   return errors_;
 }
 
-upstream_server::upstream_server(std::function<void(fd)> handler, int backlog,
-                                 std::uint16_t port)
+upstream_server::upstream_server(std::function<void(fd)> handler, int backlog, std::uint16_t port)
     : port_(port), listener_(listen_loopback(port_, backlog)) {
   run(std::move(handler));
 }

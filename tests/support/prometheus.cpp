@@ -82,7 +82,8 @@ std::map<std::string, double> parse_prometheus(const std::string& text) {
     if (family.empty()) bad(n, line, "sample before any TYPE");
     std::string suffix;
     if (name != family) {
-      if (family_type != "histogram" || name.rfind(family, 0) != 0) bad(n, line, "not its family's name");
+      if (family_type != "histogram" || name.rfind(family, 0) != 0)
+        bad(n, line, "not its family's name");
       suffix = name.substr(family.size());
       if (suffix != "_bucket" && suffix != "_sum" && suffix != "_count")
         bad(n, line, "not its family's name");
