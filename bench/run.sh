@@ -5,9 +5,13 @@
 # Every peer runs at its defaults and tuned for throughput; all proxies stay up for the whole run
 # and the cases are interleaved (round -> case -> proxy), so drift hits them all alike.
 #
-#   bash bench/run.sh [--quick] [--rounds N] [--time SECONDS] [--out DIR]
+#   bash bench/run.sh [--quick] [--rounds N] [--time SECONDS] [--out DIR] [--baseline BINARY]
+#                     [--only REGEX]
 #
 # --quick: one round of 1 s figures, 100 idle connections (a smoke check, not a measurement).
+# --baseline: also runs BINARY as "zcproxy before" (default engine) beside the one under test, in
+# the same interleaved run: the A/B of a change. --only: only the proxies whose row name matches
+# the extended REGEX (direct always runs), e.g. --only zcproxy for an A/B without the peers.
 # Every run checks what it measures: a wrk case with any socket error or non-2xx response, an
 # iperf3 case with an error or a short count, zcproxy's idle connections holding more than their two
 # sockets, or a figure missing for zcproxy or direct fails the run (a peer's failure is reported).
@@ -20,13 +24,17 @@ secs=5
 idle=1000
 out=bench/results
 quick=0
+baseline=""
+only=""
 while [ $# -gt 0 ]; do
   case $1 in
     --quick) quick=1; rounds=1; secs=1; idle=100 ;;
     --rounds) rounds=$2; shift ;;
     --time) secs=$2; shift ;;
     --out) out=$2; shift ;;
-    *) sed -n '2,13p' "$0"; exit 2 ;;
+    --baseline) baseline=$(realpath "$2"); shift ;;
+    --only) only=$2; shift ;;
+    *) sed -n '2,17p' "$0"; exit 2 ;;
   esac
   shift
 done
@@ -81,8 +89,8 @@ add_proxy() {  # name; sets $f, the prefix of the proxy's files in $work
   f=$work/$(tr -c 'a-z0-9\n' '_' <<<"$1")
 }
 
-start_zcproxy() {  # name engine
-  local n=$1 b=$next_base
+start_zcproxy() {  # name engine [binary]
+  local n=$1 b=$next_base bin=${3:-$ZCPROXY_BIN}
   add_proxy "$n"
   # The admin listener (any free port, read back from the "admin on" line, which is logged at
   # level info: start-up lines only, nothing per connection) gives the idle section the leases.
@@ -98,7 +106,7 @@ upstreams:
   iperf: { endpoints: ["127.0.0.1:$iperf_port"] }
   http: { endpoints: ["127.0.0.1:$http_port"] }
 EOF
-  "$ZCPROXY_BIN" -c "$f.yaml" 2>"$f.log" &
+  "$bin" -c "$f.yaml" 2>"$f.log" &
   main_pids[$n]=$!
   logs[$n]=$f.log
   pids+=($!)
@@ -175,19 +183,21 @@ start_socat() {  # name tuned(0|1); socat forks a process per connection
   pids+=($!)
 }
 
+wanted() { [ -z "$only" ] || grep -Eq -- "$only" <<<"$1"; }  # name: whether --only keeps it
 names+=(direct)
 start_zcproxy "zcproxy (default: adaptive)" adaptive
-start_zcproxy "zcproxy auto" auto
-start_zcproxy "zcproxy splice" splice
-start_zcproxy "zcproxy copy" copy
-start_haproxy "haproxy splice" 1 0
-start_haproxy "haproxy splice tuned" 1 1
-start_haproxy "haproxy" 0 0
-start_haproxy "haproxy tuned" 0 1
-start_nginx "nginx stream" 0
-start_nginx "nginx stream tuned" 1
-start_socat "socat" 0
-start_socat "socat tuned" 1
+[ -n "$baseline" ] && start_zcproxy "zcproxy before (default: adaptive)" adaptive "$baseline"
+wanted "zcproxy auto" && start_zcproxy "zcproxy auto" auto
+wanted "zcproxy splice" && start_zcproxy "zcproxy splice" splice
+wanted "zcproxy copy" && start_zcproxy "zcproxy copy" copy
+wanted "haproxy splice" && start_haproxy "haproxy splice" 1 0
+wanted "haproxy splice tuned" && start_haproxy "haproxy splice tuned" 1 1
+wanted "haproxy" && start_haproxy "haproxy" 0 0
+wanted "haproxy tuned" && start_haproxy "haproxy tuned" 0 1
+wanted "nginx stream" && start_nginx "nginx stream" 0
+wanted "nginx stream tuned" && start_nginx "nginx stream tuned" 1
+wanted "socat" && start_socat "socat" 0
+wanted "socat tuned" && start_socat "socat tuned" 1
 for n in "${names[@]}"; do
   [ "$n" = direct ] && continue
   wait_port "${base[$n]}"
@@ -386,7 +396,9 @@ zcproxy_idle_bad() {  # rss0 rss1 fds0 fds1 metrics-before metrics-while-held
 }
 
 ulimit -n 20000 2>/dev/null || true
-for n in "zcproxy (default: adaptive)" "haproxy splice tuned" "haproxy tuned" "nginx stream tuned"; do
+for n in "zcproxy (default: adaptive)" "zcproxy before (default: adaptive)" "haproxy splice tuned" \
+  "haproxy tuned" "nginx stream tuned"; do
+  [ -n "${base[$n]:-}" ] || continue  # not in this run (--baseline, --only)
   port=$(http_at "$n")
   rss0=$(rss_kib ${main_pids[$n]}); fds0=$(fd_count ${main_pids[$n]})
   m0=""
@@ -438,6 +450,7 @@ stat() {
 }
 versions() {
   echo "- zcproxy: $("$ZCPROXY_BIN" --version | awk '{print $2}'), $threads threads, engine per row"
+  [ -z "$baseline" ] || echo "- zcproxy before: $baseline, $("$baseline" --version | awk '{print $2}')"
   echo "- HAProxy: $(haproxy -v | head -1 | awk '{print $3}'), nbthread $threads"
   echo "- nginx: $(nginx -v 2>&1 | sed 's/.*nginx\///'), worker_processes $threads"
   echo "- socat: $(socat -V | awk '/socat version/ {print $3}'), a process per connection"
