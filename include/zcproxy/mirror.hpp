@@ -11,8 +11,8 @@
 #include <boost/asio/steady_timer.hpp>
 #include <chrono>
 #include <cstdint>
-#include <memory>
 #include <deque>
+#include <memory>
 #include <optional>
 
 #include "zcproxy/metrics.hpp"
@@ -22,7 +22,6 @@
 namespace zcproxy {
 
 class upstream;
-struct generation;
 
 class mirror {
  public:
@@ -38,10 +37,10 @@ class mirror {
   void stop(const char* why);
 
  private:
-  friend boost::asio::awaitable<void> run_mirror(std::shared_ptr<mirror>,
-                                                 std::shared_ptr<const generation>, upstream*,
-                                                 listener_metrics*, std::chrono::milliseconds);
-  void push();  // send what the shadow takes now, drop its replies; never waits
+  friend boost::asio::awaitable<void> run_mirror(std::shared_ptr<mirror>, std::shared_ptr<upstream>,
+                                                 std::shared_ptr<listener_metrics>,
+                                                 std::chrono::milliseconds);
+  void push();                   // send what the shadow takes now, drop its replies; never waits
   bool room_for(std::size_t n);  // within the lag, with a pipe at the back to add to
   std::size_t staged() const { return static_cast<std::size_t>(fed_ - sent_); }
 
@@ -64,10 +63,11 @@ class mirror {
 // The mirror's own coroutine, co_spawned as the connection starts (nothing waits for it): connect
 // to an endpoint of `shadow` (its policy, within `connect_timeout`), then send what is staged
 // whenever the shadow takes it, until end_of_stream(); then a FIN, the shadow's replies dropped
-// until it closes, and the result counted in `metrics`. `gen` keeps `shadow` and `metrics` alive.
-boost::asio::awaitable<void> run_mirror(std::shared_ptr<mirror> m,
-                                        std::shared_ptr<const generation> gen, upstream* shadow,
-                                        listener_metrics* metrics,
+// until it closes, and the result counted in `metrics`. It outlives its connection, and a reload
+// may retire the generation that holds `shadow` and `metrics`: the shared pointers keep them
+// alive (pass aliasing ones that share ownership of their holder).
+boost::asio::awaitable<void> run_mirror(std::shared_ptr<mirror> m, std::shared_ptr<upstream> shadow,
+                                        std::shared_ptr<listener_metrics> metrics,
                                         std::chrono::milliseconds connect_timeout);
 
 }  // namespace zcproxy

@@ -1,6 +1,7 @@
-// The relay: moves one direction of a connection, socket to socket, through a staging area that is
+// The relay: moves one direction of a connection, socket to socket, through a stage that is
 // either a pooled pipe (splice engine) or a pooled buffer (copy engine). Both engines share one
-// loop: wait until readable, fill the stage, flush it whole, repeat; idle directions hold nothing.
+// loop: wait until readable, fill the stage, mirror, flush it whole, yield now and then, repeat;
+// idle directions hold nothing.
 #pragma once
 
 #include <boost/asio/awaitable.hpp>
@@ -22,7 +23,7 @@ namespace zcproxy {
 
 // Per-thread resources every relay on that thread draws from.
 struct relay_resources {
-  engine_mode engine;  // as configured
+  engine_mode engine;     // as configured
   std::size_t pipe_size;  // as configured (pipes get what the kernel grants)
   pipe_pool pipes;
   buffer_pool buffers;
@@ -32,7 +33,8 @@ struct relay_resources {
 // wakes the other wherever it waits, so a reset on one side ends the whole connection.
 class relay_link {
  public:
-  relay_link(stream_socket& client, stream_socket& upstream) : client_(client), upstream_(upstream) {}
+  relay_link(stream_socket& client, stream_socket& upstream)
+      : client_(client), upstream_(upstream) {}
   // Idempotent; safe to call from the owning thread only.
   void stop();
   bool stopped() const { return stopped_; }
@@ -74,8 +76,8 @@ struct direction_result {
   std::uint64_t spliced = 0;  // bytes moved by splice
   std::uint64_t copied = 0;   // bytes moved by copy
   direction_end end = direction_end::eof;
-  std::error_code error;  // the errno behind reset/splice_refused
-  bool on_copy = false;   // the engine this direction ended on
+  std::error_code error;                             // the errno behind reset/splice_refused
+  bool on_copy = false;                              // the engine this direction ended on
   splice_fallback fallback = splice_fallback::none;  // why it left splice for copy, if it did
   std::uint64_t bytes() const { return spliced + copied; }
   // The engine(s) actually used: "splice", "copy" or "splice+copy".
@@ -88,14 +90,20 @@ struct byte_meter {
   bool up = true;                // client -> upstream
 };
 
+// What one direction does besides moving bytes. All optional; none is owned here.
+struct relay_options {
+  token_bucket* limit = nullptr;  // each round moves at most what the bucket allows
+  byte_meter meter{};             // counted live as they move
+  mirror* shadow = nullptr;       // fed every byte moved, before it goes
+};
+
 // Relay from -> to until EOF, error or link.stop(), with `engine` (automatic, splice or copy).
-// Both sockets must be in non-blocking mode (socket::non_blocking(true)). With `limit`, each round
-// moves at most what the bucket allows, waiting (holding nothing) when it is empty.
-// With `shadow`, every byte moved is fed to that mirror first.
+// Both sockets must be in non-blocking mode (socket::non_blocking(true)). With a limit, a
+// direction whose bucket is empty waits holding nothing. The policy lives here; the moves are
+// the stages' (stage.hpp).
 boost::asio::awaitable<direction_result> relay(stream_socket& from, stream_socket& to,
                                                relay_resources& res, engine_mode engine,
-                                               relay_link& link, token_bucket* limit = nullptr,
-                                               byte_meter meter = {}, mirror* shadow = nullptr);
+                                               relay_link& link, relay_options options = {});
 
 // The engine a connection between these two sockets uses under the configured one: adaptive
 // resolves to copy when both peers are on this host (a Unix socket's always is), else to

@@ -1,6 +1,7 @@
-// The syscall seam: the relay calls splice(2), and a fallback response sendfile(2), through these
-// pointers so that a test can stand in a kernel that refuses them (EINVAL) without needing such a
-// kernel. Set them only while no server runs.
+// The syscall seam: every splice(2) and tee(2) of the data plane (the relay's stages, the
+// mirror), and a fallback response's sendfile(2), go through these pointers so that a test can
+// stand in a kernel that refuses them (EINVAL) without needing such a kernel. Set them only while
+// no server runs.
 #pragma once
 
 #include <fcntl.h>
@@ -13,6 +14,10 @@ using splice_fn = ssize_t (*)(int fd_in, loff_t* off_in, int fd_out, loff_t* off
                               unsigned int flags);
 
 inline splice_fn splice = ::splice;
+
+using tee_fn = ssize_t (*)(int fd_in, int fd_out, size_t len, unsigned int flags);
+
+inline tee_fn tee = ::tee;
 
 using sendfile_fn = ssize_t (*)(int out_fd, int in_fd, off_t* offset, size_t count);
 

@@ -5,7 +5,6 @@
 
 #include <algorithm>
 #include <array>
-
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <cerrno>
@@ -13,20 +12,17 @@
 #include <vector>
 
 #include "zcproxy/log.hpp"
+#include "zcproxy/sys.hpp"
 #include "zcproxy/upstream.hpp"
-#include "zcproxy/worker.hpp"
 #include "zcproxy/use_tuple.hpp"
 
 namespace zcproxy {
 namespace asio = boost::asio;
 using namespace asio::experimental::awaitable_operators;
 
-namespace {
-
-}  // namespace
-
 mirror::mirror(const asio::any_io_executor& ex, std::size_t lag, std::size_t pipe_size)
-    : socket_(ex), wake_(ex, asio::steady_timer::time_point::max()),
+    : socket_(ex),
+      wake_(ex, asio::steady_timer::time_point::max()),
       lag_(std::max(lag, pipe_size)),  // less than one round would stop every mirror at once
       pipe_size_(pipe_size) {}
 
@@ -64,7 +60,7 @@ void mirror::feed_pipe(int pipe_read_fd, std::size_t n) {
   // tee(2) duplicates the pipe's pages without consuming them, always from the start of the
   // source pipe, so all n bytes must fit at once: into the empty spare (as large as the relay's
   // pipe). SPLICE_F_NONBLOCK: nothing here may wait.
-  const ssize_t t = ::tee(pipe_read_fd, spare_->write_fd(), n, SPLICE_F_NONBLOCK);
+  const ssize_t t = sys::tee(pipe_read_fd, spare_->write_fd(), n, SPLICE_F_NONBLOCK);
   if (t != static_cast<ssize_t>(n)) return stop("slow");
   spare_->level = n;
   fed_ += n;
@@ -72,8 +68,8 @@ void mirror::feed_pipe(int pipe_read_fd, std::size_t n) {
   // rest stays in the spare, which becomes the last.
   if (!staged_.empty()) {
     pipe& last = staged_.back();
-    const ssize_t m = ::splice(spare_->read_fd(), nullptr, last.write_fd(), nullptr, n,
-                               SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+    const ssize_t m = sys::splice(spare_->read_fd(), nullptr, last.write_fd(), nullptr, n,
+                                  SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
     if (m > 0) {
       last.level += static_cast<std::size_t>(m);
       spare_->level -= static_cast<std::size_t>(m);
@@ -135,8 +131,8 @@ void mirror::push() {
       staged_.pop_front();
       continue;
     }
-    const ssize_t m = ::splice(front.read_fd(), nullptr, fd, nullptr, front.level,
-                               SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+    const ssize_t m = sys::splice(front.read_fd(), nullptr, fd, nullptr, front.level,
+                                  SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
     if (m > 0) {
       front.level -= static_cast<std::size_t>(m);
       sent_ += static_cast<std::size_t>(m);
@@ -148,8 +144,8 @@ void mirror::push() {
   }
 }
 
-asio::awaitable<void> run_mirror(std::shared_ptr<mirror> m, std::shared_ptr<const generation> gen,
-                                 upstream* shadow, listener_metrics* metrics,
+asio::awaitable<void> run_mirror(std::shared_ptr<mirror> m, std::shared_ptr<upstream> shadow,
+                                 std::shared_ptr<listener_metrics> metrics,
                                  std::chrono::milliseconds connect_timeout) {
   std::vector<std::uint8_t> candidates(shadow->size(), 1);
   const auto i = m->active() ? shadow->pick(candidates, 0, upstream::clock::now()) : std::nullopt;

@@ -463,7 +463,8 @@ asio::awaitable<void> serve(worker& w, std::shared_ptr<const generation> gen, li
         s.client.get_executor(), std::max(listener.mirror_max_lag, gen->cfg.relay.buffer_size),
         w.relay.pipe_size);
     asio::co_spawn(s.client.get_executor(),
-                   run_mirror(shadow, gen, shadow_upstream, &metrics,
+                   run_mirror(shadow, std::shared_ptr<upstream>(gen, shadow_upstream),
+                              std::shared_ptr<listener_metrics>(gen, &metrics),
                               timeouts_for(listener, shadow_upstream->config()).connect),
                    asio::detached);
   }
@@ -530,10 +531,10 @@ asio::awaitable<void> serve(worker& w, std::shared_ptr<const generation> gen, li
     if (listener.upload_rate) upload.emplace(listener.upload_rate);
     if (listener.download_rate) download.emplace(listener.download_rate);
     std::tie(up, down) = co_await (
-        relay(s.client, s.upstream, w.relay, engine, s.link, upload ? &*upload : nullptr,
-              {&metrics.traffic[w.index], true}, shadow.get()) &&
-        relay(s.upstream, s.client, w.relay, engine, s.link, download ? &*download : nullptr,
-              {&metrics.traffic[w.index], false}));
+        relay(s.client, s.upstream, w.relay, engine, s.link,
+              {upload ? &*upload : nullptr, {&metrics.traffic[w.index], true}, shadow.get()}) &&
+        relay(s.upstream, s.client, w.relay, engine, s.link,
+              {download ? &*download : nullptr, {&metrics.traffic[w.index], false}}));
     s.relaying = false;
     reason = s.expired ? s.expired : close_reason(s, up, down);
     w.bytes_spliced.fetch_add(up.spliced + down.spliced, std::memory_order_relaxed);
