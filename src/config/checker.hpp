@@ -131,14 +131,16 @@ void max_connection_duration(checker& c, const entry& e, const std::string& path
                              timeouts_config& out);
 
 // One key a section takes, declared once (the idea of nginx's ngx_command_t): its name (the
-// unknown-key check and the "expected one of" lists read the table in this order) and what
-// checks its value into the section's scope.
+// unknown-key check and the "expected one of" lists read the table in this order), what checks
+// its value into the section's scope, and whether it must be given.
 template <typename Scope>
 struct key_rule {
   std::string_view name;
   // nullptr: the section reads the key itself, because it depends on other keys or must be
   // read before them.
   void (*parse)(checker&, const entry&, const std::string& path, Scope&) = nullptr;
+  // Not empty: the key is required, and this is what the message says was expected.
+  std::string_view required = {};
 };
 
 template <typename Scope, std::size_t N>
@@ -146,6 +148,14 @@ std::vector<std::string_view> key_names(const key_rule<Scope> (&table)[N]) {
   std::vector<std::string_view> names;
   for (const auto& rule : table) names.push_back(rule.name);
   return names;
+}
+
+// Reports each required key of `table` that `items` (the entries of `map`) lacks.
+template <typename Scope, std::size_t N>
+void require_keys(checker& c, const std::vector<entry>& items, const node& map,
+                  const std::string& path, const key_rule<Scope> (&table)[N]) {
+  for (const auto& rule : table)
+    if (!rule.required.empty()) c.require(items, map, path, rule.name, rule.required);
 }
 
 // Each of `items` (known keys: entries() checked them) to its rule, in document order.

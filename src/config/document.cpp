@@ -137,9 +137,10 @@ const key_rule<config> top_level_keys[] = {
        c.duration(e, path, std::chrono::milliseconds(0), std::chrono::hours(24), "0s to 24h",
                   cfg.drain_timeout);
      }},
-    {"listeners", [](auto& c, auto& e, auto&, auto& cfg) { check_listeners(c, e, cfg); }},
+    {"listeners", [](auto& c, auto& e, auto&, auto& cfg) { check_listeners(c, e, cfg); },
+     "a non-empty sequence of listeners {name, bind, upstream}"},
     // Read before the others, so listeners can be checked against the names they refer to.
-    {"upstreams", nullptr},
+    {"upstreams", nullptr, "a non-empty map of upstream name to {endpoints, ...}"},
     {"admin", check_admin},
     // Read together once the rest is walked: the group depends on the user.
     {"user", nullptr},
@@ -160,9 +161,7 @@ config check_document(checker& c, const node& root) {
   }
   std::vector<entry> items;
   if (root.is_map()) items = c.entries(root, "", keys);
-  c.require(items, root, "", "listeners",
-            "a non-empty sequence of listeners {name, bind, upstream}");
-  c.require(items, root, "", "upstreams", "a non-empty map of upstream name to {endpoints, ...}");
+  require_keys(c, items, root, "", top_level_keys);
   if (const auto* e = checker::find(items, "upstreams")) check_upstreams(c, *e, out);
   parse_keys(c, items, "", top_level_keys, out);
   check_run_as(c, checker::find(items, "user"), checker::find(items, "group"), out.run_as);

@@ -118,7 +118,8 @@ const key_rule<listener_scope> mirror_keys[] = {
          c.upstream_name(e, path, *n, s.cfg);
          s.listener.mirror_upstream = *n;
        }
-     }},
+     },
+     "the name of the upstream that gets the copy"},
     {"sample", check_sample},
     {"max_lag",
      [](auto& c, auto& e, auto& path, auto& s) {
@@ -131,7 +132,7 @@ void check_mirror(checker& c, const entry& e, const std::string& path, listener_
   const auto keys = key_names(mirror_keys);
   if (!c.expect_map(e, path, "a map with keys " + join(keys))) return;
   auto items = c.entries(e.value, path, keys);
-  c.require(items, e.value, path, "upstream", "the name of the upstream that gets the copy");
+  require_keys(c, items, e.value, path, mirror_keys);
   parse_keys(c, items, path, mirror_keys, s);
 }
 
@@ -158,8 +159,8 @@ void check_fallback(checker& c, const entry& e, const std::string& path, listene
 }
 
 const key_rule<listener_scope> listener_keys[] = {
-    {"name", check_listener_name},
-    {"bind", check_bind},
+    {"name", check_listener_name, "a non-empty name"},
+    {"bind", check_bind, address_hint},
     {"upstream",
      [](auto& c, auto& e, auto& path, auto& s) {
        if (auto n = c.name(e, path)) {
@@ -224,11 +225,9 @@ void cross_check(checker& c, const std::vector<entry>& items, const listener_sco
            "expected close: default needs a {default: UPSTREAM} entry in routes");
 }
 
-// Keys every listener needs: a name, an address, and where its connections go.
-void require_keys(checker& c, const std::vector<entry>& items, const node& map,
-                  const std::string& path) {
-  c.require(items, map, path, "name", "a non-empty name");
-  c.require(items, map, path, "bind", address_hint);
+// Where a listener's connections go: one upstream, or routes (choosing one per connection).
+void require_destination(checker& c, const std::vector<entry>& items, const node& map,
+                         const std::string& path) {
   const entry* routes = checker::find(items, "routes");
   if (!routes)
     c.require(items, map, path, "upstream",
@@ -259,7 +258,8 @@ void check_listeners(checker& c, const entry& e, config& out) {
     entry self{"", e.key_node, e.value[i]};
     if (!c.expect_map(self, path, "a map with keys " + join(keys))) continue;
     auto items = c.entries(self.value, path, keys);
-    require_keys(c, items, self.value, path);
+    require_keys(c, items, self.value, path, listener_keys);
+    require_destination(c, items, self.value, path);
     listener_config listener;
     listener_scope scope{listener, out, path, names, binds};
     parse_keys(c, items, path, listener_keys, scope);

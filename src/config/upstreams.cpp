@@ -28,7 +28,8 @@ const key_rule<endpoint_scope> endpoint_keys[] = {
        s.address_node = e.value;
        s.address_path = path;
        s.at = c.addr(e, e.value, path, false);
-     }},
+     },
+     address_hint},
     {"weight", [](auto& c, auto& e, auto& path,
                   auto& s) { c.integer(e, path, 1, 256, "", s.endpoint.weight); }},
 };
@@ -38,7 +39,7 @@ void check_endpoint(checker& c, const entry& e, const node& n, const std::string
                     endpoint_scope& s) {
   if (n.is_map()) {
     auto fields = c.entries(n, path, key_names(endpoint_keys));
-    c.require(fields, n, path, "address", address_hint);
+    require_keys(c, fields, n, path, endpoint_keys);
     parse_keys(c, fields, path, endpoint_keys, s);
   } else if (n.is_sequence()) {
     c.fail_at(n.where(), path, "expected " + std::string(endpoint_hint) + ", got " + describe(n));
@@ -164,7 +165,8 @@ void check_balance(checker& c, const entry& e, const std::string& path, upstream
 
 const key_rule<upstream_config> upstream_keys[] = {
     {"endpoints",
-     [](auto& c, auto& e, auto& path, auto& u) { check_endpoints(c, e, path, u.endpoints); }},
+     [](auto& c, auto& e, auto& path, auto& u) { check_endpoints(c, e, path, u.endpoints); },
+     endpoints_hint},
     {"balance", check_balance},
     {"health_check",
      [](auto& c, auto& e, auto& path, auto& u) { check_health_check(c, e, path, u.health_check); }},
@@ -201,7 +203,7 @@ void check_upstream(checker& c, const entry& e, const std::string& path, upstrea
   const auto keys = key_names(upstream_keys);
   if (!c.expect_map(e, path, "a map with keys " + join(keys))) return;
   auto items = c.entries(e.value, path, keys);
-  c.require(items, e.value, path, "endpoints", endpoints_hint);
+  require_keys(c, items, e.value, path, upstream_keys);
   parse_keys(c, items, path, upstream_keys, out);
 }
 
