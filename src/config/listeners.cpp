@@ -148,8 +148,8 @@ void check_fallback(checker& c, const entry& e, const std::string& path, listene
   if (!file.empty() && file.front() != '/' && source.find('/') != std::string::npos)
     file = source.substr(0, source.rfind('/') + 1) + file;
   std::string why = "not a file name";
-  auto body = text->empty() || file.find('\0') != std::string::npos ? nullptr
-                                                                    : load_fallback_body(file, why);
+  std::shared_ptr<const fallback_body> body;
+  if (!text->empty() && file.find('\0') == std::string::npos) body = load_fallback_body(file, why);
   if (!body) {
     c.fail(e, path, "expected " + std::string(expected) + ", got " + quoted(*text) + ": " + why);
     return;
