@@ -168,6 +168,17 @@ void parse_keys(checker& c, const std::vector<entry>& items, const std::string& 
       if (rule.name == item.key && rule.parse) rule.parse(c, item, child(path, item.key), scope);
 }
 
+// A key whose value is a map of the keys in `table`, each checked into `scope`.
+template <typename Scope, std::size_t N>
+void check_map(checker& c, const entry& e, const std::string& path,
+               const key_rule<Scope> (&table)[N], Scope& scope) {
+  const auto keys = key_names(table);
+  if (!c.expect_map(e, path, "a map with keys " + join(keys))) return;
+  auto items = c.entries(e.value, path, keys);
+  require_keys(c, items, e.value, path, table);
+  parse_keys(c, items, path, table, scope);
+}
+
 // The sections, one file each.
 config check_document(checker& c, const node& root);                    // document.cpp
 void check_listeners(checker& c, const entry& e, config& out);          // listeners.cpp

@@ -108,14 +108,6 @@ const key_rule<admin_config> admin_keys[] = {
     {"reload", [](auto& c, auto& e, auto& path, auto& out) { c.boolean(e, path, out.reload); }},
 };
 
-// A section that is a map of keys from `table` into `out`.
-template <typename Section, std::size_t N>
-void check_section(checker& c, const entry& e, const key_rule<Section> (&table)[N], Section& out) {
-  const auto keys = key_names(table);
-  if (!c.expect_map(e, e.key, "a map with keys " + join(keys))) return;
-  parse_keys(c, c.entries(e.value, e.key, keys), e.key, table, out);
-}
-
 void check_admin(checker& c, const entry& e, const std::string& path, config& cfg) {
   const auto keys = key_names(admin_keys);
   // `admin:` or `admin: {}` is enough: every key has a default.
@@ -129,9 +121,10 @@ void check_admin(checker& c, const entry& e, const std::string& path, config& cf
 const key_rule<config> top_level_keys[] = {
     {"threads", [](auto& c, auto& e, auto& path,
                    auto& cfg) { c.integer(e, path, 0, 1024, " (0 = one per core)", cfg.threads); }},
-    {"log", [](auto& c, auto& e, auto&, auto& cfg) { check_section(c, e, log_keys, cfg.log); }},
+    {"log",
+     [](auto& c, auto& e, auto& path, auto& cfg) { check_map(c, e, path, log_keys, cfg.log); }},
     {"relay",
-     [](auto& c, auto& e, auto&, auto& cfg) { check_section(c, e, relay_keys, cfg.relay); }},
+     [](auto& c, auto& e, auto& path, auto& cfg) { check_map(c, e, path, relay_keys, cfg.relay); }},
     {"drain_timeout",
      [](auto& c, auto& e, auto& path, auto& cfg) {
        c.duration(e, path, std::chrono::milliseconds(0), std::chrono::hours(24), "0s to 24h",

@@ -93,12 +93,6 @@ const key_rule<listener_config> rate_limit_keys[] = {
      [](auto& c, auto& e, auto& path, auto& l) { check_rate(c, e, path, l.download_rate); }},
 };
 
-void check_rate_limit(checker& c, const entry& e, const std::string& path, listener_scope& s) {
-  const auto keys = key_names(rate_limit_keys);
-  if (!c.expect_map(e, path, "a map with keys " + join(keys))) return;
-  parse_keys(c, c.entries(e.value, path, keys), path, rate_limit_keys, s.listener);
-}
-
 void check_sample(checker& c, const entry& e, const std::string& path, listener_scope& s) {
   constexpr std::string_view expected = "a share of connections from 0 to 1, e.g. 0.1";
   auto text = c.scalar(e, path, expected);
@@ -111,6 +105,7 @@ void check_sample(checker& c, const entry& e, const std::string& path, listener_
     s.listener.mirror_sample = v;
 }
 
+// mirror: { upstream: NAME, sample: 0.1, max_lag: 8MiB }
 const key_rule<listener_scope> mirror_keys[] = {
     {"upstream",
      [](auto& c, auto& e, auto& path, auto& s) {
@@ -126,15 +121,6 @@ const key_rule<listener_scope> mirror_keys[] = {
        c.size(e, path, 64 << 10, std::size_t(1) << 30, "64KiB to 1GiB", s.listener.mirror_max_lag);
      }},
 };
-
-// mirror: { upstream: NAME, sample: 0.1 }
-void check_mirror(checker& c, const entry& e, const std::string& path, listener_scope& s) {
-  const auto keys = key_names(mirror_keys);
-  if (!c.expect_map(e, path, "a map with keys " + join(keys))) return;
-  auto items = c.entries(e.value, path, keys);
-  require_keys(c, items, e.value, path, mirror_keys);
-  parse_keys(c, items, path, mirror_keys, s);
-}
 
 // Read whole now, into a sealed memfd: what clients get is the file as loaded, whatever happens
 // to it on disk until the next reload.
@@ -193,7 +179,8 @@ const key_rule<listener_scope> listener_keys[] = {
        c.duration(e, path, std::chrono::milliseconds(1), std::chrono::hours(1), "1ms to 1h",
                   s.listener.proxy_timeout);
      }},
-    {"rate_limit", check_rate_limit},
+    {"rate_limit", [](auto& c, auto& e, auto& path,
+                      auto& s) { check_map(c, e, path, rate_limit_keys, s.listener); }},
     {"routes", [](auto& c, auto& e, auto& path,
                   auto& s) { check_routes(c, e, path, s.cfg, s.listener.routes); }},
     {"sni_timeout",
@@ -203,7 +190,8 @@ const key_rule<listener_scope> listener_keys[] = {
      }},
     {"non_tls", check_non_tls},
     {"fallback_response", check_fallback},
-    {"mirror", check_mirror},
+    {"mirror",
+     [](auto& c, auto& e, auto& path, auto& s) { check_map(c, e, path, mirror_keys, s); }},
 };
 
 // Rules between a listener's keys, once each has been read.

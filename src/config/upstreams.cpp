@@ -199,14 +199,6 @@ const key_rule<upstream_config> upstream_keys[] = {
      }},
 };
 
-void check_upstream(checker& c, const entry& e, const std::string& path, upstream_config& out) {
-  const auto keys = key_names(upstream_keys);
-  if (!c.expect_map(e, path, "a map with keys " + join(keys))) return;
-  auto items = c.entries(e.value, path, keys);
-  require_keys(c, items, e.value, path, upstream_keys);
-  parse_keys(c, items, path, upstream_keys, out);
-}
-
 }  // namespace
 
 void check_upstreams(checker& c, const entry& e, config& out) {
@@ -224,7 +216,7 @@ void check_upstreams(checker& c, const entry& e, config& out) {
     }
     upstream_config upstream;
     upstream.name = item.key;
-    check_upstream(c, item, path, upstream);
+    check_map(c, item, path, upstream_keys, upstream);
     out.upstreams.push_back(std::move(upstream));
   }
 }
