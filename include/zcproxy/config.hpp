@@ -1,5 +1,5 @@
 // Validated configuration: plain, immutable structs built once from YAML.
-// yaml-cpp is used only in config.cpp; everything else sees these types.
+// yaml-cpp is used only by the loader (src/config/loader.cpp); everything else sees these types.
 #pragma once
 
 #include <chrono>
@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "zcproxy/acl.hpp"
+#include "zcproxy/address.hpp"
 
 namespace zcproxy {
 
@@ -26,19 +27,6 @@ enum class engine_mode {
 };
 
 std::string_view to_string(engine_mode m);
-
-// An IP literal and port, as written in the config ("127.0.0.1:9000", "[::1]:9000"), or a Unix
-// domain socket's path ("unix:/run/app.sock").
-struct address {
-  std::string ip;  // without brackets
-  std::uint16_t port = 0;
-  bool v6 = false;
-  bool local = false;  // a Unix domain socket; path is its name (empty for an unnamed peer)
-  std::string path = {};
-
-  std::string to_string() const;  // "127.0.0.1:9000", "[::1]:9000" or "unix:/run/app.sock"
-  bool operator==(const address&) const = default;
-};
 
 // How an access-log line is written (log.hpp: format_access).
 enum class access_log_format {
@@ -248,7 +236,5 @@ config load_config_string(const std::string& yaml, const std::string& source = "
 std::optional<std::size_t> parse_size(std::string_view text);
 // "500ms", "3s", "1m", "1h" -> milliseconds; nullopt when malformed.
 std::optional<std::chrono::milliseconds> parse_duration(std::string_view text);
-// "127.0.0.1:80", "[::1]:80" -> address; nullopt when malformed or port > 65535.
-std::optional<address> parse_address(std::string_view text);
 
 }  // namespace zcproxy

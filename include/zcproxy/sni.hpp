@@ -55,6 +55,11 @@ client_hello parse_client_hello(std::span<const char> data,
 // An empty name (no SNI) matches nothing: routing those is the caller's default.
 bool matches(std::string_view pattern, std::string_view name);
 
+// `pattern` as routes hold it, lower-cased, when it is a valid server-name pattern: an exact name
+// ("api.example.com") or "*.<suffix>"; nullopt for an empty pattern, a bare "*.", a '*' anywhere
+// else, or a space, '/' or ':' (a URL or an address written by mistake).
+std::optional<std::string> normalize_pattern(std::string_view pattern);
+
 // The index of the pattern that best matches `name`: an exact pattern beats any wildcard, and
 // among wildcards the longest suffix wins (so "*.eu.example.com" overrides "*.example.com").
 // Ties (duplicate patterns) go to the first. nullopt when nothing matches.

@@ -312,6 +312,16 @@ bool matches(std::string_view pattern, std::string_view name) {
   return name.size() > suffix.size() && iequals(name.substr(name.size() - suffix.size()), suffix);
 }
 
+std::optional<std::string> normalize_pattern(std::string_view pattern) {
+  std::string lower(pattern);
+  std::transform(lower.begin(), lower.end(), lower.begin(), to_lower);
+  const bool wildcard = lower.starts_with("*.");
+  if (lower.empty() || lower == "*." || lower.find('*', wildcard ? 1 : 0) != std::string::npos ||
+      lower.find_first_of(" /:") != std::string::npos)
+    return std::nullopt;
+  return lower;
+}
+
 std::optional<std::size_t> route(const std::vector<std::string>& patterns, std::string_view name) {
   std::optional<std::size_t> best;
   for (std::size_t i = 0; i < patterns.size(); ++i) {

@@ -521,3 +521,17 @@ TEST_CASE("sni: a captured ClientHello routes by its server name", "[sni]") {
   REQUIRE(none.status == parse_status::complete);
   CHECK(route(patterns, none.server_name) == std::nullopt);
 }
+
+TEST_CASE("sni: normalize_pattern lower-cases names and wildcards", "[sni]") {
+  CHECK(zcproxy::sni::normalize_pattern("API.Example.com") == "api.example.com");
+  CHECK(zcproxy::sni::normalize_pattern("*.Example.COM") == "*.example.com");
+  CHECK(zcproxy::sni::normalize_pattern("localhost") == "localhost");
+}
+
+TEST_CASE("sni: normalize_pattern refuses what no server name could match", "[sni]") {
+  for (const char* bad : {"", "*.", "*", "a*.example.com", "*.*.example.com", "*example.com",
+                          "api.example.com:443", "https://api.example.com", "api example.com"}) {
+    INFO(bad);
+    CHECK_FALSE(zcproxy::sni::normalize_pattern(bad));
+  }
+}

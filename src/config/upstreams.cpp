@@ -1,0 +1,224 @@
+// The upstreams: section, a map of upstream name to its endpoints, balancing and health checks.
+#include <algorithm>
+
+#include "checker.hpp"
+
+namespace zcproxy::detail {
+namespace {
+
+constexpr std::string_view endpoint_hint =
+    "an IP literal and port, e.g. 127.0.0.1:9000 or [::1]:9000, unix:/path/to.sock, or a map "
+    "{address, weight}";
+constexpr std::string_view endpoints_hint =
+    "a non-empty sequence of endpoints, each an IP literal and port or a map {address, weight}, "
+    "e.g. [\"127.0.0.1:9000\", {address: \"[::1]:9000\", weight: 2}]";
+
+// One endpoint written as a map; the address's own node and path are kept so a duplicate is
+// reported where its address is written.
+struct endpoint_scope {
+  endpoint_config& endpoint;
+  node address_node;
+  std::string address_path;
+  std::optional<address> at;
+};
+
+const key_rule<endpoint_scope> endpoint_keys[] = {
+    {"address",
+     [](auto& c, auto& e, auto& path, auto& s) {
+       s.address_node = e.value;
+       s.address_path = path;
+       s.at = c.addr(e, e.value, path, false);
+     },
+     address_hint},
+    {"weight", [](auto& c, auto& e, auto& path,
+                  auto& s) { c.integer(e, path, 1, 256, "", s.endpoint.weight); }},
+};
+
+// One element of endpoints: "127.0.0.1:9000" or {address, weight}. Fills `s`.
+void check_endpoint(checker& c, const entry& e, const node& n, const std::string& path,
+                    endpoint_scope& s) {
+  if (n.is_map()) {
+    auto fields = c.entries(n, path, key_names(endpoint_keys));
+    require_keys(c, fields, n, path, endpoint_keys);
+    parse_keys(c, fields, path, endpoint_keys, s);
+  } else if (n.is_sequence()) {
+    c.fail_at(n.where(), path, "expected " + std::string(endpoint_hint) + ", got " + describe(n));
+  } else {
+    s.at = c.addr(e, n, path, false);
+  }
+}
+
+void check_endpoints(checker& c, const entry& e, const std::string& path,
+                     std::vector<endpoint_config>& out) {
+  if (!e.value.is_sequence()) {
+    c.fail(e, path, "expected " + std::string(endpoints_hint) + ", got " + describe(e.value));
+    return;
+  }
+  if (e.value.size() == 0) {
+    c.fail(e, path, "expected " + std::string(endpoints_hint) + ", got an empty sequence");
+    return;
+  }
+  std::vector<std::string> paths;  // where each of `out` was given, for duplicates
+  for (std::size_t i = 0; i < e.value.size(); ++i) {
+    const auto element_path = element(path, i);
+    const node n = e.value[i];
+    endpoint_config endpoint;
+    endpoint_scope s{endpoint, n, element_path, std::nullopt};
+    check_endpoint(c, e, n, element_path, s);
+    if (!s.at) continue;
+    endpoint.at = *s.at;
+    auto same = std::find_if(out.begin(), out.end(), [&](const auto& o) { return o.at == *s.at; });
+    if (same != out.end()) {
+      c.fail_at(s.address_node.where(), s.address_path,
+                "duplicate endpoint " + s.at->to_string() + " (also " +
+                    paths[static_cast<std::size_t>(same - out.begin())] +
+                    "); expected each address once per upstream (a weight gives an endpoint a "
+                    "bigger share)");
+      continue;
+    }
+    out.push_back(endpoint);
+    paths.push_back(s.address_path);
+  }
+}
+
+struct health_check_scope {
+  health_check_config& out;
+  bool interval_ok = true;
+  const entry* timeout_given = nullptr;  // set only when it parsed
+};
+
+void check_send_or_expect(checker& c, const entry& e, const std::string& path,
+                          health_check_scope& s) {
+  if (auto text = c.scalar(e, path, "a string"))
+    (e.key == "send" ? s.out.send : s.out.expect) = *text;
+}
+
+const key_rule<health_check_scope> health_check_keys[] = {
+    {"interval",
+     [](auto& c, auto& e, auto& path, auto& s) {
+       s.interval_ok = c.duration(e, path, std::chrono::milliseconds(10), std::chrono::hours(1),
+                                  "10ms to 1h", s.out.interval);
+     }},
+    {"timeout",
+     [](auto& c, auto& e, auto& path, auto& s) {
+       if (c.duration(e, path, std::chrono::milliseconds(1), std::chrono::hours(1), "1ms to 1h",
+                      s.out.timeout))
+         s.timeout_given = &e;
+     }},
+    {"rise",
+     [](auto& c, auto& e, auto& path, auto& s) {
+       c.integer(e, path, 1, 100, " (successes in a row that bring an endpoint back)", s.out.rise);
+     }},
+    {"fall",
+     [](auto& c, auto& e, auto& path, auto& s) {
+       c.integer(e, path, 1, 100, " (failures in a row that take an endpoint out)", s.out.fall);
+     }},
+    {"send", check_send_or_expect},
+    {"expect", check_send_or_expect},
+    {"send_proxy",
+     [](auto& c, auto& e, auto& path, auto& s) { c.boolean(e, path, s.out.send_proxy); }},
+};
+
+void check_health_check(checker& c, const entry& e, const std::string& path,
+                        health_check_config& out) {
+  auto expected = "a map with keys " + join(key_names(health_check_keys)) + ", or true or false";
+  // `true` checks with every default, `false` is the same as leaving the key out.
+  if (e.value.is_scalar()) {
+    if (auto enabled = e.value.as_bool())
+      out.enabled = *enabled;
+    else
+      c.fail(e, path, "expected " + expected + ", got " + describe(e.value));
+    return;
+  }
+  if (!c.expect_map(e, path, expected)) return;
+  out.enabled = true;
+  health_check_scope s{out};
+  auto items = c.entries(e.value, path, key_names(health_check_keys));
+  parse_keys(c, items, path, health_check_keys, s);
+  // A check must end before the next one starts. The default timeout yields to a shorter
+  // interval; one written down does not.
+  if (!s.interval_ok) return;
+  if (s.timeout_given == nullptr) {
+    out.timeout = std::min(out.timeout, out.interval);
+  } else if (out.timeout > out.interval) {
+    c.fail(*s.timeout_given, child(path, "timeout"),
+           "expected a duration from 1ms to the interval (" + format_duration(out.interval) +
+               "), got " + quoted(s.timeout_given->value.scalar()));
+  }
+}
+
+void check_balance(checker& c, const entry& e, const std::string& path, upstream_config& out) {
+  static constexpr balance_policy policies[] = {balance_policy::round_robin,
+                                                balance_policy::least_conn, balance_policy::random,
+                                                balance_policy::source_hash};
+  std::vector<std::string_view> names;
+  for (auto p : policies) names.push_back(to_string(p));
+  auto expected = "one of: " + join(names);
+  if (auto text = c.scalar(e, path, expected)) {
+    auto it = std::find(names.begin(), names.end(), *text);
+    if (it == names.end())
+      c.fail(e, path, "expected " + expected + ", got " + quoted(*text));
+    else
+      out.balance = policies[it - names.begin()];
+  }
+}
+
+const key_rule<upstream_config> upstream_keys[] = {
+    {"endpoints",
+     [](auto& c, auto& e, auto& path, auto& u) { check_endpoints(c, e, path, u.endpoints); },
+     endpoints_hint},
+    {"balance", check_balance},
+    {"health_check",
+     [](auto& c, auto& e, auto& path, auto& u) { check_health_check(c, e, path, u.health_check); }},
+    {"max_fails",
+     [](auto& c, auto& e, auto& path, auto& u) {
+       c.integer(e, path, 0, 1000, " (0 = no passive checks)", u.max_fails);
+     }},
+    {"fail_timeout",
+     [](auto& c, auto& e, auto& path, auto& u) {
+       c.duration(e, path, std::chrono::milliseconds(1), std::chrono::hours(24), "1ms to 24h",
+                  u.fail_timeout);
+     }},
+    {"max_connect_attempts",
+     [](auto& c, auto& e, auto& path, auto& u) {
+       c.integer(e, path, 0, 1000, " (0 = every endpoint once)", u.max_connect_attempts);
+     }},
+    {"connect_timeout",
+     [](auto& c, auto& e, auto& path, auto& u) { connect_timeout(c, e, path, u.timeouts); }},
+    {"idle_timeout",
+     [](auto& c, auto& e, auto& path, auto& u) { idle_timeout(c, e, path, u.timeouts); }},
+    {"max_connection_duration", [](auto& c, auto& e, auto& path,
+                                   auto& u) { max_connection_duration(c, e, path, u.timeouts); }},
+    {"send_proxy",
+     [](auto& c, auto& e, auto& path, auto& u) {
+       c.one_of(e, path,
+                {{"off", proxy_protocol_version::off},
+                 {"v1", proxy_protocol_version::v1},
+                 {"v2", proxy_protocol_version::v2}},
+                u.send_proxy);
+     }},
+};
+
+}  // namespace
+
+void check_upstreams(checker& c, const entry& e, config& out) {
+  constexpr std::string_view expected = "a non-empty map of upstream name to {endpoints, ...}";
+  if (!c.expect_map(e, "upstreams", expected)) return;
+  if (e.value.size() == 0) {
+    c.fail(e, "upstreams", "expected " + std::string(expected) + ", got an empty map");
+    return;
+  }
+  for (const auto& item : c.entries(e.value, "upstreams", {}, "upstream name")) {
+    auto path = child("upstreams", item.key);
+    if (item.key.empty()) {
+      c.fail_at(item.key_node.where(), path, "expected a non-empty upstream name");
+      continue;
+    }
+    upstream_config upstream;
+    upstream.name = item.key;
+    check_map(c, item, path, upstream_keys, upstream);
+    out.upstreams.push_back(std::move(upstream));
+  }
+}
+
+}  // namespace zcproxy::detail
