@@ -154,7 +154,7 @@ TEST_CASE("unix: a reload that removes a Unix listener removes its socket file, 
                             ups));
   fd open_through_drop = connect_unix(drop);
   CHECK(p.srv->reload(unix_config(
-            "  - { name: keep, bind: \"unix:" + keep + "\", upstream: app }\n", ups)) == "");
+            "  - { name: keep, bind: \"unix:" + keep + "\", upstream: app }\n", ups)).error == "");
   CHECK_FALSE(exists(drop));
   fd c = connect_unix(keep);
   CHECK(echoes_intact(c, 1 << 20, 3));
@@ -165,7 +165,7 @@ TEST_CASE("unix: a reload that removes a Unix listener removes its socket file, 
                                       "\", upstream: app }\n"
                                       "  - { name: drop, bind: \"unix:" + drop +
                                       "\", upstream: app }\n",
-                                  ups)) == "");
+                                  ups)).error == "");
   fd back = connect_unix(drop);
   CHECK(echoes_intact(back, 4096, 5));
 }
