@@ -19,8 +19,6 @@ namespace zcproxy {
 namespace asio = boost::asio;
 using namespace asio::experimental::awaitable_operators;
 
-namespace {}
-
 struct health_checker::state {
   state(asio::io_context& io, std::shared_ptr<upstream> t) : io(io), target(std::move(t)) {}
   struct probe {
