@@ -1,13 +1,13 @@
-// zcproxy: parse the command line, load the config, run the server.
+// zcproxy: parse the command line, load the config, run the server inside its control plane.
 #include <cstdio>
 #include <cstring>
 #include <exception>
 #include <string>
 
 #include "zcproxy/config.hpp"
+#include "zcproxy/control_plane.hpp"
 #include "zcproxy/log.hpp"
 #include "zcproxy/privileges.hpp"
-#include "zcproxy/server.hpp"
 
 namespace {
 
@@ -86,8 +86,8 @@ int main(int argc, char** argv) {
   }
   try {
     zcproxy::limit_core_dumps(cfg.core_dumps);
-    zcproxy::server srv(std::move(cfg));
-    const int code = srv.run_until_signalled();
+    zcproxy::control_plane process(std::move(cfg));
+    const int code = process.run_until_signalled();
     zcproxy::shutdown_logging();  // the access lines still queued, before exit
     return code;
   } catch (const std::exception& e) {

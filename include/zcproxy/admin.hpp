@@ -1,7 +1,7 @@
 // The admin listener (config `admin:`): an HTTP/1.1 server on a thread of its own, built on
 // Boost.Beast. GET /metrics (Prometheus text format), /stats (a live HTML page), /stats.json
 // (its data), /healthz; POST /reload when `admin.reload` is true. It only reads the proxy's
-// counters (server::snapshot) and never touches a connection, so a slow scraper cannot stall a
+// counters (control_api::snapshot) and never touches a connection, so a slow scraper cannot stall a
 // relay.
 #pragma once
 
@@ -11,12 +11,13 @@
 
 namespace zcproxy {
 
-class server;
+class control_api;
 
 class admin_server {
  public:
-  // Binds `cfg.bind` (throws std::runtime_error when it cannot) and starts serving.
-  admin_server(server& srv, const admin_config& cfg);
+  // Binds `cfg.bind` (throws std::runtime_error when it cannot) and starts serving. `api` must
+  // outlive it.
+  admin_server(control_api& api, const admin_config& cfg);
   ~admin_server();  // stops and joins its thread
   admin_server(const admin_server&) = delete;
   admin_server& operator=(const admin_server&) = delete;

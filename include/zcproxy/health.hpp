@@ -1,7 +1,7 @@
 // Active health checks of one upstream's endpoints: a TCP connect (and optionally a request and
 // the prefix of the expected reply) every interval, each within a timeout; `fall` failures in a
 // row mark an endpoint down, `rise` successes in a row up again, and each change is logged.
-// Runs on the io_context it is given (the server's control thread); start() and stop() are called
+// Runs on the io_context it is given (health_checks' thread); start() and stop() are called
 // on that thread. The checks hold the upstream (shared), so a reload that replaces it only has to
 // stop them.
 #pragma once

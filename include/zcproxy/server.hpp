@@ -1,19 +1,21 @@
 // The server: one worker thread per configured thread, each with its own io_context, acceptors
 // (SO_REUSEPORT) and relay resources. This header exposes no Asio type, so code that only drives
-// a server (main, tests) does not compile Asio.
+// a server (main, tests) does not compile Asio. Admin, health checks, privileges and signals are
+// not its business: control_plane wires them around it.
 #pragma once
 
-#include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
-#include <optional>
-#include <string>
 #include <vector>
 
 #include "zcproxy/config.hpp"
+#include "zcproxy/control_api.hpp"
 #include "zcproxy/metrics.hpp"
 
 namespace zcproxy {
+
+class upstream;
 
 class server {
  public:
@@ -22,33 +24,39 @@ class server {
   server(const server&) = delete;
   server& operator=(const server&) = delete;
 
-  // Bind every listener on every worker and start the threads. Throws std::runtime_error naming
-  // the listener and address when one cannot be bound, or the access file when it cannot be
-  // opened; nothing is left running then.
+  // Set up logging (the access file opens) and bind every listener on every worker; nothing is
+  // accepted until start(). Throws std::runtime_error naming the listener and address when one
+  // cannot be bound, or the access file when it cannot be opened; nothing is left open then.
+  void open();
+  // open() unless done, then start the threads: from now on connections are accepted.
   void start();
   // Where each listener listens, in config order (a port of 0 in the config is resolved).
   std::vector<address> listening() const;
   // Stop accepting; close open connections at once (now) or once drain_timeout has passed.
   // Thread-safe; may be called more than once (a later `now` cuts a drain short).
   void shutdown(bool now = false);
-  // Block until every worker has finished.
+  // Block until every worker has finished, then remove the listeners' socket files. Also what
+  // undoes an open() that is never started.
   void wait();
   // Apply `next` to new connections: listeners whose address is unchanged keep their sockets
   // (nothing queued or accepted is dropped) and take the new settings, new ones open, removed
   // ones stop accepting; upstreams take their new endpoints and policies. Open connections keep
-  // their endpoint and settings to the end. Threads and relay settings need a restart (kept,
-  // with a warning). Thread-safe. Returns "" when applied, else why not: nothing changed then.
-  std::string reload(config next);
+  // their endpoint and settings to the end. Threads, relay, admin, user and core dump settings
+  // need a restart (kept, with a warning). Thread-safe. When refused, nothing changed.
+  reload_result reload(config next);
   // reload() with the config file the running config came from; logs the outcome (each config
-  // error, as --check prints them). Returns "" when applied, else why not.
-  std::string reload_from_file();
+  // error, as --check prints them).
+  reload_result reload_from_file();
   // Draining or shut down: what /healthz reports.
   bool draining() const;
-  // Where the admin listener listens (port resolved); nullopt when there is none.
-  std::optional<address> admin_address() const;
-  // start(), then serve until SIGINT/SIGTERM: the first drains, a second closes at once. SIGHUP
-  // reloads the config file; SIGUSR1 reopens the access file. Returns the process exit code.
-  int run_until_signalled();
+
+  // Called with the upstreams of each generation that takes over (at open(), then at each
+  // applied reload), under the server's lock: it must not call back into the server. Set it
+  // before open(). Health checks follow reloads through it.
+  using upstreams_hook = std::function<void(std::vector<std::shared_ptr<upstream>>)>;
+  void on_upstreams(upstreams_hook hook);
+  // Called on the last worker's thread as it ends (after a shutdown). Set it before start().
+  void on_stopped(std::function<void()> hook);
 
   // The counters of the current config's listeners and upstream endpoints (see metrics.hpp),
   // plus the engines' totals over every connection that has ended.
@@ -56,12 +64,13 @@ class server {
     std::uint64_t bytes_spliced = 0;  // moved by splice, by connections that have closed
     std::uint64_t bytes_copied = 0;   // moved by copy, likewise
   };
-  // Summed over workers; callable from any thread, at any time after start().
+  // Summed over workers; callable from any thread, at any time after open().
   stats snapshot();
 
- private:
-  std::string apply_reload(config next);  // reload() without the counting
+  // This server as the control plane sees it.
+  control_api& control();
 
+ private:
   struct impl;
   std::unique_ptr<impl> impl_;
 };

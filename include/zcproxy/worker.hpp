@@ -15,6 +15,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "zcproxy/generation.hpp"
 #include "zcproxy/log_limiter.hpp"
 #include "zcproxy/metrics.hpp"
 #include "zcproxy/relay.hpp"
@@ -29,7 +30,7 @@ struct listener_state {
   explicit listener_state(unsigned workers) : metrics(workers) {}
 
   listener_metrics metrics;
-  std::atomic<unsigned> open{0};            // connections admitted and not yet ended
+  std::atomic<unsigned> open{0};  // connections admitted and not yet ended
   std::mutex per_ip_mutex;
   std::unordered_map<std::string, unsigned> per_ip;  // raw address bytes -> open connections
   log_limiter client_lines{close_reasons.size()};    // main-log lines of refused clients, by reason
@@ -37,19 +38,6 @@ struct listener_state {
   // Admit one more connection from `ip` under the limits (0 = none); false when over one.
   bool admit(const std::string& ip, unsigned max_total, unsigned max_per_ip);
   void release(const std::string& ip, bool per_ip_counted);
-};
-
-// One generation of the configuration with its run-time upstreams, replaced whole by a reload.
-// Immutable once built. Every session holds the generation it started in, so a reload never pulls
-// a listener's or an upstream's settings from under an open connection.
-struct generation {
-  config cfg;
-  std::vector<std::shared_ptr<upstream>> upstreams;  // in cfg.upstreams order
-  std::vector<std::uint64_t> listener_ids;           // in cfg.listeners order; see bound_listener
-  std::vector<acl> acls;                             // likewise: built from allow/deny
-  std::vector<std::shared_ptr<listener_state>> listener_states;  // likewise
-
-  upstream* find(std::string_view name) const;
 };
 
 // A session as the worker sees it: something to stop when the server shuts down.
@@ -75,21 +63,14 @@ struct bound_listener {
   boost::asio::steady_timer backoff;  // between accept retries when out of fds
 };
 
-// What a reload hands a worker for each listener of the new generation, in its order: the id of
-// a listener it already runs, or a new acceptor (opened on this worker's io_context).
-struct listener_plan {
-  std::uint64_t id;
-  std::optional<stream_acceptor> acceptor;
-};
-
 struct worker {
-  worker(std::shared_ptr<const generation> gen, unsigned index);
+  worker(const relay_config& relay, unsigned index);
 
-  std::shared_ptr<const generation> gen;  // the current one (only on this thread)
+  std::shared_ptr<const generation> gen;  // the current one (only on this thread), from adopt()
   const unsigned index;
   boost::asio::io_context io{1};
-  relay_resources relay;                 // from the first generation: a restart changes it
-  std::list<bound_listener> listeners;   // a listener leaves once its accept loop has ended
+  relay_resources relay;                // from the first config: a restart changes it
+  std::list<bound_listener> listeners;  // a listener leaves once its accept loop has ended
   std::list<session_handle*> sessions;
   boost::asio::steady_timer drain_timer{io};
   // Every sweep_interval while sessions run, each one's timeouts are checked: one timer per
@@ -108,7 +89,7 @@ struct worker {
   std::atomic<std::uint64_t> bytes_copied{0};
 
   // Take over `next`: listeners in `plan` keep running with its settings or start; the others
-  // stop accepting (their open sessions run on). Call on the worker's thread.
+  // stop accepting (their open sessions run on). Call on the worker's thread, or before it runs.
   void adopt(std::shared_ptr<const generation> next, std::vector<listener_plan> plan);
   // Stop accepting; close the sessions at once (now) or after drain_timeout.
   void shutdown(bool now);

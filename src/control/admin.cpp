@@ -18,9 +18,9 @@
 #include <thread>
 
 #include "zcproxy/acl.hpp"
+#include "zcproxy/control_api.hpp"
 #include "zcproxy/log.hpp"
 #include "zcproxy/metrics.hpp"
-#include "zcproxy/server.hpp"
 #include "zcproxy/socket.hpp"
 #include "zcproxy/use_tuple.hpp"
 
@@ -33,7 +33,7 @@ using namespace std::chrono_literals;
 
 namespace {
 
-constexpr auto request_timeout = 30s;   // to send a whole request, and between requests
+constexpr auto request_timeout = 30s;  // to send a whole request, and between requests
 constexpr std::size_t history_seconds = 60;
 
 // Total bytes relayed so far, both directions, over the snapshot's listeners.
@@ -49,10 +49,10 @@ std::pair<std::uint64_t, std::uint64_t> bytes_moved(const proxy_stats& s) {
 }  // namespace
 
 struct admin_server::impl {
-  impl(server& srv, const admin_config& cfg)
-      : srv(srv), cfg(cfg), access(cfg.allow, cfg.deny), acceptor(io), sampler(io) {}
+  impl(control_api& api, const admin_config& cfg)
+      : api(api), cfg(cfg), access(cfg.allow, cfg.deny), acceptor(io), sampler(io) {}
 
-  server& srv;
+  control_api& api;
   const admin_config cfg;
   const acl access;
   asio::io_context io{1};
@@ -68,7 +68,7 @@ struct admin_server::impl {
   asio::awaitable<void> sample_loop() {
     bool first = true;
     for (;;) {
-      const proxy_stats s = srv.snapshot();
+      const proxy_stats s = api.snapshot();
       const auto now = std::chrono::steady_clock::now();
       const auto [up, down] = bytes_moved(s);
       if (!first) {
@@ -111,12 +111,12 @@ struct admin_server::impl {
         reply(http::status::forbidden, "text/plain",
               "reload over HTTP is off; set admin.reload: true to allow it\n");
       } else {
-        const std::string error = srv.reload_from_file();
-        if (error.empty())
+        const reload_result r = api.reload_from_file();
+        if (r.applied)
           reply(http::status::ok, "text/plain", "reloaded\n");
         else
           reply(http::status::unprocessable_entity, "text/plain",
-                "reload refused, the running config stays: " + error + "\n");
+                "reload refused, the running config stays: " + r.error + "\n");
       }
     } else if (path == "/metrics" || path == "/stats" || path == "/stats.json" ||
                path == "/healthz" || path == "/") {
@@ -125,14 +125,14 @@ struct admin_server::impl {
         reply(http::status::method_not_allowed, "text/plain", "use GET\n");
       } else if (path == "/metrics") {
         reply(http::status::ok, "text/plain; version=0.0.4; charset=utf-8",
-              render_prometheus(srv.snapshot()));
+              render_prometheus(api.snapshot()));
       } else if (path == "/stats.json") {
         reply(http::status::ok, "application/json",
-              render_stats_json(srv.snapshot(), {history.begin(), history.end()}));
+              render_stats_json(api.snapshot(), {history.begin(), history.end()}));
       } else if (path == "/stats") {
         reply(http::status::ok, "text/html; charset=utf-8", std::string(stats_page_html()));
       } else if (path == "/healthz") {
-        if (srv.draining())
+        if (api.draining())
           reply(http::status::service_unavailable, "text/plain", "draining\n");
         else
           reply(http::status::ok, "text/plain", "ok\n");
@@ -194,8 +194,8 @@ struct admin_server::impl {
   }
 };
 
-admin_server::admin_server(server& srv, const admin_config& cfg)
-    : impl_(std::make_unique<impl>(srv, cfg)) {
+admin_server::admin_server(control_api& api, const admin_config& cfg)
+    : impl_(std::make_unique<impl>(api, cfg)) {
   auto& m = *impl_;
   try {
     const tcp::endpoint ep(asio::ip::make_address(cfg.bind.ip), cfg.bind.port);

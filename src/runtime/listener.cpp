@@ -5,7 +5,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -92,8 +91,8 @@ std::vector<stream_acceptor> open_listener(const listener_config& lc,
     }
   } catch (const boost::system::system_error& e) {
     if (lc.bind.local && !out.empty()) ::unlink(lc.bind.path.c_str());  // ours, half made
-    throw std::runtime_error("listener " + lc.name + ": cannot listen on " +
-                             resolved.to_string() + ": " + e.code().message());
+    throw std::runtime_error("listener " + lc.name + ": cannot listen on " + resolved.to_string() +
+                             ": " + e.code().message());
   }
   return out;
 }

@@ -19,9 +19,6 @@ namespace zcproxy {
 namespace asio = boost::asio;
 using namespace asio::experimental::awaitable_operators;
 
-namespace {
-}
-
 struct health_checker::state {
   state(asio::io_context& io, std::shared_ptr<upstream> t) : io(io), target(std::move(t)) {}
   struct probe {
@@ -89,8 +86,8 @@ void health_checker::start() {
       while (!st->stopped) {
         p.socket = stream_socket(st->io);
         p.timer.expires_after(hc.timeout);
-        auto r = co_await (exchange(p.socket, up.at(i), up.config()) ||
-                           p.timer.async_wait(use_tuple));
+        auto r =
+            co_await (exchange(p.socket, up.at(i), up.config()) || p.timer.async_wait(use_tuple));
         boost::system::error_code ignored;
         p.socket.close(ignored);
         if (st->stopped) break;

@@ -55,7 +55,7 @@ std::map<std::string, double> metrics(std::uint16_t port) {
 }
 
 std::uint16_t admin_port(const test::proxy& p) {
-  return p.srv->admin_address().value().port;
+  return p.control->admin_address().value().port;
 }
 
 zcproxy::config with_admin(std::uint16_t backend, const std::string& listener_keys,

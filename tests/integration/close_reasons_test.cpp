@@ -123,7 +123,7 @@ TEST_CASE("close reasons: each is produced for real and read from the access log
   const auto at = p.srv->listening();
   const std::uint16_t web = at[0].port, stall = at[1].port, ct = at[2].port, ne = at[3].port,
                       lim = at[4].port, sni = at[5].port;
-  const std::uint16_t admin = p.srv->admin_address()->port;
+  const std::uint16_t admin = p.control->admin_address()->port;
   std::map<std::string, std::string> reason_of;  // client -> the close reason expected
 
   // connect_timeout: the only endpoint never answers.
@@ -244,5 +244,5 @@ TEST_CASE(
   CHECK(recv_all(c.get()).empty());
   p.wait_sessions();
   CHECK(line_of(access, client).at("close").as_string() == "splice_refused");
-  CHECK(closed(p.srv->admin_address()->port, "web", "splice_refused") == 1);
+  CHECK(closed(p.control->admin_address()->port, "web", "splice_refused") == 1);
 }

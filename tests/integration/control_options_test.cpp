@@ -374,7 +374,7 @@ TEST_CASE(
   // checkers. Were B's state not carried over it would start up and stay up for its first 3
   // failed checks, 10 s; carried over, it is down from the first connection on.
   REQUIRE(p.srv->reload(config("interval: 5s, timeout: 1s, rise: 1, fall: 3",
-                               ", connect_timeout: 2s")) == "");
+                               ", connect_timeout: 2s")).error == "");
   CHECK_FALSE(healthy(p, b.port()));
   CHECK(healthy(p, a.port()));
   for (int i = 0; i < 6; ++i) CHECK(landed_on(p.port()) == "A");
@@ -401,7 +401,7 @@ TEST_CASE("options: a reload that leaves an upstream unchanged keeps its round-r
   for (int r = 0; r < 6; ++r) {
     sequence += landed_on(p.port());
     // Only the listener changes: the upstream (and its position) is carried over.
-    REQUIRE(p.srv->reload(config(r % 2 == 0 ? "2m" : "1m")) == "");
+    REQUIRE(p.srv->reload(config(r % 2 == 0 ? "2m" : "1m")).error == "");
   }
   sequence += landed_on(p.port());
   CHECK(sequence == "ABABABA");

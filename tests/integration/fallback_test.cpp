@@ -126,7 +126,7 @@ TEST_CASE("fallback: the bytes sent are the file as loaded, until a reload reads
     fd c = connect_to(p.port());
     CHECK(as_string(recv_all(c.get())) == "old body\n");
   }
-  REQUIRE(p.srv->reload(fallback_config(d, "503.http", {dead_port()})).empty());
+  REQUIRE(p.srv->reload(fallback_config(d, "503.http", {dead_port()})).error.empty());
   fd c = connect_to(p.port());
   CHECK(as_string(recv_all(c.get())) == "new body, longer than the old one\n");
 }

@@ -217,7 +217,7 @@ TEST_CASE(
       return true;
     }));
     const bool odd = r % 2 == 1;
-    const std::string why = p.srv->reload(config_of(odd ? to_b : to_a));
+    const std::string why = p.srv->reload(config_of(odd ? to_b : to_a)).error;
     if (!why.empty()) refused.push_back("reload " + std::to_string(r) + ": " + why);
     phase = r;
 
@@ -289,7 +289,7 @@ TEST_CASE(
   fd old = connect_to(port);
   CHECK(recv_exact(old.get(), 1) == bytes{'A'});
 
-  REQUIRE(p.srv->reload(config_of(yaml_for({{"main"}}, {b.port()}))) == "");
+  REQUIRE(p.srv->reload(config_of(yaml_for({{"main"}}, {b.port()}))).error == "");
   for (int i = 0; i < 3; ++i) CHECK(greeting_at(port) == "B");
 
   // The open connection still talks to A, and only to A.
@@ -302,7 +302,7 @@ TEST_CASE(
   CHECK_FALSE(end.reset);
 
   // And back: new connections follow the config again.
-  REQUIRE(p.srv->reload(config_of(yaml_for({{"main"}}, {a.port()}))) == "");
+  REQUIRE(p.srv->reload(config_of(yaml_for({{"main"}}, {a.port()}))).error == "");
   CHECK(greeting_at(port) == "A");
   CHECK(a.server.accepted() == 2);
   CHECK(b.server.accepted() == 3);
@@ -318,7 +318,7 @@ TEST_CASE("reload: a changed idle timeout applies to new connections, not to ope
   fd old = connect_to(port);
   CHECK(recv_exact(old.get(), 1) == bytes{'A'});
 
-  REQUIRE(p.srv->reload(config_of(yaml_for({{"main"}}, {a.port()}, ", idle_timeout: 300ms"))) ==
+  REQUIRE(p.srv->reload(config_of(yaml_for({{"main"}}, {a.port()}, ", idle_timeout: 300ms"))).error ==
           "");
   fd fresh = connect_to(port);
   CHECK(recv_exact(fresh.get(), 1) == bytes{'A'});
@@ -346,7 +346,7 @@ TEST_CASE(
   proxy p(config_of(one));
   const std::uint16_t port = p.port();
 
-  REQUIRE(p.srv->reload(config_of(two)) == "");
+  REQUIRE(p.srv->reload(config_of(two)).error == "");
   auto listening = p.srv->listening();
   REQUIRE(listening.size() == 2);
   CHECK(listening[0].port == port);
@@ -357,7 +357,7 @@ TEST_CASE(
   fd kept = connect_to(extra);
   CHECK(echo(kept, "before") == "before");
 
-  REQUIRE(p.srv->reload(config_of(one)) == "");
+  REQUIRE(p.srv->reload(config_of(one)).error == "");
   listening = p.srv->listening();
   REQUIRE(listening.size() == 1);
   CHECK(listening[0].port == port);
@@ -417,7 +417,7 @@ TEST_CASE(
     const int before = attempts;
     REQUIRE(wait_until([&] { return attempts >= before + connectors; }));
     const bool odd = r % 2 == 1;
-    CHECK(p.srv->reload(config_of(odd ? y : x)) == "");
+    CHECK(p.srv->reload(config_of(odd ? y : x)).error == "");
     const auto listening = p.srv->listening();
     REQUIRE(listening.size() == (odd ? 3u : 1u));
     CHECK(listening[odd ? 1 : 0].port == port);
@@ -454,7 +454,7 @@ TEST_CASE(
   fd old = connect_to(port);
   CHECK(recv_exact(old.get(), 1) == bytes{'A'});
 
-  const std::string why = p.srv->reload(config_of(bad));
+  const std::string why = p.srv->reload(config_of(bad)).error;
   INFO("reload said: " << why);
   CHECK_FALSE(why.empty());
   CHECK_THAT(why, Catch::Contains("blocked") &&
@@ -473,7 +473,7 @@ TEST_CASE(
   // Once the port is free the same config applies: the refused attempt left no socket behind
   // (the listener opened before the failure binds again).
   holder.close();
-  REQUIRE(p.srv->reload(config_of(bad)) == "");
+  REQUIRE(p.srv->reload(config_of(bad)).error == "");
   REQUIRE(p.srv->listening().size() == 3);
   CHECK(p.srv->listening()[0].port == port);
   CHECK(greeting_at(port) == "B");
@@ -611,7 +611,7 @@ TEST_CASE("reload: a listener removed and added back at once is never refused it
   std::string last;
   for (int i = 0; i < 100; ++i) {
     for (const std::string* y : {&two, &one}) {
-      const std::string why = p.srv->reload(config_of(*y));
+      const std::string why = p.srv->reload(config_of(*y)).error;
       if (!why.empty()) {
         ++refused;
         last = why;
@@ -634,7 +634,7 @@ TEST_CASE("reload: refused while the server drains, so no listener opens that no
   p.srv->shutdown();
   REQUIRE(wait_until([&] { return !can_connect(p.port()); }));
   const std::string why =
-      p.srv->reload(config_of(yaml_for({{"main"}, {"second", second}}, {a.port()}, "", head)));
+      p.srv->reload(config_of(yaml_for({{"main"}, {"second", second}}, {a.port()}, "", head))).error;
   CHECK_THAT(why, Catch::Contains("shutting down"));
   CHECK_FALSE(can_connect(second));
   shutdown_write(c.get());
@@ -648,11 +648,11 @@ TEST_CASE("reload: connections queued on a listener as a reload removes it are a
   proxy p(config_of(yaml_for({{"main"}}, {a.port()}, "", head)));
   int lost = 0, total = 0;
   for (int round = 0; round < 20; ++round) {
-    REQUIRE(p.srv->reload(config_of(yaml_for({{"main"}, {"extra"}}, {a.port()}, "", head))) == "");
+    REQUIRE(p.srv->reload(config_of(yaml_for({{"main"}, {"extra"}}, {a.port()}, "", head))).error == "");
     const std::uint16_t extra = p.srv->listening().at(1).port;
     std::vector<fd> cs;
     for (int i = 0; i < 20; ++i) cs.push_back(connect_to(extra));
-    REQUIRE(p.srv->reload(config_of(yaml_for({{"main"}}, {a.port()}, "", head))) == "");
+    REQUIRE(p.srv->reload(config_of(yaml_for({{"main"}}, {a.port()}, "", head))).error == "");
     for (auto& c : cs) {
       ++total;
       send_all(c.get(), "x", 1);

@@ -424,7 +424,7 @@ TEST_CASE("stats page: a browser sees live counters that settle on stats.json's"
           "\"]\n"
           "    health_check: { interval: 200ms, timeout: 200ms, rise: 1, fall: 1 }\n",
       "stats_page.yaml"));
-  const auto admin = p.srv->admin_address();
+  const auto admin = p.control->admin_address();
   REQUIRE(admin);
   const std::string origin = "http://127.0.0.1:" + std::to_string(admin->port);
 

@@ -159,19 +159,23 @@ TEST_CASE(
                                 drop + "\", upstream: app }\n",
                             ups));
   fd open_through_drop = connect_unix(drop);
-  CHECK(p.srv->reload(unix_config(
-            "  - { name: keep, bind: \"unix:" + keep + "\", upstream: app }\n", ups)) == "");
+  CHECK(p.srv
+            ->reload(unix_config("  - { name: keep, bind: \"unix:" + keep + "\", upstream: app }\n",
+                                 ups))
+            .error == "");
   CHECK_FALSE(exists(drop));
   fd c = connect_unix(keep);
   CHECK(echoes_intact(c, 1 << 20, 3));
   // A connection made through the removed listener before the reload is still served.
   CHECK(echoes_intact(open_through_drop, 1 << 20, 4));
   // Added back by a later reload: bound afresh.
-  CHECK(p.srv->reload(unix_config("  - { name: keep, bind: \"unix:" + keep +
-                                      "\", upstream: app }\n"
-                                      "  - { name: drop, bind: \"unix:" +
-                                      drop + "\", upstream: app }\n",
-                                  ups)) == "");
+  CHECK(p.srv
+            ->reload(unix_config("  - { name: keep, bind: \"unix:" + keep +
+                                     "\", upstream: app }\n"
+                                     "  - { name: drop, bind: \"unix:" +
+                                     drop + "\", upstream: app }\n",
+                                 ups))
+            .error == "");
   fd back = connect_unix(drop);
   CHECK(echoes_intact(back, 4096, 5));
 }

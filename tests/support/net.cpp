@@ -345,13 +345,15 @@ proxy::proxy(const std::string& relay, std::vector<std::uint16_t> endpoints,
                      "upstreams:\n  app:\n    endpoints: [" +
                      eps + "]\n    connect_timeout: 2s\n" + extra;
   cfg = zcproxy::load_config_string(yaml, "test.yaml");
-  srv = std::make_unique<zcproxy::server>(cfg);
-  srv->start();
+  control = std::make_unique<zcproxy::control_plane>(cfg);
+  srv = &control->runtime();
+  control->start();
 }
 
 proxy::proxy(zcproxy::config c) : cfg(std::move(c)) {
-  srv = std::make_unique<zcproxy::server>(cfg);
-  srv->start();
+  control = std::make_unique<zcproxy::control_plane>(cfg);
+  srv = &control->runtime();
+  control->start();
 }
 
 void proxy::wait_sessions(std::size_t open) const {
@@ -367,7 +369,7 @@ std::uint64_t proxy::closed(std::string_view reason, std::size_t listener) const
 
 proxy::~proxy() {
   srv->shutdown(true);
-  srv->wait();
+  control->wait();
 }
 
 }  // namespace test

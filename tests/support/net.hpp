@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "zcproxy/config.hpp"
+#include "zcproxy/control_plane.hpp"
 #include "zcproxy/server.hpp"
 
 namespace test {
@@ -166,7 +167,8 @@ struct proxy {
   // Connections of the listener at `listener` (its place in the config) closed for `reason`.
   std::uint64_t closed(std::string_view reason, std::size_t listener = 0) const;
   zcproxy::config cfg;
-  std::unique_ptr<zcproxy::server> srv;
+  std::unique_ptr<zcproxy::control_plane> control;  // the server with admin and health checks
+  zcproxy::server* srv = nullptr;                   // control->runtime()
 };
 
 }  // namespace test

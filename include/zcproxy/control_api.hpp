@@ -1,0 +1,34 @@
+// What the control plane (admin, signals) may ask of the running proxy, and no more: the runtime
+// implements it (server::control()), admin uses it, so neither includes the other.
+#pragma once
+
+#include <string>
+
+#include "zcproxy/metrics.hpp"
+
+namespace zcproxy {
+
+// The outcome of a reload: applied, or refused with why (nothing changed then).
+struct reload_result {
+  bool applied = false;
+  std::string error;  // empty when applied
+
+  static reload_result done() { return {true, {}}; }
+  static reload_result refused(std::string why) { return {false, std::move(why)}; }
+};
+
+// Every call is thread-safe and may come at any time while the proxy runs.
+class control_api {
+ public:
+  // The counters of the current config's listeners and upstream endpoints (see metrics.hpp).
+  virtual proxy_stats snapshot() = 0;
+  // Reload the config file the running config came from; logs the outcome.
+  virtual reload_result reload_from_file() = 0;
+  // Draining or shut down: what /healthz reports.
+  virtual bool draining() const = 0;
+
+ protected:
+  ~control_api() = default;
+};
+
+}  // namespace zcproxy

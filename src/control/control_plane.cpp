@@ -1,0 +1,126 @@
+#include "zcproxy/control_plane.hpp"
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <csignal>
+#include <functional>
+#include <mutex>
+#include <string>
+
+#include "zcproxy/admin.hpp"
+#include "zcproxy/health_checks.hpp"
+#include "zcproxy/log.hpp"
+#include "zcproxy/privileges.hpp"
+
+namespace zcproxy {
+namespace asio = boost::asio;
+
+struct control_plane::impl {
+  explicit impl(config cfg)
+      : admin_cfg(cfg.admin), run_as(cfg.run_as), core_dumps(cfg.core_dumps), srv(std::move(cfg)) {
+    // Called under the server's lock; follow() only posts to the checks' thread.
+    srv.on_upstreams(
+        [this](std::vector<std::shared_ptr<upstream>> u) { health.follow(std::move(u)); });
+  }
+
+  const admin_config admin_cfg;
+  const std::optional<run_as_config> run_as;
+  const bool core_dumps;
+  health_checks health;  // before srv: the server's hook posts to it
+  server srv;
+  mutable std::mutex mutex;             // guards admin
+  std::unique_ptr<admin_server> admin;  // from start() to wait(); uses srv
+
+  // What must happen after every socket is bound and before any connection is accepted.
+  void bind_admin_and_drop_privileges() {
+    if (admin_cfg.enabled) {
+      auto a = std::make_unique<admin_server>(srv.control(), admin_cfg);
+      std::lock_guard lock(mutex);
+      admin = std::move(a);
+    }
+    if (run_as) {
+      // Every socket is bound and the access file open: what needed root is done.
+      drop_privileges(*run_as, core_dumps);
+      main_log().info("running as user {} (uid {}), group {}", run_as->user, run_as->uid,
+                      run_as->group.empty() ? std::to_string(run_as->gid) : run_as->group);
+    }
+  }
+};
+
+control_plane::control_plane(config cfg) : impl_(std::make_unique<impl>(std::move(cfg))) {}
+
+control_plane::~control_plane() {
+  impl_->srv.shutdown(true);
+  wait();
+}
+
+void control_plane::start() {
+  auto& m = *impl_;
+  m.srv.open();
+  try {
+    m.bind_admin_and_drop_privileges();
+  } catch (...) {  // nothing has been accepted yet: close what is bound, remove its socket files
+    wait();
+    throw;
+  }
+  m.health.start();
+  m.srv.start();
+}
+
+void control_plane::wait() {
+  auto& m = *impl_;
+  m.srv.wait();
+  std::unique_ptr<admin_server> admin;  // stopped outside the lock: admin_address() takes it
+  {
+    std::lock_guard lock(m.mutex);
+    admin = std::move(m.admin);
+  }
+  admin.reset();
+  m.health.stop();
+}
+
+int control_plane::run_until_signalled() {
+  auto& m = *impl_;
+  asio::io_context io(1);
+  asio::signal_set signals(io, SIGINT, SIGTERM, SIGHUP);
+  signals.add(SIGUSR1);
+  // The workers have ended: so does the signal loop (a stop before run() makes it return).
+  m.srv.on_stopped([&io] { io.stop(); });
+  start();
+  int received = 0;
+  std::function<void(boost::system::error_code, int)> on_signal = [&](boost::system::error_code ec,
+                                                                      int sig) {
+    if (ec) return;
+    signals.async_wait(on_signal);
+    if (sig == SIGHUP) {
+      m.srv.reload_from_file();
+      return;
+    }
+    if (sig == SIGUSR1) {  // logrotate has moved the access file away
+      reopen_access_log();
+      return;
+    }
+    const bool now = ++received > 1;
+    main_log().info("signal {}: {}", sig,
+                    now ? "closing open connections now"
+                        : "draining (no new connections; open ones get up to drain_timeout)");
+    m.srv.shutdown(now);
+  };
+  signals.async_wait(on_signal);
+  io.run();
+  wait();
+  main_log().info("stopped");
+  return 0;
+}
+
+server& control_plane::runtime() {
+  return impl_->srv;
+}
+
+std::optional<address> control_plane::admin_address() const {
+  std::lock_guard lock(impl_->mutex);
+  if (!impl_->admin) return std::nullopt;
+  return impl_->admin->bound();
+}
+
+}  // namespace zcproxy

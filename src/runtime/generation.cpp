@@ -1,0 +1,90 @@
+#include "zcproxy/generation.hpp"
+
+#include "zcproxy/listener.hpp"
+#include "zcproxy/upstream.hpp"
+#include "zcproxy/worker.hpp"
+
+namespace zcproxy {
+
+namespace {
+
+// An unchanged upstream is carried over as it is; a changed one starts afresh from the previous
+// one's endpoint health.
+std::vector<std::shared_ptr<upstream>> carry_upstreams(const config& next,
+                                                       const generation* previous) {
+  std::vector<std::shared_ptr<upstream>> out;
+  for (const auto& uc : next.upstreams) {
+    std::shared_ptr<upstream> before;
+    if (previous)
+      for (const auto& u : previous->upstreams)
+        if (u->config().name == uc.name) before = u;
+    if (before && before->config() == uc)
+      out.push_back(before);
+    else
+      out.push_back(std::make_shared<upstream>(uc, before.get()));
+  }
+  return out;
+}
+
+// The listener of `previous` that `lc` keeps: the same address, preferring the same name (two
+// listeners on port 0 share an address). Each one is kept at most once.
+const listener_runtime* kept_listener(const listener_config& lc, const generation* previous,
+                                      std::vector<bool>& taken) {
+  if (!previous) return nullptr;
+  const auto& old = previous->listeners;
+  std::optional<std::size_t> found;
+  for (std::size_t k = 0; k < old.size() && !found; ++k)
+    if (!taken[k] && old[k].config->bind == lc.bind && old[k].config->name == lc.name) found = k;
+  for (std::size_t k = 0; k < old.size() && !found; ++k)
+    if (!taken[k] && old[k].config->bind == lc.bind) found = k;
+  if (!found) return nullptr;
+  taken[*found] = true;
+  return &old[*found];
+}
+
+}  // namespace
+
+upstream* generation::find(std::string_view name) const {
+  for (const auto& u : upstreams)
+    if (u->config().name == name) return u.get();
+  return nullptr;
+}
+
+built_generation build_generation(config cfg, const generation* previous,
+                                  const std::vector<boost::asio::io_context*>& workers) {
+  auto g = std::make_shared<generation>(std::move(cfg));
+  g->upstreams = carry_upstreams(g->cfg, previous);
+  g->next_listener_id = previous ? previous->next_listener_id : 1;
+  built_generation out{nullptr, std::vector<std::vector<listener_plan>>(workers.size())};
+  std::vector<bool> taken(previous ? previous->listeners.size() : 0, false);
+  for (const auto& lc : g->cfg.listeners) {
+    listener_runtime l{0, &lc, lc.bind, acl(lc.allow, lc.deny), nullptr, g->find(lc.upstream)};
+    if (const listener_runtime* old = kept_listener(lc, previous, taken)) {
+      l.id = old->id;
+      l.bound = old->bound;
+      l.state = old->state;  // its counts carry on
+      for (auto& p : out.plans) p.push_back({l.id, std::nullopt});
+    } else {
+      std::vector<stream_acceptor> acceptors;
+      try {
+        acceptors = open_listener(lc, workers, l.bound);
+      } catch (...) {
+        // The one roll-back: the acceptors opened so far close as `out` goes; their socket
+        // files go now.
+        for (std::size_t j = 0; j < g->listeners.size(); ++j)
+          if (!out.plans.empty() && out.plans.front()[j].acceptor)
+            remove_socket_file(g->listeners[j].bound);
+        throw;
+      }
+      l.id = g->next_listener_id++;
+      l.state = std::make_shared<listener_state>(static_cast<unsigned>(workers.size()));
+      for (std::size_t i = 0; i < workers.size(); ++i)
+        out.plans[i].push_back({l.id, std::move(acceptors[i])});
+    }
+    g->listeners.push_back(std::move(l));
+  }
+  out.gen = std::move(g);
+  return out;
+}
+
+}  // namespace zcproxy
