@@ -25,13 +25,14 @@ struct connect_result {
 // once with operation_aborted; the caller knows whether it was stopping. A connect that succeeds
 // is reported as it is, even when a stop came meanwhile. On failure `s` is closed again, ready
 // for the next attempt. A failed open is reported by the connect (Asio retries the open there).
-// `s` and `timer` must stay put, and have no other operation pending, until it ends.
-boost::asio::awaitable<connect_result> connect_within(stream_socket& s, const stream_endpoint& to,
+// `s` and `timer` must outlive it and have no other operation pending on them meanwhile (`to` is
+// taken by value: a coroutine may start after the caller's temporaries are gone).
+boost::asio::awaitable<connect_result> connect_within(stream_socket& s, stream_endpoint to,
                                                       std::chrono::milliseconds limit,
                                                       boost::asio::steady_timer& timer);
 
 // The same with a timer of its own: only cancelling `s` ends the wait early.
-boost::asio::awaitable<connect_result> connect_within(stream_socket& s, const stream_endpoint& to,
+boost::asio::awaitable<connect_result> connect_within(stream_socket& s, stream_endpoint to,
                                                       std::chrono::milliseconds limit);
 
 }  // namespace zcproxy

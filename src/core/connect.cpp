@@ -9,7 +9,7 @@ namespace zcproxy {
 namespace asio = boost::asio;
 using namespace asio::experimental::awaitable_operators;
 
-asio::awaitable<connect_result> connect_within(stream_socket& s, const stream_endpoint& to,
+asio::awaitable<connect_result> connect_within(stream_socket& s, stream_endpoint to,
                                                std::chrono::milliseconds limit,
                                                asio::steady_timer& timer) {
   boost::system::error_code ec;
@@ -30,7 +30,7 @@ asio::awaitable<connect_result> connect_within(stream_socket& s, const stream_en
   co_return out;
 }
 
-asio::awaitable<connect_result> connect_within(stream_socket& s, const stream_endpoint& to,
+asio::awaitable<connect_result> connect_within(stream_socket& s, stream_endpoint to,
                                                std::chrono::milliseconds limit) {
   asio::steady_timer timer(s.get_executor());
   co_return co_await connect_within(s, to, limit, timer);
