@@ -173,7 +173,7 @@ struct session {
   asio::awaitable<outcome<>> open_upstream();
   asio::awaitable<outcome<>> identify();
   outcome<> admit();
-  asio::awaitable<outcome<>> preface_and_route();
+  asio::awaitable<outcome<upstream*>> preface_and_route();
   asio::awaitable<outcome<std::size_t>> connect();
   void start_mirror();
   asio::awaitable<outcome<>> send_first_bytes();
@@ -244,8 +244,11 @@ asio::awaitable<outcome<>> session::open_upstream() {
   if (listener.accept_proxy)
     if (auto r = co_await identify(); !r) co_return r;
   if (auto r = admit(); !r) co_return r;
-  if (!routed)
-    if (auto r = co_await preface_and_route(); !r) co_return r;
+  if (!routed) {
+    auto target = co_await preface_and_route();
+    if (!target) co_return target.failure();
+    routed = *target;
+  }
   // A client that has already reset sent nothing that could be delivered: no upstream connect
   // is made for it (a flood of them would otherwise drive the backend's connects).
   if (peer_gone(s.client)) co_return close_reason::reset;
@@ -292,8 +295,9 @@ outcome<> session::admit() {
   return go_on;
 }
 
-// A routed listener's client: its ClientHello, then the upstream a route gives its server name.
-asio::awaitable<outcome<>> session::preface_and_route() {
+// A routed listener's client: its ClientHello (kept to send upstream first), then the upstream a
+// route gives its server name.
+asio::awaitable<outcome<upstream*>> session::preface_and_route() {
   auto preface = co_await detail::read_client_hello(s, listener.sni_timeout);
   if (preface) {
     first_bytes = std::move(preface->bytes);
@@ -301,14 +305,9 @@ asio::awaitable<outcome<>> session::preface_and_route() {
   }
   auto target = preface ? route_client(*gen, listener, preface->hello)
                         : outcome<upstream*>(preface.failure());
-  if (!target) {
-    if (!s.shutting_down && may_log(target.reason(), spdlog::level::info))
-      main_log().info("listener {}: client {}: closed: {}", listener.name, client_addr,
-                      target.why());
-    co_return target.failure();
-  }
-  routed = *target;
-  co_return go_on;
+  if (!target && !s.shutting_down && may_log(target.reason(), spdlog::level::info))
+    main_log().info("listener {}: client {}: closed: {}", listener.name, client_addr, target.why());
+  co_return target;
 }
 
 // An endpoint of the routed upstream (see connect_upstream).
