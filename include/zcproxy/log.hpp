@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <string>
 
+#include "zcproxy/close_reason.hpp"
 #include "zcproxy/config.hpp"
 
 namespace zcproxy {
@@ -42,7 +43,7 @@ struct access_record {
   std::uint64_t duration_ms = 0;
   std::string engine_up;  // "splice", "copy" or "splice+copy"
   std::string engine_down;
-  std::string close;                            // why it ended: "eof", "reset", "idle_timeout", ...
+  close_reason close = close_reason::other;     // why it ended
   std::chrono::system_clock::time_point start;  // when it was accepted
 };
 

@@ -13,22 +13,10 @@
 #include <string_view>
 #include <vector>
 
+#include "zcproxy/close_reason.hpp"
 #include "zcproxy/config.hpp"
 
 namespace zcproxy {
-
-// Why a connection ended: the access log's `close=` values, in a fixed order.
-inline constexpr std::array<std::string_view, 17> close_reasons{
-    "eof",           "reset",         "shutdown",     "splice_refused", "connect_failed",
-    "connect_timeout", "no_endpoint", "denied",       "limit",          "proxy_header",
-    "sni_timeout",   "client_hello",  "no_route",     "idle_timeout",   "max_duration",
-    "fallback",      "other"};
-// The index of `reason` in close_reasons ("other" for one not listed).
-std::size_t close_reason_index(std::string_view reason);
-// Reasons that refuse a client before any upstream connect.
-bool is_refusal(std::string_view reason);
-// The timeout a reason stands for ("connect", "idle", ...), or "" when it is not a timeout.
-std::string_view timeout_kind(std::string_view reason);
 
 // Why a direction left splice for copy.
 enum class splice_fallback : std::uint8_t { none, refused, pool_exhausted };
@@ -41,7 +29,7 @@ inline constexpr std::array<std::string_view, 4> mirror_results{"completed", "co
                                                                 "slow", "shadow_closed"};
 
 // Upper bounds (seconds) of the session duration histogram's buckets; +Inf is implied.
-inline constexpr std::array<double, 9> duration_buckets{0.001, 0.01, 0.1, 1,   10,
+inline constexpr std::array<double, 9> duration_buckets{0.001, 0.01, 0.1,  1,   10,
                                                         60,    300,  1800, 3600};
 
 // Adds to a counter that only one thread writes: no locked instruction on the data path.
@@ -67,7 +55,7 @@ struct listener_metrics {
   std::unique_ptr<traffic_slot[]> traffic;  // one per worker, by worker index
   std::atomic<std::uint64_t> accepted{0};
   std::atomic<std::int64_t> active{0};
-  std::array<std::atomic<std::uint64_t>, close_reasons.size()> closed{};
+  per_close_reason<std::atomic<std::uint64_t>> closed;
   std::array<std::atomic<std::uint64_t>, splice_fallback_reasons.size()> fallbacks{};
   // Per bucket (not cumulative), the last one being +Inf; and the sum of durations.
   std::array<std::atomic<std::uint64_t>, duration_buckets.size() + 1> durations{};
@@ -76,7 +64,7 @@ struct listener_metrics {
   std::atomic<std::uint64_t> mirror_bytes{0};  // sent to shadows, by mirrors that have ended
 
   // A connection ended: its close reason, duration and how each direction fell back, if it did.
-  void ended(std::string_view reason, double seconds, splice_fallback up, splice_fallback down);
+  void ended(close_reason reason, double seconds, splice_fallback up, splice_fallback down);
 };
 
 // Plain values, as a snapshot reads them.
@@ -87,7 +75,7 @@ struct listener_stats {
   std::uint64_t accepted = 0;
   std::int64_t active = 0;
   std::uint64_t bytes_up = 0, bytes_down = 0, spliced = 0, copied = 0;
-  std::array<std::uint64_t, close_reasons.size()> closed{};
+  per_close_reason<std::uint64_t> closed;
   std::array<std::uint64_t, splice_fallback_reasons.size()> fallbacks{};
   std::array<std::uint64_t, duration_buckets.size() + 1> durations{};
   double duration_sum = 0;  // seconds
@@ -103,8 +91,8 @@ struct endpoint_stats {
   bool healthy = true;  // per active health checks
   bool usable = true;   // healthy and not ejected by passive checks
   std::int64_t active = 0;
-  std::uint64_t connections = 0;       // connections made to it
-  std::uint64_t connect_failures = 0;  // attempts that failed or timed out
+  std::uint64_t connections = 0;               // connections made to it
+  std::uint64_t connect_failures = 0;          // attempts that failed or timed out
   std::uint64_t bytes_up = 0, bytes_down = 0;  // by its connections that have ended
 };
 

@@ -1,7 +1,8 @@
-// A session: one client connection, served by one coroutine that owns both sockets. It connects
-// to an endpoint of the listener's upstream (chosen by the upstream's policy among the usable
-// ones, the next one on failure), relays both directions at once under the idle and duration
-// timeouts, closes both sockets and writes one access-log line.
+// A session: one client connection, served by one coroutine that owns both sockets, in phases
+// (src/runtime/session.cpp): it reads the client's PROXY header and admits it, reads a routed
+// listener's ClientHello and routes it, connects to an endpoint of the upstream (chosen by the
+// upstream's policy among the usable ones, the next one on failure), relays both directions at
+// once under the idle and duration timeouts, closes both sockets and writes one access-log line.
 #pragma once
 
 #include <boost/asio/awaitable.hpp>

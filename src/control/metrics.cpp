@@ -1,40 +1,20 @@
 #include "zcproxy/metrics.hpp"
 
-#include <boost/json.hpp>
 #include <algorithm>
+#include <boost/json.hpp>
 #include <charconv>
 #include <cmath>
 
 namespace zcproxy {
 namespace json = boost::json;
 
-std::size_t close_reason_index(std::string_view reason) {
-  const auto it = std::find(close_reasons.begin(), close_reasons.end(), reason);
-  return it == close_reasons.end() ? close_reasons.size() - 1
-                                   : static_cast<std::size_t>(it - close_reasons.begin());
-}
-
-bool is_refusal(std::string_view reason) {
-  for (std::string_view r : {"denied", "limit", "proxy_header", "sni_timeout", "client_hello",
-                             "no_route"})
-    if (reason == r) return true;
-  return false;
-}
-
-std::string_view timeout_kind(std::string_view reason) {
-  if (reason == "connect_timeout") return "connect";
-  if (reason == "idle_timeout") return "idle";
-  if (reason == "max_duration") return "max_duration";
-  if (reason == "sni_timeout") return "sni";
-  return "";
-}
-
-void listener_metrics::ended(std::string_view reason, double seconds, splice_fallback up,
+void listener_metrics::ended(close_reason reason, double seconds, splice_fallback up,
                              splice_fallback down) {
   constexpr auto relaxed = std::memory_order_relaxed;
-  closed[close_reason_index(reason)].fetch_add(1, relaxed);
+  closed[reason].fetch_add(1, relaxed);
   for (auto f : {up, down})
-    if (f != splice_fallback::none) fallbacks[static_cast<std::size_t>(f) - 1].fetch_add(1, relaxed);
+    if (f != splice_fallback::none)
+      fallbacks[static_cast<std::size_t>(f) - 1].fetch_add(1, relaxed);
   const auto bucket = std::lower_bound(duration_buckets.begin(), duration_buckets.end(), seconds);
   durations[static_cast<std::size_t>(bucket - duration_buckets.begin())].fetch_add(1, relaxed);
   duration_sum_us.fetch_add(static_cast<std::uint64_t>(std::max(0.0, seconds) * 1e6), relaxed);
@@ -52,9 +32,11 @@ listener_stats listener_stats::read(const listener_metrics& m) {
   }
   s.accepted = m.accepted.load(relaxed);
   s.active = m.active.load(relaxed);
-  for (std::size_t i = 0; i < s.closed.size(); ++i) s.closed[i] = m.closed[i].load(relaxed);
-  for (std::size_t i = 0; i < s.fallbacks.size(); ++i) s.fallbacks[i] = m.fallbacks[i].load(relaxed);
-  for (std::size_t i = 0; i < s.durations.size(); ++i) s.durations[i] = m.durations[i].load(relaxed);
+  for (close_reason r : close_reasons) s.closed[r] = m.closed[r].load(relaxed);
+  for (std::size_t i = 0; i < s.fallbacks.size(); ++i)
+    s.fallbacks[i] = m.fallbacks[i].load(relaxed);
+  for (std::size_t i = 0; i < s.durations.size(); ++i)
+    s.durations[i] = m.durations[i].load(relaxed);
   s.duration_sum = static_cast<double>(m.duration_sum_us.load(relaxed)) / 1e6;
   for (std::size_t i = 0; i < s.mirrors.size(); ++i) s.mirrors[i] = m.mirrors[i].load(relaxed);
   s.mirror_bytes = m.mirror_bytes.load(relaxed);
@@ -157,26 +139,26 @@ std::string render_prometheus(const proxy_stats& s) {
     family f(out, "zcproxy_listener_connections_refused_total", "counter",
              "Clients refused before any upstream connect, by reason.");
     for (const auto& l : s.listeners)
-      for (std::size_t i = 0; i < close_reasons.size(); ++i)
-        if (is_refusal(close_reasons[i]))
-          f.sample(listener_label(l) + ",reason=\"" + std::string(close_reasons[i]) + '"',
-                   d(l.closed[i]));
+      for (close_reason r : close_reasons)
+        if (is_refusal(r))
+          f.sample(listener_label(l) + ",reason=\"" + std::string(to_string(r)) + '"',
+                   d(l.closed[r]));
   }
   {
     family f(out, "zcproxy_listener_connections_closed_total", "counter",
              "Client connections ended, by the access log's close reason.");
     for (const auto& l : s.listeners)
-      for (std::size_t i = 0; i < close_reasons.size(); ++i)
-        f.sample(listener_label(l) + ",reason=\"" + std::string(close_reasons[i]) + '"',
-                 d(l.closed[i]));
+      for (close_reason r : close_reasons)
+        f.sample(listener_label(l) + ",reason=\"" + std::string(to_string(r)) + '"',
+                 d(l.closed[r]));
   }
   {
     family f(out, "zcproxy_listener_timeouts_total", "counter",
              "Connections closed by a timeout, by kind.");
     for (const auto& l : s.listeners)
-      for (std::size_t i = 0; i < close_reasons.size(); ++i)
-        if (auto kind = timeout_kind(close_reasons[i]); !kind.empty())
-          f.sample(listener_label(l) + ",kind=\"" + std::string(kind) + '"', d(l.closed[i]));
+      for (close_reason r : close_reasons)
+        if (auto kind = timeout_kind(r); !kind.empty())
+          f.sample(listener_label(l) + ",kind=\"" + std::string(kind) + '"', d(l.closed[r]));
   }
   {
     family f(out, "zcproxy_listener_bytes_total", "counter",
@@ -275,7 +257,7 @@ std::string render_stats_json(const proxy_stats& s, const std::vector<throughput
   json::array listeners;
   for (const auto& l : s.listeners) {
     json::object closed, fallbacks;
-    for (std::size_t i = 0; i < close_reasons.size(); ++i) closed[close_reasons[i]] = l.closed[i];
+    for (close_reason r : close_reasons) closed[to_string(r)] = l.closed[r];
     for (std::size_t i = 0; i < splice_fallback_reasons.size(); ++i)
       fallbacks[splice_fallback_reasons[i]] = l.fallbacks[i];
     listeners.push_back(json::object{{"name", l.name},

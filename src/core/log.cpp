@@ -184,7 +184,7 @@ std::string format_access(const access_record& r, access_log_format format,
         "bytes_down={} duration_ms={} engine_up={} engine_down={} close={}",
         format_time(now, false), r.client, r.listener, or_dash(r.sni), or_dash(r.upstream),
         or_dash(r.endpoint), r.bytes_up, r.bytes_down, r.duration_ms, or_dash(r.engine_up),
-        or_dash(r.engine_down), r.close);
+        or_dash(r.engine_down), to_string(r.close));
   // Built in a stack buffer: no heap allocation for a line of usual size.
   unsigned char buffer[2048];
   json::monotonic_resource arena(buffer, sizeof buffer);
@@ -204,7 +204,7 @@ std::string format_access(const access_record& r, access_log_format format,
   line.emplace("duration_ms", r.duration_ms);
   line.emplace("engine_up", string_or_null(r.engine_up, sp));
   line.emplace("engine_down", string_or_null(r.engine_down, sp));
-  line.emplace("close", r.close);
+  line.emplace("close", to_string(r.close));
   return json::serialize(line);
 }
 

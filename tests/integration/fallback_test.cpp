@@ -76,7 +76,7 @@ TEST_CASE("fallback: with every endpoint refusing, a client gets exactly the fil
   REQUIRE(wait_until([&] { return p.srv->snapshot().sessions == 0; }));
   const auto st = p.srv->snapshot();
   REQUIRE(st.listeners.size() == 1);
-  CHECK(st.listeners[0].closed[zcproxy::close_reason_index("fallback")] == 3);
+  CHECK(st.listeners[0].closed[zcproxy::close_reason::fallback] == 3);
   CHECK(st.listeners[0].bytes_down == 3 * response.size());
 }
 
@@ -144,7 +144,7 @@ TEST_CASE("fallback: only when no endpoint can be reached, a reachable one is re
     shutdown_write(c.get());
     CHECK(as_string(recv_all(c.get())) == "ping");
   }
-  CHECK(p.srv->snapshot().listeners.at(0).closed[zcproxy::close_reason_index("fallback")] == 0);
+  CHECK(p.srv->snapshot().listeners.at(0).closed[zcproxy::close_reason::fallback] == 0);
 }
 
 TEST_CASE("fallback: the binary's access log and metrics say fallback", "[fallback][binary]") {

@@ -177,7 +177,7 @@ TEST_CASE("mirror: a shadow that is down leaves the primary untouched", "[mirror
   }
   REQUIRE(primary.count() == 3);
   REQUIRE(wait_until([&] { return mirrors(*p.srv, "connect_failed") == 3; }));
-  CHECK(p.srv->snapshot().listeners.at(0).closed[zcproxy::close_reason_index("eof")] == 3);
+  CHECK(p.srv->snapshot().listeners.at(0).closed[zcproxy::close_reason::eof] == 3);
 }
 
 TEST_CASE("mirror: sample 0 mirrors no connection, sample 1 every one", "[mirror][integration]") {

@@ -364,7 +364,9 @@ void proxy::wait_sessions(std::size_t open) const {
 }
 
 std::uint64_t proxy::closed(std::string_view reason, std::size_t listener) const {
-  return srv->snapshot().listeners.at(listener).closed.at(zcproxy::close_reason_index(reason));
+  for (zcproxy::close_reason r : zcproxy::close_reasons)
+    if (zcproxy::to_string(r) == reason) return srv->snapshot().listeners.at(listener).closed[r];
+  throw std::invalid_argument("no close reason is called " + std::string(reason));
 }
 
 proxy::~proxy() {

@@ -15,6 +15,7 @@
 using namespace std::chrono;
 using zcproxy::access_log_format;
 using zcproxy::access_record;
+using zcproxy::close_reason;
 using zcproxy::format_access;
 
 namespace {
@@ -36,7 +37,7 @@ access_record full_record() {
           .duration_ms = 3017,
           .engine_up = "splice",
           .engine_down = "splice+copy",
-          .close = "eof",
+          .close = close_reason::eof,
           .start = start};
 }
 
@@ -45,7 +46,7 @@ access_record refused_record() {
   access_record r;
   r.client = "[::1]:40000";
   r.listener = "edge";
-  r.close = "denied";
+  r.close = close_reason::denied;
   r.start = now;
   return r;
 }

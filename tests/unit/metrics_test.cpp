@@ -24,11 +24,11 @@ proxy_stats sample_stats() {
   add_single_writer(m.traffic[0].down, 4096);
   add_single_writer(m.traffic[0].spliced, 5000);
   add_single_writer(m.traffic[1].copied, 120);
-  m.ended("eof", 0.0005, splice_fallback::none, splice_fallback::none);
-  m.ended("eof", 2.5, splice_fallback::refused, splice_fallback::refused);
-  m.ended("denied", 0.002, splice_fallback::none, splice_fallback::none);
-  m.ended("idle_timeout", 601, splice_fallback::pool_exhausted, splice_fallback::none);
-  m.ended("something new", 7200, splice_fallback::none, splice_fallback::none);
+  m.ended(close_reason::eof, 0.0005, splice_fallback::none, splice_fallback::none);
+  m.ended(close_reason::eof, 2.5, splice_fallback::refused, splice_fallback::refused);
+  m.ended(close_reason::denied, 0.002, splice_fallback::none, splice_fallback::none);
+  m.ended(close_reason::idle_timeout, 601, splice_fallback::pool_exhausted, splice_fallback::none);
+  m.ended(close_reason::other, 7200, splice_fallback::none, splice_fallback::none);
 
   proxy_stats s;
   s.version = "1.2.3";
@@ -63,19 +63,18 @@ proxy_stats sample_stats() {
 }  // namespace
 
 TEST_CASE("metrics: close reasons, refusals and timeout kinds", "[metrics]") {
-  CHECK(close_reasons[close_reason_index("eof")] == "eof");
-  CHECK(close_reasons[close_reason_index("no_route")] == "no_route");
-  CHECK(close_reasons[close_reason_index("not a reason")] == "other");
-  CHECK(is_refusal("denied"));
-  CHECK(is_refusal("sni_timeout"));
-  CHECK_FALSE(is_refusal("reset"));
-  CHECK(timeout_kind("idle_timeout") == "idle");
-  CHECK(timeout_kind("connect_timeout") == "connect");
-  CHECK(timeout_kind("eof").empty());
+  CHECK(to_string(close_reason::eof) == "eof");
+  CHECK(to_string(close_reason::no_route) == "no_route");
+  CHECK(to_string(close_reason::other) == "other");
+  CHECK(is_refusal(close_reason::denied));
+  CHECK(is_refusal(close_reason::sni_timeout));
+  CHECK_FALSE(is_refusal(close_reason::reset));
+  CHECK(timeout_kind(close_reason::idle_timeout) == "idle");
+  CHECK(timeout_kind(close_reason::connect_timeout) == "connect");
+  CHECK(timeout_kind(close_reason::eof).empty());
 }
 
-TEST_CASE("metrics: a listener's counters sum the worker slots and bucket durations",
-          "[metrics]") {
+TEST_CASE("metrics: a listener's counters sum the worker slots and bucket durations", "[metrics]") {
   const listener_stats l = sample_stats().listeners[0];
   CHECK(l.accepted == 5);
   CHECK(l.active == 1);
@@ -83,9 +82,9 @@ TEST_CASE("metrics: a listener's counters sum the worker slots and bucket durati
   CHECK(l.bytes_down == 4096);
   CHECK(l.spliced == 5000);
   CHECK(l.copied == 120);
-  CHECK(l.closed[close_reason_index("eof")] == 2);
-  CHECK(l.closed[close_reason_index("denied")] == 1);
-  CHECK(l.closed[close_reason_index("other")] == 1);
+  CHECK(l.closed[close_reason::eof] == 2);
+  CHECK(l.closed[close_reason::denied] == 1);
+  CHECK(l.closed[close_reason::other] == 1);
   CHECK(l.fallbacks[0] == 2);  // splice_refused, both directions of one connection
   CHECK(l.fallbacks[1] == 1);  // pipe_pool_exhausted
   // 0.0005 <= 0.001; 0.002 <= 0.01; 2.5 <= 10; 601 <= 1800; 7200 > 3600: +Inf.
@@ -114,8 +113,8 @@ TEST_CASE("metrics: the Prometheus text is well-formed and carries the values", 
         0);
   CHECK(series.at("zcproxy_listener_connections_closed_total{" + web + R"(,reason="eof"})") == 2);
   CHECK(series.at("zcproxy_listener_timeouts_total{" + web + R"(,kind="idle"})") == 1);
-  CHECK(series.at("zcproxy_listener_bytes_total{" + web +
-                  R"(,direction="client_to_upstream"})") == 1024);
+  CHECK(series.at("zcproxy_listener_bytes_total{" + web + R"(,direction="client_to_upstream"})") ==
+        1024);
   CHECK(series.at("zcproxy_listener_relayed_bytes_total{" + web + R"(,engine="copy"})") == 120);
   CHECK(series.at("zcproxy_listener_splice_fallbacks_total{" + web +
                   R"(,reason="pipe_pool_exhausted"})") == 1);
@@ -135,15 +134,15 @@ TEST_CASE("metrics: the Prometheus text is well-formed and carries the values", 
 
 TEST_CASE("metrics: the strict reader refuses what the format does not allow", "[metrics]") {
   const char* bad[] = {
-      "x 1\n",                                                  // no TYPE
-      "# TYPE x_total counter\nx_total 1",                      // no final line feed
-      "# TYPE x counter\nx 1\n",                                // counter without _total
-      "# TYPE x gauge\nx{a=\"1} 1\n",                           // unterminated label value
-      "# TYPE x gauge\nx{a=\"\\q\"} 1\n",                       // bad escape
-      "# TYPE x gauge\nx one\n",                                // bad value
-      "# TYPE x gauge\nx 1\nx 2\n",                             // series twice
-      "# TYPE x gauge\n# TYPE x gauge\n",                       // family twice
-      "# TYPE x gauge\n# TYPE y gauge\nx 1\n",                  // not contiguous
+      "x 1\n",                                  // no TYPE
+      "# TYPE x_total counter\nx_total 1",      // no final line feed
+      "# TYPE x counter\nx 1\n",                // counter without _total
+      "# TYPE x gauge\nx{a=\"1} 1\n",           // unterminated label value
+      "# TYPE x gauge\nx{a=\"\\q\"} 1\n",       // bad escape
+      "# TYPE x gauge\nx one\n",                // bad value
+      "# TYPE x gauge\nx 1\nx 2\n",             // series twice
+      "# TYPE x gauge\n# TYPE x gauge\n",       // family twice
+      "# TYPE x gauge\n# TYPE y gauge\nx 1\n",  // not contiguous
       "# TYPE h histogram\nh_bucket{le=\"1\"} 2\nh_bucket{le=\"+Inf\"} 1\nh_count 1\n",
       "# TYPE h histogram\nh_bucket{le=\"+Inf\"} 2\nh_count 1\n",  // count differs
       "# TYPE h histogram\nh_bucket{le=\"1\"} 2\nh_count 2\n",     // no +Inf

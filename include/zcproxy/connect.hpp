@@ -1,0 +1,38 @@
+// Connecting a socket within a time limit: the one connect of the proxy's upstream side (a
+// session's upstream, a mirror's shadow).
+#pragma once
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/system/error_code.hpp>
+#include <chrono>
+
+#include "zcproxy/socket.hpp"
+
+namespace zcproxy {
+
+// How a connect_within ended.
+struct connect_result {
+  boost::system::error_code error;  // empty: connected
+  bool timed_out = false;           // the limit passed first (error is then asio's timed_out)
+
+  explicit operator bool() const { return !error; }
+};
+
+// Opens `s` for `to`'s family, non-blocking from the start (the relay needs it, and Asio's
+// connect then sets no mode of its own: one ioctl less), and connects it to `to` within `limit`,
+// timed by `timer`. Cancelling `s` or `timer` (a session's stop cancels both) ends the wait at
+// once with operation_aborted; the caller knows whether it was stopping. A connect that succeeds
+// is reported as it is, even when a stop came meanwhile. On failure `s` is closed again, ready
+// for the next attempt. A failed open is reported by the connect (Asio retries the open there).
+// `s` and `timer` must outlive it and have no other operation pending on them meanwhile (`to` is
+// taken by value: a coroutine may start after the caller's temporaries are gone).
+boost::asio::awaitable<connect_result> connect_within(stream_socket& s, stream_endpoint to,
+                                                      std::chrono::milliseconds limit,
+                                                      boost::asio::steady_timer& timer);
+
+// The same with a timer of its own: only cancelling `s` ends the wait early.
+boost::asio::awaitable<connect_result> connect_within(stream_socket& s, stream_endpoint to,
+                                                      std::chrono::milliseconds limit);
+
+}  // namespace zcproxy

@@ -1,0 +1,78 @@
+// Private to the session's files (src/runtime/session.cpp, preface.cpp, fallback.cpp): the
+// sockets a session owns, and the steps on them that are ideas of their own (reading the client's
+// preface, sending a fallback response).
+#pragma once
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <chrono>
+#include <optional>
+#include <string>
+
+#include "zcproxy/close_reason.hpp"
+#include "zcproxy/config.hpp"
+#include "zcproxy/proxy_protocol.hpp"
+#include "zcproxy/relay.hpp"
+#include "zcproxy/sni.hpp"
+#include "zcproxy/socket.hpp"
+#include "zcproxy/worker.hpp"
+
+namespace zcproxy::detail {
+
+// The session's sockets and what the worker may do to it. Lives in the session's coroutine frame;
+// touched by its worker's thread only.
+struct session_state final : session_handle {
+  explicit session_state(stream_socket c)
+      : client(std::move(c)), upstream(client.get_executor()), timer(client.get_executor()) {}
+
+  void stop() override {
+    shutting_down = true;
+    link.stop();  // cancels both sockets: a pending connect or relay wait ends at once
+    timer.cancel();
+  }
+
+  // Called by the worker's sweep while the relays run (see worker::sweep).
+  void check_timeouts(std::chrono::steady_clock::time_point now) override {
+    if (!relaying || link.stopped()) return;
+    if (limits.max_duration.count() > 0 && now >= relay_started + limits.max_duration)
+      expired = close_reason::max_duration;
+    else if (limits.idle.count() > 0 && now >= link.last_activity() + limits.idle)
+      expired = close_reason::idle_timeout;
+    if (expired) link.stop();
+  }
+
+  stream_socket client;
+  stream_socket upstream;
+  boost::asio::steady_timer timer;  // the deadline of whichever step waits
+  relay_link link{client, upstream};
+  bool shutting_down = false;
+  bool relaying = false;
+  timeouts limits;
+  std::chrono::steady_clock::time_point relay_started;
+  std::optional<close_reason> expired;  // the timeout that stopped the relays
+};
+
+// Read the PROXY protocol header the client must send first, within `limit`, consuming exactly
+// its bytes. Closes with proxy_header (or shutdown) when the client sends none, a bad one, or
+// too late.
+boost::asio::awaitable<outcome<proxy_protocol::header>> read_proxy_header(
+    session_state& s, std::chrono::milliseconds limit);
+
+// What a routed listener's client sent first: its ClientHello (or proof that it is none), and
+// the bytes read for it, which go upstream before the relay starts.
+struct client_preface {
+  std::string bytes;
+  sni::client_hello hello;
+};
+
+// Read the client's first bytes until they hold a whole ClientHello or prove not to be one,
+// within `limit`. Closes with sni_timeout, client_hello or shutdown.
+boost::asio::awaitable<outcome<client_preface>> read_client_hello(session_state& s,
+                                                                  std::chrono::milliseconds limit);
+
+// Send a listener's fallback_response to the client, within `limit`, then end the stream with a
+// lingering close. Returns the bytes sent.
+boost::asio::awaitable<std::size_t> send_fallback(session_state& s, const fallback_body& body,
+                                                  std::chrono::milliseconds limit);
+
+}  // namespace zcproxy::detail
