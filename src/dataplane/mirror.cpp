@@ -11,6 +11,7 @@
 #include <cstring>
 #include <vector>
 
+#include "zcproxy/connect.hpp"
 #include "zcproxy/log.hpp"
 #include "zcproxy/sys.hpp"
 #include "zcproxy/upstream.hpp"
@@ -150,13 +151,10 @@ asio::awaitable<void> run_mirror(std::shared_ptr<mirror> m, std::shared_ptr<upst
   std::vector<std::uint8_t> candidates(shadow->size(), 1);
   const auto i = m->active() ? shadow->pick(candidates, 0, upstream::clock::now()) : std::nullopt;
   if (i) {
-    const stream_endpoint ep = endpoint_of(shadow->at(*i));
-    boost::system::error_code ec;
-    m->socket_.open(ep.protocol(), ec);
-    if (!ec) m->socket_.non_blocking(true, ec);
-    asio::steady_timer timer(m->socket_.get_executor(), connect_timeout);
-    auto r = co_await (m->socket_.async_connect(ep, use_tuple) || timer.async_wait(use_tuple));
-    if (r.index() == 0 && !std::get<0>(std::get<0>(r)) && m->active()) {
+    // A stop meanwhile closes the socket, which ends the connect at once.
+    const auto r =
+        co_await connect_within(m->socket_, endpoint_of(shadow->at(*i)), connect_timeout);
+    if (r && m->active()) {
       shadow->connect_succeeded(*i);
       shadow->started(*i);
       m->endpoint_ = i;
