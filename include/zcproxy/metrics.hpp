@@ -24,9 +24,14 @@ inline constexpr std::array<std::string_view, 2> splice_fallback_reasons{"splice
                                                                          "pipe_pool_exhausted"};
 
 // How a connection's mirror ended: it saw the whole client stream through, or it stopped (the
-// shadow could not be reached, was too slow to keep up, or closed or reset).
+// shadow could not be reached, was too slow to keep up, or closed or reset). mirror_results are
+// their names, in the enum's order (the metric's `result` label).
+enum class mirror_result : std::uint8_t { completed, connect_failed, slow, shadow_closed };
 inline constexpr std::array<std::string_view, 4> mirror_results{"completed", "connect_failed",
                                                                 "slow", "shadow_closed"};
+inline std::string_view to_string(mirror_result r) {
+  return mirror_results[static_cast<std::size_t>(r)];
+}
 
 // Upper bounds (seconds) of the session duration histogram's buckets; +Inf is implied.
 inline constexpr std::array<double, 9> duration_buckets{0.001, 0.01, 0.1,  1,   10,

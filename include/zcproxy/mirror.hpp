@@ -33,8 +33,8 @@ class mirror {
   void feed(const char* data, std::size_t n);
   // The client's stream has ended (or the connection has): send the rest within `limit`.
   void end_of_stream(std::chrono::milliseconds limit);
-  // Stop mirroring, for this reason (one of mirror_results); the first reason stays.
-  void stop(const char* why);
+  // Stop mirroring, for this reason; the first reason stays.
+  void stop(mirror_result why);
 
  private:
   friend boost::asio::awaitable<void> run_mirror(std::shared_ptr<mirror>, std::shared_ptr<upstream>,
@@ -56,7 +56,7 @@ class mirror {
   std::optional<std::size_t> endpoint_;  // of the shadow upstream, once connected
   bool connecting_ = true;
   bool input_done_ = false;
-  const char* result_ = nullptr;
+  std::optional<mirror_result> result_;  // set once it has ended
   std::uint64_t fed_ = 0, sent_ = 0;
 };
 

@@ -27,7 +27,7 @@ mirror::mirror(const asio::any_io_executor& ex, std::size_t lag, std::size_t pip
       lag_(std::max(lag, pipe_size)),  // less than one round would stop every mirror at once
       pipe_size_(pipe_size) {}
 
-void mirror::stop(const char* why) {
+void mirror::stop(mirror_result why) {
   if (result_) return;
   result_ = why;
   boost::system::error_code ec;
@@ -46,11 +46,11 @@ bool mirror::room_for(std::size_t n) {
   // Bytes, and pipes: tee and splice keep one slot per buffer of the source, so small segments
   // fill a pipe's slots long before its bytes; the chain is no longer than max_lag's worth.
   if (staged() + n > lag_ || staged_.size() > lag_ / pipe_size_ + 1) {
-    stop("slow");
+    stop(mirror_result::slow);
     return false;
   }
   if (!spare_) spare_ = pipe::open(pipe_size_);
-  if (!spare_) stop("slow");  // no fds for a pipe: nothing more can be staged
+  if (!spare_) stop(mirror_result::slow);  // no fds for a pipe: nothing more can be staged
   return spare_.has_value();
 }
 
@@ -62,7 +62,7 @@ void mirror::feed_pipe(int pipe_read_fd, std::size_t n) {
   // source pipe, so all n bytes must fit at once: into the empty spare (as large as the relay's
   // pipe). SPLICE_F_NONBLOCK: nothing here may wait.
   const ssize_t t = sys::tee(pipe_read_fd, spare_->write_fd(), n, SPLICE_F_NONBLOCK);
-  if (t != static_cast<ssize_t>(n)) return stop("slow");
+  if (t != static_cast<ssize_t>(n)) return stop(mirror_result::slow);
   spare_->level = n;
   fed_ += n;
   // Onto the chain: into the last pipe as far as it takes the pages (splice moves them), the
@@ -106,7 +106,7 @@ void mirror::feed(const char* data, std::size_t n) {
     } else if (w < 0 && errno == EAGAIN) {
       next_pipe = true;
     } else if (!(w < 0 && errno == EINTR)) {
-      return stop("slow");
+      return stop(mirror_result::slow);
     }
   }
   push();
@@ -123,7 +123,7 @@ void mirror::push() {
     if (r > 0) continue;
     if (r < 0 && errno == EINTR) continue;
     if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
-    return stop("shadow_closed");  // 0: FIN; else ECONNRESET and the like
+    return stop(mirror_result::shadow_closed);  // 0: FIN; else ECONNRESET and the like
   }
   while (!staged_.empty()) {
     pipe& front = staged_.front();
@@ -141,7 +141,7 @@ void mirror::push() {
     }
     if (m < 0 && errno == EINTR) continue;
     if (m < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;  // full: the rest waits
-    return stop("shadow_closed");  // EPIPE, ECONNRESET: the shadow is gone
+    return stop(mirror_result::shadow_closed);  // EPIPE, ECONNRESET: the shadow is gone
   }
 }
 
@@ -163,7 +163,7 @@ asio::awaitable<void> run_mirror(std::shared_ptr<mirror> m, std::shared_ptr<upst
     }
   }
   m->connecting_ = false;
-  if (!m->endpoint_) m->stop("connect_failed");
+  if (!m->endpoint_) m->stop(mirror_result::connect_failed);
   // Pump: send what is staged whenever the shadow has room; sleep while nothing is.
   while (m->active()) {
     m->push();
@@ -184,7 +184,7 @@ asio::awaitable<void> run_mirror(std::shared_ptr<mirror> m, std::shared_ptr<upst
       if (r.index() == 1) deadline_ec = std::get<0>(std::get<1>(r));
     }
     // The deadline, not a feed (feeds only cancel): the shadow took too long for the rest.
-    if (!deadline_ec && m->input_done_) m->stop("slow");
+    if (!deadline_ec && m->input_done_) m->stop(mirror_result::slow);
   }
   if (m->active()) {
     // The whole stream went: end it, and drop replies until the shadow closes (or the deadline).
@@ -196,20 +196,18 @@ asio::awaitable<void> run_mirror(std::shared_ptr<mirror> m, std::shared_ptr<upst
                          m->wake_.async_wait(use_tuple));
       if (r.index() == 1 || std::get<0>(std::get<0>(r))) break;
     }
-    m->result_ = "completed";
+    m->result_ = mirror_result::completed;
     m->socket_.close(ec);
   }
-  const auto it = std::find(mirror_results.begin(), mirror_results.end(), m->result_);
-  metrics->mirrors[static_cast<std::size_t>(it - mirror_results.begin())].fetch_add(
-      1, std::memory_order_relaxed);
+  metrics->mirrors[static_cast<std::size_t>(*m->result_)].fetch_add(1, std::memory_order_relaxed);
   metrics->mirror_bytes.fetch_add(m->sent_, std::memory_order_relaxed);
   if (m->endpoint_) {
     shadow->ended(*m->endpoint_);
     shadow->count_bytes(*m->endpoint_, m->sent_, 0);
   }
-  if (std::strcmp(m->result_, "completed") != 0)
+  if (*m->result_ != mirror_result::completed)
     main_log().debug("mirror to upstream {}: stopped ({}) after {} of {} bytes",
-                     shadow->config().name, m->result_, m->sent_, m->fed_);
+                     shadow->config().name, to_string(*m->result_), m->sent_, m->fed_);
 }
 
 }  // namespace zcproxy

@@ -432,7 +432,7 @@ void session::finish(close_reason reason) {
   // The shadow gets the rest and its end on its own time: this connection closes now. A server
   // that is closing connections (a drain's end, a second signal) ends its mirrors too.
   if (shadow) {
-    if (s.shutting_down) shadow->stop("slow");
+    if (s.shutting_down) shadow->stop(mirror_result::slow);
     shadow->end_of_stream(mirror_finish_limit);
   }
   if (admitted) counts.release(ip_key, listener.max_connections_per_ip != 0);
