@@ -106,11 +106,12 @@ std::string endpoint_labels(const endpoint_stats& e) {
   return "upstream=\"" + label(e.upstream) + "\",endpoint=\"" + label(e.at.to_string()) + '"';
 }
 
-}  // namespace
+double d(auto v) {
+  return static_cast<double>(v);
+}
 
-std::string render_prometheus(const proxy_stats& s) {
-  std::string out;
-  auto d = [](auto v) { return static_cast<double>(v); };
+// The process-wide families.
+void render_process(std::string& out, const proxy_stats& s) {
   family(out, "zcproxy_build_info", "gauge", "Always 1; the version is a label.")
       .sample("version=\"" + label(s.version) + '"', 1);
   family(out, "zcproxy_start_time_seconds", "gauge", "When the process started, in Unix time.")
@@ -125,7 +126,10 @@ std::string render_prometheus(const proxy_stats& s) {
   family(out, "zcproxy_config_reloads_total", "counter", "Config reloads, by result.")
       .sample("result=\"applied\"", d(s.reloads))
       .sample("result=\"refused\"", d(s.reloads_failed));
+}
 
+// Each listener's connections and what ended them.
+void render_listener_connections(std::string& out, const proxy_stats& s) {
   {
     family f(out, "zcproxy_listener_connections_accepted_total", "counter",
              "Client connections accepted.");
@@ -160,6 +164,10 @@ std::string render_prometheus(const proxy_stats& s) {
         if (auto kind = timeout_kind(r); !kind.empty())
           f.sample(listener_label(l) + ",kind=\"" + std::string(kind) + '"', d(l.closed[r]));
   }
+}
+
+// Each listener's bytes, engines, mirrors and session durations.
+void render_listener_traffic(std::string& out, const proxy_stats& s) {
   {
     family f(out, "zcproxy_listener_bytes_total", "counter",
              "Bytes relayed, by direction (counted as they move).");
@@ -211,7 +219,10 @@ std::string render_prometheus(const proxy_stats& s) {
       f.sample(listener_label(l), d(cumulative), "_count");
     }
   }
+}
 
+// Each upstream endpoint's health and traffic.
+void render_endpoints(std::string& out, const proxy_stats& s) {
   {
     family f(out, "zcproxy_endpoint_up", "gauge", "1 when active health checks pass (or are off).");
     for (const auto& e : s.endpoints) f.sample(endpoint_labels(e), e.healthy ? 1 : 0);
@@ -242,6 +253,16 @@ std::string render_prometheus(const proxy_stats& s) {
       f.sample(endpoint_labels(e) + ",direction=\"upstream_to_client\"", d(e.bytes_down));
     }
   }
+}
+
+}  // namespace
+
+std::string render_prometheus(const proxy_stats& s) {
+  std::string out;
+  render_process(out, s);
+  render_listener_connections(out, s);
+  render_listener_traffic(out, s);
+  render_endpoints(out, s);
   return out;
 }
 
