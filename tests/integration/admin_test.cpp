@@ -59,14 +59,12 @@ std::uint16_t admin_port(const test::proxy& p) {
 }
 
 zcproxy::config with_admin(std::uint16_t backend, const std::string& listener_keys,
-                           const std::string& admin_keys = "",
-                           const std::string& engine = "auto") {
+                           const std::string& admin_keys = "", const std::string& engine = "auto") {
   return zcproxy::load_config_string(
       "threads: 2\nlog: { level: warn, access_log: false }\nrelay: { engine: " + engine +
-          " }\nlisteners:\n  - { name: web, bind: \"127.0.0.1:0\", upstream: app" +
-          listener_keys + " }\nupstreams:\n  app: { endpoints: [\"127.0.0.1:" +
-          std::to_string(backend) + "\"] }\nadmin: { bind: \"127.0.0.1:0\"" + admin_keys +
-          " }\n",
+          " }\nlisteners:\n  - { name: web, bind: \"127.0.0.1:0\", upstream: app" + listener_keys +
+          " }\nupstreams:\n  app: { endpoints: [\"127.0.0.1:" + std::to_string(backend) +
+          "\"] }\nadmin: { bind: \"127.0.0.1:0\"" + admin_keys + " }\n",
       "admin.yaml");
 }
 
@@ -140,8 +138,9 @@ TEST_CASE("admin: bytes count while a transfer runs, and connect failures per en
   test::proxy p(zcproxy::load_config_string(
       "threads: 2\nlog: { level: warn, access_log: false }\nrelay: { engine: copy }\n"
       "listeners:\n  - { name: web, bind: \"127.0.0.1:0\", upstream: app }\n"
-      "upstreams:\n  app: { endpoints: [\"127.0.0.1:" + std::to_string(dead) + "\", \"127.0.0.1:" +
-          std::to_string(backend.port()) + "\"] }\nadmin: { bind: \"127.0.0.1:0\" }\n",
+      "upstreams:\n  app: { endpoints: [\"127.0.0.1:" +
+          std::to_string(dead) + "\", \"127.0.0.1:" + std::to_string(backend.port()) +
+          "\"] }\nadmin: { bind: \"127.0.0.1:0\" }\n",
       "admin.yaml"));
   fd c = connect_to(p.port());
   constexpr std::size_t size = 4 << 20;
@@ -192,8 +191,9 @@ TEST_CASE("admin: /healthz, /stats, unknown paths, wrong methods, HEAD and keep-
   fd stalled = connect_to(port);
   send_all(stalled.get(), "GET /met", 8);
   fd s = connect_to(port);
-  const std::string two = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
-                          "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+  const std::string two =
+      "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+      "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
   send_all(s.get(), two.data(), two.size());
   const bytes raw = recv_all(s.get());
   const std::string text(raw.begin(), raw.end());

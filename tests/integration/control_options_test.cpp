@@ -373,8 +373,9 @@ TEST_CASE(
   // A changed upstream (slower checks, another connect_timeout): a new upstream object with new
   // checkers. Were B's state not carried over it would start up and stay up for its first 3
   // failed checks, 10 s; carried over, it is down from the first connection on.
-  REQUIRE(p.srv->reload(config("interval: 5s, timeout: 1s, rise: 1, fall: 3",
-                               ", connect_timeout: 2s")).error == "");
+  REQUIRE(
+      p.srv->reload(config("interval: 5s, timeout: 1s, rise: 1, fall: 3", ", connect_timeout: 2s"))
+          .error == "");
   CHECK_FALSE(healthy(p, b.port()));
   CHECK(healthy(p, a.port()));
   for (int i = 0; i < 6; ++i) CHECK(landed_on(p.port()) == "A");

@@ -318,8 +318,9 @@ TEST_CASE("reload: a changed idle timeout applies to new connections, not to ope
   fd old = connect_to(port);
   CHECK(recv_exact(old.get(), 1) == bytes{'A'});
 
-  REQUIRE(p.srv->reload(config_of(yaml_for({{"main"}}, {a.port()}, ", idle_timeout: 300ms"))).error ==
-          "");
+  REQUIRE(
+      p.srv->reload(config_of(yaml_for({{"main"}}, {a.port()}, ", idle_timeout: 300ms"))).error ==
+      "");
   fd fresh = connect_to(port);
   CHECK(recv_exact(fresh.get(), 1) == bytes{'A'});
   const auto t0 = clock_type::now();
@@ -634,7 +635,8 @@ TEST_CASE("reload: refused while the server drains, so no listener opens that no
   p.srv->shutdown();
   REQUIRE(wait_until([&] { return !can_connect(p.port()); }));
   const std::string why =
-      p.srv->reload(config_of(yaml_for({{"main"}, {"second", second}}, {a.port()}, "", head))).error;
+      p.srv->reload(config_of(yaml_for({{"main"}, {"second", second}}, {a.port()}, "", head)))
+          .error;
   CHECK_THAT(why, Catch::Contains("shutting down"));
   CHECK_FALSE(can_connect(second));
   shutdown_write(c.get());
@@ -648,7 +650,8 @@ TEST_CASE("reload: connections queued on a listener as a reload removes it are a
   proxy p(config_of(yaml_for({{"main"}}, {a.port()}, "", head)));
   int lost = 0, total = 0;
   for (int round = 0; round < 20; ++round) {
-    REQUIRE(p.srv->reload(config_of(yaml_for({{"main"}, {"extra"}}, {a.port()}, "", head))).error == "");
+    REQUIRE(p.srv->reload(config_of(yaml_for({{"main"}, {"extra"}}, {a.port()}, "", head))).error ==
+            "");
     const std::uint16_t extra = p.srv->listening().at(1).port;
     std::vector<fd> cs;
     for (int i = 0; i < 20; ++i) cs.push_back(connect_to(extra));

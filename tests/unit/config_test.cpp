@@ -800,14 +800,16 @@ upstreams:
                                    "a single YAML document"));
 }
 
-TEST_CASE("fallback_response is read when the config loads: missing, unreadable or too large is "
-          "an error",
-          "[config][fallback]") {
+TEST_CASE(
+    "fallback_response is read when the config loads: missing, unreadable or too large is "
+    "an error",
+    "[config][fallback]") {
   test::temp_dir d;
   d.file("503.http", "HTTP/1.1 503 x\r\n\r\n");
   auto with_fallback = [](const std::string& file) {
     return "listeners:\n  - { name: web, bind: \"127.0.0.1:8080\", upstream: app, "
-           "fallback_response: " + file + " }\nupstreams:\n  app: { endpoints: [\"127.0.0.1:9000\"] }\n";
+           "fallback_response: " +
+           file + " }\nupstreams:\n  app: { endpoints: [\"127.0.0.1:9000\"] }\n";
   };
   // Relative to the config file's directory.
   auto c = load_config_string(with_fallback("503.http"), d.path + "/zcproxy.yaml");
@@ -821,8 +823,8 @@ TEST_CASE("fallback_response is read when the config loads: missing, unreadable 
   std::string big(zcproxy::max_fallback_bytes + 1, 'x');
   d.file("big.http", big);
   d.file("exact.http", big.substr(1));
-  CHECK(load_config_string(with_fallback(d.path + "/exact.http"))
-            .listeners[0].fallback->size == zcproxy::max_fallback_bytes);
+  CHECK(load_config_string(with_fallback(d.path + "/exact.http")).listeners[0].fallback->size ==
+        zcproxy::max_fallback_bytes);
   auto errors = errors_of(with_fallback(d.path + "/big.http"));
   REQUIRE(errors.size() == 1);
   CHECK_THAT(errors[0], StartsWith("t.yaml:2:76: listeners[0].fallback_response: expected a file "
@@ -836,7 +838,8 @@ TEST_CASE("fallback_response is read when the config loads: missing, unreadable 
   CHECK_THAT(errors[0], Contains(": Is a directory"));
 }
 
-TEST_CASE("admin: is off unless given, and on loopback unless said otherwise", "[config][security]") {
+TEST_CASE("admin: is off unless given, and on loopback unless said otherwise",
+          "[config][security]") {
   CHECK_FALSE(load_config_string(std::string(minimal)).admin.enabled);
   for (const char* head : {"admin:\n", "admin: {}\n", "admin: { reload: true }\n"}) {
     INFO(head);
@@ -1254,9 +1257,11 @@ upstreams:
     errors = e.errors();
   }
   REQUIRE(errors.size() == 4);
-  CHECK_THAT(errors[0], StartsWith("t.yaml:5:13: listeners[0].allow[0]: expected an address block") &&
-                            Contains("host bits"));
-  CHECK_THAT(errors[1], StartsWith("t.yaml:6:19: listeners[0].accept_proxy: expected true or false"));
+  CHECK_THAT(errors[0],
+             StartsWith("t.yaml:5:13: listeners[0].allow[0]: expected an address block") &&
+                 Contains("host bits"));
+  CHECK_THAT(errors[1],
+             StartsWith("t.yaml:6:19: listeners[0].accept_proxy: expected true or false"));
   CHECK_THAT(errors[2], StartsWith("t.yaml:7:27: listeners[0].rate_limit.upload: expected a rate"));
   CHECK_THAT(errors[3], StartsWith("t.yaml:9:53: upstreams.app.send_proxy: expected one of: off, "
                                    "v1, v2"));
@@ -1303,7 +1308,8 @@ upstreams:
                                    "sequence of {sni: NAME, upstream: UPSTREAM}") &&
                             Contains("got an empty sequence"));
   CHECK_THAT(errors[2], StartsWith("t.yaml:4:52: listeners[2].routes[0].sni: expected a server "
-                                   "name") && Contains("got \"a*.example.com\""));
+                                   "name") &&
+                            Contains("got \"a*.example.com\""));
   CHECK_THAT(errors[3], StartsWith("t.yaml:4:86: listeners[2].routes[1].upstream: required key is "
                                    "missing"));
   CHECK_THAT(errors[4], StartsWith("t.yaml:4:101: listeners[2].routes[2]: expected {default: "
@@ -1346,11 +1352,13 @@ upstreams:
   - { name: c, bind: "unix:/run/in.sock", upstream: app, deny: ["10.0.0.0/8"] }
   - { name: d, bind: "unix:/run/in.sock", upstream: app }
 upstreams:
-  app: { endpoints: ["unix:/)" + std::string(108, 'x') + R"("] }
+  app: { endpoints: ["unix:/)" + std::string(108, 'x') +
+                                R"("] }
 )");
   REQUIRE(errors.size() == 5);
   CHECK_THAT(errors[0], StartsWith("t.yaml:2:22: listeners[0].bind: expected an IP literal and "
-                                   "port") && Contains("missing the socket's path"));
+                                   "port") &&
+                            Contains("missing the socket's path"));
   CHECK_THAT(errors[1], Contains("listeners[1].bind:") && Contains("must be absolute"));
   CHECK_THAT(errors[2], StartsWith("t.yaml:4:64: listeners[2].deny: applies only to an IP "
                                    "listener, or a Unix socket one with accept_proxy"));
