@@ -15,7 +15,7 @@
 #include <memory>
 #include <optional>
 
-#include "zcproxy/metrics.hpp"
+#include "zcproxy/counters.hpp"
 #include "zcproxy/pipe_pool.hpp"
 #include "zcproxy/socket.hpp"
 

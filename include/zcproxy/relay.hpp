@@ -11,13 +11,13 @@
 #include <system_error>
 #include <vector>
 
-#include "zcproxy/acl.hpp"
 #include "zcproxy/buffer_pool.hpp"
 #include "zcproxy/config.hpp"
-#include "zcproxy/metrics.hpp"
+#include "zcproxy/counters.hpp"
 #include "zcproxy/mirror.hpp"
 #include "zcproxy/pipe_pool.hpp"
 #include "zcproxy/socket.hpp"
+#include "zcproxy/token_bucket.hpp"
 
 namespace zcproxy {
 

@@ -15,30 +15,15 @@
 #include <unordered_map>
 #include <vector>
 
+#include "zcproxy/counters.hpp"
 #include "zcproxy/generation.hpp"
-#include "zcproxy/log_limiter.hpp"
-#include "zcproxy/metrics.hpp"
+#include "zcproxy/listener_state.hpp"
 #include "zcproxy/relay.hpp"
 #include "zcproxy/socket.hpp"
 
 namespace zcproxy {
 
 class upstream;
-
-// What a listener counts across workers and reloads (a listener kept by a reload keeps it).
-struct listener_state {
-  explicit listener_state(unsigned workers) : metrics(workers) {}
-
-  listener_metrics metrics;
-  std::atomic<unsigned> open{0};  // connections admitted and not yet ended
-  std::mutex per_ip_mutex;
-  std::unordered_map<std::string, unsigned> per_ip;  // raw address bytes -> open connections
-  log_limiter client_lines{close_reasons.size()};    // main-log lines of refused clients, by reason
-
-  // Admit one more connection from `ip` under the limits (0 = none); false when over one.
-  bool admit(const std::string& ip, unsigned max_total, unsigned max_per_ip);
-  void release(const std::string& ip, bool per_ip_counted);
-};
 
 // A session as the worker sees it: something to stop when the server shuts down.
 struct session_handle {

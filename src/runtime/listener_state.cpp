@@ -1,7 +1,4 @@
-// listener_state (declared in worker.hpp): the admission counts a listener shares across workers.
-#include <mutex>
-
-#include "zcproxy/worker.hpp"
+#include "zcproxy/listener_state.hpp"
 
 namespace zcproxy {
 
