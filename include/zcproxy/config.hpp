@@ -13,6 +13,7 @@
 
 #include "zcproxy/acl.hpp"
 #include "zcproxy/address.hpp"
+#include "zcproxy/log_config.hpp"
 
 namespace zcproxy {
 
@@ -27,21 +28,6 @@ enum class engine_mode {
 };
 
 std::string_view to_string(engine_mode m);
-
-// How an access-log line is written (log.hpp: format_access).
-enum class access_log_format {
-  text,  // "TIME access client=... close=eof", as key=value pairs
-  json,  // one JSON object per line
-};
-
-std::string_view to_string(access_log_format f);
-
-struct log_config {
-  std::string level = "info";  // trace | debug | info | warn | error | critical | off
-  bool access_log = true;
-  access_log_format access_format = access_log_format::text;
-  std::string access_file;  // an absolute path in a directory that existed at load; "" = stdout
-};
 
 struct relay_config {
   engine_mode engine = engine_mode::adaptive;

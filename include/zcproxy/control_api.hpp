@@ -4,7 +4,7 @@
 
 #include <string>
 
-#include "zcproxy/metrics.hpp"
+#include "zcproxy/stats.hpp"
 
 namespace zcproxy {
 

@@ -16,7 +16,7 @@
 #include <string>
 
 #include "zcproxy/close_reason.hpp"
-#include "zcproxy/config.hpp"
+#include "zcproxy/log_config.hpp"
 
 namespace zcproxy {
 

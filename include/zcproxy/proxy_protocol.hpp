@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "zcproxy/config.hpp"
+#include "zcproxy/address.hpp"
 
 namespace zcproxy::proxy_protocol {
 

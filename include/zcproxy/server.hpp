@@ -11,7 +11,7 @@
 
 #include "zcproxy/config.hpp"
 #include "zcproxy/control_api.hpp"
-#include "zcproxy/metrics.hpp"
+#include "zcproxy/stats.hpp"
 
 namespace zcproxy {
 

@@ -7,7 +7,7 @@
 #include <boost/asio/generic/stream_protocol.hpp>
 #include <optional>
 
-#include "zcproxy/config.hpp"
+#include "zcproxy/address.hpp"
 
 namespace zcproxy {
 

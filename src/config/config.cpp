@@ -21,10 +21,6 @@ std::string_view to_string(engine_mode m) {
   return "auto";  // unreachable for valid enumerators; keeps -Wreturn-type quiet
 }
 
-std::string_view to_string(access_log_format f) {
-  return f == access_log_format::json ? "json" : "text";
-}
-
 std::string_view to_string(balance_policy p) {
   switch (p) {
     case balance_policy::round_robin:

@@ -8,29 +8,6 @@
 namespace zcproxy {
 namespace json = boost::json;
 
-listener_stats listener_stats::read(const listener_metrics& m) {
-  constexpr auto relaxed = std::memory_order_relaxed;
-  listener_stats s;
-  for (unsigned i = 0; i < m.workers; ++i) {
-    const traffic_slot& t = m.traffic[i];
-    s.bytes_up += t.up.load(relaxed);
-    s.bytes_down += t.down.load(relaxed);
-    s.spliced += t.spliced.load(relaxed);
-    s.copied += t.copied.load(relaxed);
-  }
-  s.accepted = m.accepted.load(relaxed);
-  s.active = m.active.load(relaxed);
-  for (close_reason r : close_reasons) s.closed[r] = m.closed[r].load(relaxed);
-  for (std::size_t i = 0; i < s.fallbacks.size(); ++i)
-    s.fallbacks[i] = m.fallbacks[i].load(relaxed);
-  for (std::size_t i = 0; i < s.durations.size(); ++i)
-    s.durations[i] = m.durations[i].load(relaxed);
-  s.duration_sum = static_cast<double>(m.duration_sum_us.load(relaxed)) / 1e6;
-  for (std::size_t i = 0; i < s.mirrors.size(); ++i) s.mirrors[i] = m.mirrors[i].load(relaxed);
-  s.mirror_bytes = m.mirror_bytes.load(relaxed);
-  return s;
-}
-
 namespace {
 
 // A label value: backslash, double quote and line feed escaped, as the format requires.

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "zcproxy/stats.hpp"
+
 namespace zcproxy {
 
 void listener_metrics::ended(close_reason reason, double seconds, splice_fallback up,
@@ -14,6 +16,29 @@ void listener_metrics::ended(close_reason reason, double seconds, splice_fallbac
   const auto bucket = std::lower_bound(duration_buckets.begin(), duration_buckets.end(), seconds);
   durations[static_cast<std::size_t>(bucket - duration_buckets.begin())].fetch_add(1, relaxed);
   duration_sum_us.fetch_add(static_cast<std::uint64_t>(std::max(0.0, seconds) * 1e6), relaxed);
+}
+
+listener_stats listener_stats::read(const listener_metrics& m) {
+  constexpr auto relaxed = std::memory_order_relaxed;
+  listener_stats s;
+  for (unsigned i = 0; i < m.workers; ++i) {
+    const traffic_slot& t = m.traffic[i];
+    s.bytes_up += t.up.load(relaxed);
+    s.bytes_down += t.down.load(relaxed);
+    s.spliced += t.spliced.load(relaxed);
+    s.copied += t.copied.load(relaxed);
+  }
+  s.accepted = m.accepted.load(relaxed);
+  s.active = m.active.load(relaxed);
+  for (close_reason r : close_reasons) s.closed[r] = m.closed[r].load(relaxed);
+  for (std::size_t i = 0; i < s.fallbacks.size(); ++i)
+    s.fallbacks[i] = m.fallbacks[i].load(relaxed);
+  for (std::size_t i = 0; i < s.durations.size(); ++i)
+    s.durations[i] = m.durations[i].load(relaxed);
+  s.duration_sum = static_cast<double>(m.duration_sum_us.load(relaxed)) / 1e6;
+  for (std::size_t i = 0; i < s.mirrors.size(); ++i) s.mirrors[i] = m.mirrors[i].load(relaxed);
+  s.mirror_bytes = m.mirror_bytes.load(relaxed);
+  return s;
 }
 
 }  // namespace zcproxy
