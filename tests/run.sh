@@ -3,7 +3,7 @@
 # limit (set in CMakeLists.txt): a hang fails, it never blocks.
 #   bash tests/run.sh          the fast tier: the normal build and every test once (unit,
 #                              integration, faults, soak, the browser test, the benchmark's quick
-#                              mode, the systemd unit): about 15 minutes from a cold build
+#                              mode, the systemd unit): about 6 minutes from a cold build
 #   bash tests/run.sh --full   the full tier (what CI runs): the same plus the fuzz smoke run, the
 #                              whole suite again under ASan+UBSan and, under TSan, the tests where
 #                              threads meet (relay, session, reload, upstream and health checks,
