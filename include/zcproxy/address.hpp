@@ -28,4 +28,8 @@ std::optional<address> parse_address(std::string_view text);
 // Same; on failure `why` says what is wrong with the text (for config messages).
 std::optional<address> parse_address(std::string_view text, std::string& why);
 
+// Digits and nothing else (no sign, no spaces), within 64 bits: a port here, and the config's
+// numbers.
+std::optional<std::uint64_t> parse_digits(std::string_view text);
+
 }  // namespace zcproxy

@@ -27,8 +27,6 @@ std::string quoted(std::string_view s);
 std::string child(const std::string& path, std::string_view key);  // "a.b"
 std::string element(const std::string& path, std::size_t index);   // "a[3]"
 std::string describe(const node& n);  // what was found instead: "\"x\"", "a map", ...
-// Digits and nothing else (no sign, no spaces), within 64 bits.
-std::optional<std::uint64_t> parse_digits(std::string_view text);
 // The way a config would write `d`: "1h", "90s", "1500ms".
 std::string format_duration(std::chrono::milliseconds d);
 

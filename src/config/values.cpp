@@ -22,18 +22,6 @@ std::optional<std::pair<std::uint64_t, std::string_view>> split_number(std::stri
 
 }  // namespace
 
-std::optional<std::uint64_t> parse_digits(std::string_view text) {
-  // from_chars alone would accept a leading '-' for some types and stop at the first junk byte;
-  // demand digits and nothing else.
-  if (text.empty() ||
-      !std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; }))
-    return std::nullopt;
-  std::uint64_t value = 0;
-  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (ec != std::errc{} || end != text.data() + text.size()) return std::nullopt;  // overflow
-  return value;
-}
-
 std::string format_duration(std::chrono::milliseconds d) {
   static constexpr std::pair<std::string_view, std::chrono::milliseconds::rep> units[] = {
       {"h", 60 * 60 * 1000}, {"m", 60 * 1000}, {"s", 1000}};

@@ -11,7 +11,9 @@ namespace {
 // sockaddr_un's sun_path holds 108 bytes with the terminating NUL.
 constexpr std::size_t max_unix_path = 107;
 
-std::optional<std::uint64_t> parse_port(std::string_view text) {
+}  // namespace
+
+std::optional<std::uint64_t> parse_digits(std::string_view text) {
   // from_chars alone would accept a leading '-' for some types and stop at the first junk byte;
   // demand digits and nothing else.
   if (text.empty() ||
@@ -22,6 +24,8 @@ std::optional<std::uint64_t> parse_port(std::string_view text) {
   if (ec != std::errc{} || end != text.data() + text.size()) return std::nullopt;  // overflow
   return value;
 }
+
+namespace {
 
 // "unix:PATH"; the text after the prefix is in `path`.
 std::optional<address> parse_unix(std::string_view path, std::string& why) {
@@ -88,7 +92,7 @@ std::optional<address> parse_ip_port(std::string_view text, std::string& why) {
   bool printed = ::inet_ntop(family, raw, canonical, sizeof canonical) != nullptr;
   result.ip = printed ? canonical : host_str;
 
-  auto port_value = parse_port(port);
+  auto port_value = parse_digits(port);
   if (!port_value) {
     why = "port \"" + std::string(port) + "\" is not a number";
     return std::nullopt;
