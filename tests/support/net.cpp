@@ -73,9 +73,23 @@ fd listen_loopback(std::uint16_t& port, int backlog) {
 }
 
 std::uint16_t dead_port() {
-  std::uint16_t port = 0;
-  listen_loopback(port);  // closed again at once
-  return port;
+  // A port closed again at once can be handed out by the next bind to port 0: a proxy's own
+  // listener then answers on the "dead" port (a mirror to it looped back into the proxy). So the
+  // port stays bound, not listening, for the life of the process: a SYN to it is answered with
+  // a reset, no bind to port 0 picks it, and SO_REUSEADDR lets a test start a backend there.
+  static std::mutex m;
+  static std::vector<fd> reserved;
+  fd s(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!s) fail("socket");
+  const int one = 1;
+  ::setsockopt(s.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  sockaddr_in sa = loopback(0);
+  if (::bind(s.get(), reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0) fail("bind");
+  socklen_t len = sizeof sa;
+  ::getsockname(s.get(), reinterpret_cast<sockaddr*>(&sa), &len);
+  std::lock_guard lock(m);
+  reserved.push_back(std::move(s));
+  return ntohs(sa.sin_port);
 }
 
 fd connect_to(std::uint16_t port) {

@@ -45,7 +45,8 @@ constexpr auto io_timeout = 60s;
 
 // A TCP listener on 127.0.0.1 at `port`, or at a port the kernel chooses when it is 0 (then set).
 fd listen_loopback(std::uint16_t& port, int backlog = 512);
-// A port on 127.0.0.1 with nothing listening (bound, then closed): connects are refused.
+// A port on 127.0.0.1 with nothing listening (held bound for the life of the process, so no
+// other listener gets it by chance): connects are refused until a test listens there itself.
 std::uint16_t dead_port();
 // Start a connect and return without waiting for it to complete.
 fd start_connect(std::uint16_t port);
