@@ -259,13 +259,26 @@ iperf_case() {  # name case round
   before=0
   [ "$n" != direct ] && before=$(cpu_ticks ${main_pids[$n]})
   # One retry: the iperf3 server can still be winding down the previous test ("server busy").
-  for attempt in 1 2; do
+  # And up to three more for a --bidir test whose streams swapped roles: iperf3 tells its two
+  # streams apart by the order the server accepts them, and a proxy with more than one thread
+  # (every one here) may connect upstream in the other order. Then both ends send on one
+  # connection, neither reads it, and nothing arrives either way (seen in 2-4 of 25 runs through
+  # zcproxy with 2 threads, 0 of 25 with 1; direct, never). Nothing there says anything of the
+  # proxy, so it is run again; any other failure is not.
+  local attempts=2
+  for ((attempt = 1; attempt <= attempts; attempt++)); do
     json=$(iperf3 -c 127.0.0.1 -p "$port" -t "$secs" -J "${args[@]}" 2>&1) || true
     sleep 0.2  # let a forking proxy reap its per-connection children, so their CPU is counted
     why=$(iperf_bad "$json" $bidir $streams)
     [ -z "$why" ] && break
     log "$n $c: iperf3 failed (attempt $attempt): $why"
-    [ $attempt = 2 ] && { echo "$n $c $r fail fail" >>"$results"; return; }
+    if [ $bidir = 1 ] && [ $attempts -lt 5 ] && jq -e '.error == null and
+        .end.sum_received.bytes == 0 and .end.sum_received_bidir_reverse.bytes == 0' \
+        <<<"$json" >/dev/null 2>&1; then
+      log "$n $c: the streams swapped roles (nothing arrived either way): run again"
+      attempts=$((attempts + 1))
+    fi
+    [ $attempt = $attempts ] && { echo "$n $c $r fail fail" >>"$results"; return; }
     sleep 1
     [ "$n" != direct ] && before=$(cpu_ticks ${main_pids[$n]})
   done
@@ -530,8 +543,7 @@ log "wrote $md and $out/latest.png"
 cat "$md"
 # The quick mode is a test of this script and of zcproxy under it: a failed zcproxy or direct case
 # fails the run, and so does a run where most cases failed (a tool's output not understood). A
-# peer's odd failure (socat now and then drops an iperf3 --bidir test of 1 s) is reported and
-# shows as "–" in the table.
+# peer's odd failure is reported and shows as "–" in the table.
 status=0
 # Every figure the table shows for zcproxy and direct must be there: a "–" in their rows is a
 # failure however it came about (a case failed every round, or was never run).
