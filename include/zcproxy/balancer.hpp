@@ -6,6 +6,8 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
+#include <mutex>
 #include <optional>
 #include <span>
 #include <string>
@@ -36,6 +38,11 @@ class balancer {
   std::optional<std::size_t> pick(std::span<const std::uint8_t> usable,
                                   std::uint64_t client_hash = 0);
 
+  // Endpoint i's weight now, and a new one (1..256, else std::invalid_argument) for the picks
+  // that follow: the admin API's, at run time. Picks made meanwhile see the old weight or the new.
+  unsigned weight(std::size_t i) const { return weights_[i].load(std::memory_order_relaxed); }
+  void set_weight(std::size_t i, unsigned weight);
+
   // A connection to endpoint i started / ended: the load least_conn and random compare.
   void started(std::size_t i) { active_[i].fetch_add(1, std::memory_order_relaxed); }
   void ended(std::size_t i) { active_[i].fetch_sub(1, std::memory_order_relaxed); }
@@ -54,10 +61,18 @@ class balancer {
   // active_i / weight_i < active_j / weight_j, without division.
   bool less_loaded(std::size_t i, std::size_t j) const;
 
+  // round_robin's turns: the smooth weighted sequence, sum(weights) long. A weight change
+  // publishes a new one; the old ones stay until the balancer goes (picks may still read them),
+  // a few KiB per change made by hand.
+  using sequence = std::vector<std::uint32_t>;
+  void publish_sequence();
+
   balance_policy policy_;
-  std::vector<unsigned> weights_;
+  std::vector<std::atomic<unsigned>> weights_;
   std::vector<std::uint64_t> key_hashes_;  // hash_client(key): the rendezvous identity
-  std::vector<std::uint32_t> sequence_;    // smooth weighted round-robin, sum(weights) long
+  std::atomic<const sequence*> sequence_{nullptr};
+  std::mutex sequences_mutex_;                              // serialises weight changes
+  std::vector<std::unique_ptr<const sequence>> sequences_;  // every one published
   std::atomic<std::uint64_t> next_{0};  // round_robin: index into sequence_; least_conn: tie start
   std::vector<std::atomic<std::int64_t>> active_;
 };

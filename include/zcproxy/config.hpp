@@ -164,13 +164,18 @@ struct upstream_config {
 // else the default.
 timeouts timeouts_for(const listener_config& l, const upstream_config& u);
 
-// The admin listener: /metrics, /stats, /stats.json, /healthz and (when enabled) POST /reload.
+// The admin listener: /metrics, /stats, /stats.json, /healthz, /upstreams and (when enabled)
+// POST /reload and the endpoints' run-time changes.
 struct admin_config {
   bool enabled = false;  // off unless `admin:` is in the config
   address bind;
   std::vector<cidr> allow;  // who may connect; empty = everyone who can reach `bind`
   std::vector<cidr> deny;
   bool reload = false;  // POST /reload rereads the config file, as SIGHUP does
+  // The bearer token that run-time changes (endpoint state and weight, and POST /reload then)
+  // must carry, read from `token_file` when the config is loaded; empty = no such changes.
+  std::string token_file;
+  std::string token;
   bool operator==(const admin_config&) const = default;
 };
 

@@ -2,8 +2,12 @@
 // implements it (server::control()), admin uses it, so neither includes the other.
 #pragma once
 
+#include <optional>
 #include <string>
+#include <string_view>
 
+#include "zcproxy/address.hpp"
+#include "zcproxy/endpoint_mode.hpp"
 #include "zcproxy/stats.hpp"
 
 namespace zcproxy {
@@ -17,6 +21,18 @@ struct reload_result {
   static reload_result refused(std::string why) { return {false, std::move(why)}; }
 };
 
+// A run-time change to an upstream's endpoint (admin API): what is set changes, the rest stays.
+struct endpoint_update {
+  std::optional<endpoint_mode> mode;
+  std::optional<unsigned> weight;  // 1..256
+};
+
+struct endpoint_update_result {
+  enum class status { applied, no_upstream, no_endpoint, invalid };
+  status what = status::applied;
+  std::string error;  // for the others
+};
+
 // Every call is thread-safe and may come at any time while the proxy runs.
 class control_api {
  public:
@@ -24,6 +40,10 @@ class control_api {
   virtual proxy_stats snapshot() = 0;
   // Reload the config file the running config came from; logs the outcome.
   virtual reload_result reload_from_file() = 0;
+  // Apply `u` to every endpoint at `at` in the current config's upstream `upstream` at once,
+  // without a reload; the next reload keeps it for the endpoints still there.
+  virtual endpoint_update_result update_endpoint(std::string_view upstream, const address& at,
+                                                 const endpoint_update& u) = 0;
   // Draining or shut down: what /healthz reports.
   virtual bool draining() const = 0;
 

@@ -6,6 +6,7 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -26,6 +27,12 @@ struct throughput_sample {
 
 // The stats page's data (also GET /stats.json): `s`, plus the last minute of throughput.
 std::string render_stats_json(const proxy_stats& s, const std::vector<throughput_sample>& history);
+
+// GET /upstreams: {"upstreams": [{"name", "endpoints": [...]}]}, each endpoint as in
+// /stats.json (with its run-time state and weight); with `only`, that upstream's object alone,
+// or nullopt when there is none of that name.
+std::optional<std::string> render_upstreams_json(const proxy_stats& s,
+                                                 std::optional<std::string_view> only = {});
 
 // The stats page itself: one self-contained HTML document (no external assets).
 std::string_view stats_page_html();

@@ -9,6 +9,7 @@
 
 #include "zcproxy/address.hpp"
 #include "zcproxy/counters.hpp"
+#include "zcproxy/endpoint_mode.hpp"
 
 namespace zcproxy {
 
@@ -33,8 +34,10 @@ struct listener_stats {
 struct endpoint_stats {
   std::string upstream;
   address at;
-  bool healthy = true;  // per active health checks
-  bool usable = true;   // healthy and not ejected by passive checks
+  endpoint_mode mode = endpoint_mode::ready;  // set at run time (admin API)
+  unsigned weight = 1;                        // likewise: the file's unless set
+  bool healthy = true;                        // per active health checks
+  bool usable = true;                         // ready, healthy and not ejected by passive checks
   std::int64_t active = 0;
   std::uint64_t connections = 0;               // connections made to it
   std::uint64_t connect_failures = 0;          // attempts that failed or timed out

@@ -14,6 +14,7 @@
 
 #include "zcproxy/balancer.hpp"
 #include "zcproxy/config.hpp"
+#include "zcproxy/endpoint_mode.hpp"
 
 namespace zcproxy {
 
@@ -22,14 +23,24 @@ class upstream {
   using clock = std::chrono::steady_clock;
 
   // Endpoints at the same address as one of `previous` (the same upstream before a reload) start
-  // in its health state, so a reload neither revives a dead endpoint nor kills a live one.
+  // in its health state, so a reload neither revives a dead endpoint nor kills a live one, and
+  // keep their run-time mode, and a weight set at run time while the file's weight is unchanged.
   explicit upstream(upstream_config cfg, const upstream* previous = nullptr);
   const upstream_config& config() const { return cfg_; }
   std::size_t size() const { return cfg_.endpoints.size(); }
   const address& at(std::size_t i) const { return cfg_.endpoints[i].at; }
 
-  // Up (per health checks) and not ejected (per passive checks) at `now`.
+  // Ready (not drained by hand), up (per health checks) and not ejected (per passive checks) at
+  // `now`: whether a new connection may go there.
   bool usable(std::size_t i, clock::time_point now) const;
+
+  // The admin API's: an endpoint's mode and weight, at run time (thread-safe).
+  endpoint_mode mode(std::size_t i) const { return state_[i].mode.load(std::memory_order_relaxed); }
+  void set_mode(std::size_t i, endpoint_mode m) {
+    state_[i].mode.store(m, std::memory_order_relaxed);
+  }
+  unsigned weight(std::size_t i) const { return balancer_.weight(i); }
+  void set_weight(std::size_t i, unsigned weight) { balancer_.set_weight(i, weight); }
   // Choose among the endpoints marked in `candidates` (each also checked for usable()), by the
   // upstream's policy; nullopt when none is usable.
   std::optional<std::size_t> pick(std::span<std::uint8_t> candidates, std::uint64_t client_hash,
@@ -62,6 +73,7 @@ class upstream {
 
  private:
   struct endpoint_state {
+    std::atomic<endpoint_mode> mode{endpoint_mode::ready};
     std::atomic<bool> healthy{true};
     std::atomic<unsigned> fails{0};              // connect failures in a row
     std::atomic<std::int64_t> ejected_until{0};  // clock ticks; 0 = not ejected

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <fstream>
 
 #include "checker.hpp"
 
@@ -101,11 +102,46 @@ void check_admin_bind(checker& c, const entry& e, const std::string& path, admin
   }
 }
 
+// The token is a secret: its file must be a regular file no one but its owner may read or write
+// (mode 0600 or 0400), and hold one line of at least 16 printable characters.
+void check_token_file(checker& c, const entry& e, const std::string& path, admin_config& out) {
+  constexpr std::string_view expected =
+      "an absolute path to a file of mode 0600 or 0400 holding the token (one line, 16 or more "
+      "printable characters, e.g. from `openssl rand -hex 32`)";
+  auto text = c.scalar(e, path, expected);
+  if (!text) return;
+  const std::string& file = *text;
+  std::string why, token;
+  struct stat st {};
+  if (file.empty() || file.front() != '/' || file.find('\0') != std::string::npos) {
+    why = "not an absolute path";
+  } else if (::stat(file.c_str(), &st) != 0) {
+    why = std::strerror(errno);
+  } else if (!S_ISREG(st.st_mode)) {
+    why = "not a regular file";
+  } else if ((st.st_mode & 077) != 0) {
+    why = "group or others may access it (chmod 600 it)";
+  } else if (std::ifstream in(file); !in || !std::getline(in, token)) {
+    why = "cannot be read";
+  } else if (token.size() < 16 || std::any_of(token.begin(), token.end(), [](unsigned char ch) {
+               return ch <= ' ' || ch >= 0x7f;
+             })) {
+    why = "its first line is not 16 or more printable characters without spaces";
+  }
+  if (!why.empty()) {
+    c.fail(e, path, "expected " + std::string(expected) + ", got " + quoted(file) + ": " + why);
+    return;
+  }
+  out.token_file = file;
+  out.token = std::move(token);
+}
+
 const key_rule<admin_config> admin_keys[] = {
     {"bind", check_admin_bind},
     {"allow", [](auto& c, auto& e, auto& path, auto& out) { c.cidrs(e, path, out.allow); }},
     {"deny", [](auto& c, auto& e, auto& path, auto& out) { c.cidrs(e, path, out.deny); }},
     {"reload", [](auto& c, auto& e, auto& path, auto& out) { c.boolean(e, path, out.reload); }},
+    {"token_file", check_token_file},
 };
 
 void check_admin(checker& c, const entry& e, const std::string& path, config& cfg) {

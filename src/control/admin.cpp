@@ -11,11 +11,14 @@
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/string_body.hpp>
 #include <boost/beast/http/write.hpp>
+#include <boost/json.hpp>
+#include <charconv>
 #include <chrono>
 #include <deque>
 #include <mutex>
 #include <stdexcept>
 #include <thread>
+#include <variant>
 
 #include "zcproxy/acl.hpp"
 #include "zcproxy/control_api.hpp"
@@ -28,6 +31,7 @@ namespace zcproxy {
 namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace http = beast::http;
+namespace json = boost::json;
 using tcp = asio::ip::tcp;
 using namespace std::chrono_literals;
 
@@ -44,6 +48,57 @@ std::pair<std::uint64_t, std::uint64_t> bytes_moved(const proxy_stats& s) {
     down += l.bytes_down;
   }
   return {up, down};
+}
+
+// %XX escapes decoded (an endpoint in a path: unix%3A%2Frun%2Fapp.sock); nullopt when malformed.
+std::optional<std::string> percent_decoded(std::string_view in) {
+  std::string out;
+  for (std::size_t i = 0; i < in.size(); ++i) {
+    if (in[i] != '%') {
+      out += in[i];
+      continue;
+    }
+    unsigned value = 0;
+    if (i + 2 >= in.size() ||
+        std::from_chars(in.data() + i + 1, in.data() + i + 3, value, 16).ptr != in.data() + i + 3)
+      return std::nullopt;
+    out += static_cast<char>(value);
+    i += 2;
+  }
+  return out;
+}
+
+// Equal, in a time that does not depend on where they differ (the length is no secret).
+bool same_secret(std::string_view given, std::string_view secret) {
+  if (secret.empty() || given.size() != secret.size()) return false;
+  unsigned char diff = 0;
+  for (std::size_t i = 0; i < secret.size(); ++i) diff |= given[i] ^ secret[i];
+  return diff == 0;
+}
+
+// The body of a change to an endpoint: {"state": "ready"|"drain"|"maint", "weight": 1..256},
+// either or both, nothing else; or why not.
+std::variant<endpoint_update, std::string> parse_endpoint_update(std::string_view body) {
+  boost::system::error_code ec;
+  const json::value v = json::parse(body, ec);
+  if (ec) return "the body is not JSON: " + ec.message();
+  if (!v.is_object()) return std::string("expected a JSON object {\"state\", \"weight\"}");
+  endpoint_update u;
+  for (const auto& [key, value] : v.as_object()) {
+    if (key == "state") {
+      const auto* text = value.if_string();
+      u.mode = text ? parse_endpoint_mode(*text) : std::nullopt;
+      if (!u.mode) return std::string("state: expected \"ready\", \"drain\" or \"maint\"");
+    } else if (key == "weight") {
+      const auto w = value.is_int64() ? value.as_int64() : 0;
+      if (w < 1 || w > 256) return std::string("weight: expected an integer from 1 to 256");
+      u.weight = static_cast<unsigned>(w);
+    } else {
+      return "unknown key \"" + std::string(key) + "\"; expected state and/or weight";
+    }
+  }
+  if (!u.mode && !u.weight) return std::string("nothing to change: give state and/or weight");
+  return u;
 }
 
 }  // namespace
@@ -103,13 +158,18 @@ struct admin_server::impl {
     const std::string_view target(req.target().data(), req.target().size());
     const std::string_view path = target.substr(0, target.find('?'));
     const bool read_only = req.method() == http::verb::get || req.method() == http::verb::head;
-    if (path == "/reload") {
+    constexpr std::string_view upstreams_path = "/upstreams";
+    if (path == upstreams_path || path.starts_with("/upstreams/")) {
+      upstreams(req, path.substr(upstreams_path.size()), res);
+    } else if (path == "/reload") {
       if (req.method() != http::verb::post) {
         res.set(http::field::allow, "POST");
         reply(http::status::method_not_allowed, "text/plain", "use POST\n");
       } else if (!cfg.reload) {
         reply(http::status::forbidden, "text/plain",
               "reload over HTTP is off; set admin.reload: true to allow it\n");
+      } else if (!cfg.token.empty() && !authorized(req, res)) {
+        // answered
       } else {
         const reload_result r = api.reload_from_file();
         if (r.applied)
@@ -142,11 +202,89 @@ struct admin_server::impl {
       }
     } else {
       reply(http::status::not_found, "text/plain",
-            "not found; try /stats, /stats.json, /metrics, /healthz or POST /reload\n");
+            "not found; try /stats, /stats.json, /metrics, /healthz, /upstreams or POST "
+            "/reload\n");
     }
     res.prepare_payload();  // HEAD: Content-Length of the body a GET would get
     if (req.method() == http::verb::head) res.body().clear();
     return res;
+  }
+
+  using request = http::request<http::string_body>;
+  using response = http::response<http::string_body>;
+
+  static void answer(response& res, http::status status, std::string text) {
+    res.result(status);
+    res.set(http::field::content_type, "text/plain");
+    res.body() = std::move(text) + "\n";
+  }
+
+  // Whether the request carries the token (`Authorization: Bearer TOKEN`); else answered 401 (no
+  // token) or 403 (a wrong one).
+  bool authorized(const request& req, response& res) const {
+    const auto header = req[http::field::authorization];
+    constexpr std::string_view scheme = "Bearer ";
+    if (!header.starts_with(scheme)) {
+      res.set(http::field::www_authenticate, "Bearer realm=\"zcproxy\"");
+      answer(res, http::status::unauthorized,
+             "this call needs the admin token: Authorization: Bearer <token>");
+      return false;
+    }
+    if (!same_secret(header.substr(scheme.size()), cfg.token)) {
+      answer(res, http::status::forbidden, "wrong token");
+      return false;
+    }
+    return true;
+  }
+
+  // /upstreams[/NAME[/endpoints/ENDPOINT]] (`rest` is what follows /upstreams): GET lists, POST
+  // to an endpoint changes its state or weight.
+  void upstreams(const request& req, std::string_view rest, response& res) {
+    constexpr std::string_view endpoints = "/endpoints/";
+    const auto at = rest.find(endpoints);
+    if (at == std::string_view::npos) {
+      if (req.method() != http::verb::get && req.method() != http::verb::head) {
+        res.set(http::field::allow, "GET, HEAD");
+        return answer(res, http::status::method_not_allowed, "use GET");
+      }
+      const auto name = percent_decoded(rest.empty() ? rest : rest.substr(1));
+      if (!name) return answer(res, http::status::bad_request, "a bad %-escape in the path");
+      const auto body =
+          render_upstreams_json(api.snapshot(), rest.empty() ? std::nullopt : std::optional(*name));
+      if (!body) return answer(res, http::status::not_found, "no upstream " + *name);
+      res.set(http::field::content_type, "application/json");
+      res.body() = *body;
+      return;
+    }
+    if (req.method() != http::verb::post) {
+      res.set(http::field::allow, "POST");
+      return answer(res, http::status::method_not_allowed, "use POST");
+    }
+    if (cfg.token.empty())
+      return answer(res, http::status::forbidden,
+                    "run-time changes are off; set admin.token_file to allow them");
+    if (!asio::ip::make_address(cfg.bind.ip).is_loopback())
+      return answer(res, http::status::forbidden,
+                    "run-time changes are taken only on a loopback admin listener");
+    if (!authorized(req, res)) return;
+    const auto name = percent_decoded(rest.substr(1, at - 1));
+    const auto endpoint = percent_decoded(rest.substr(at + endpoints.size()));
+    if (!name || !endpoint) return answer(res, http::status::bad_request, "a bad %-escape");
+    std::string why;
+    const auto address = parse_address(*endpoint, why);
+    if (!address)
+      return answer(res, http::status::bad_request, "endpoint " + *endpoint + ": " + why);
+    auto update = parse_endpoint_update(req.body());
+    if (auto* error = std::get_if<std::string>(&update))
+      return answer(res, http::status::bad_request, *error);
+    const auto r = api.update_endpoint(*name, *address, std::get<endpoint_update>(update));
+    using status = endpoint_update_result::status;
+    if (r.what != status::applied)
+      return answer(res,
+                    r.what == status::invalid ? http::status::bad_request : http::status::not_found,
+                    r.error);
+    res.set(http::field::content_type, "application/json");
+    res.body() = render_upstreams_json(api.snapshot(), *name).value_or("{}");
   }
 
   asio::awaitable<void> serve(tcp::socket socket) {
@@ -213,8 +351,13 @@ admin_server::admin_server(control_api& api, const admin_config& cfg)
         "admin: listening on {}, which is not a loopback address, with no allow list: anyone who "
         "can reach it sees the proxy's stats{}",
         bound().to_string(), cfg.reload ? " and can make it reload" : "");
-  main_log().info("admin on {}: /stats, /stats.json, /metrics, /healthz{}", bound().to_string(),
-                  cfg.reload ? ", POST /reload" : "");
+  if (!cfg.token.empty() && !ip.is_loopback())
+    main_log().warn("admin: run-time changes are refused on {}, which is not a loopback address",
+                    bound().to_string());
+  main_log().info(
+      "admin on {}: /stats, /stats.json, /metrics, /healthz, /upstreams{}{}", bound().to_string(),
+      cfg.reload ? ", POST /reload" : "",
+      !cfg.token.empty() && ip.is_loopback() ? ", POST /upstreams/.../endpoints/..." : "");
   asio::co_spawn(m.io, m.accept_loop(), asio::detached);
   asio::co_spawn(m.io, m.sample_loop(), asio::detached);
   m.thread = std::thread([&m] { m.io.run(); });

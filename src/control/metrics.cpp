@@ -194,8 +194,20 @@ void render_endpoints(std::string& out, const proxy_stats& s) {
   }
   {
     family f(out, "zcproxy_endpoint_usable", "gauge",
-             "1 when up and not ejected by passive checks.");
+             "1 when ready, up and not ejected by passive checks.");
     for (const auto& e : s.endpoints) f.sample(endpoint_labels(e), e.usable ? 1 : 0);
+  }
+  {
+    family f(out, "zcproxy_endpoint_state", "gauge",
+             "1 for the endpoint's run-time state (ready, drain or maint), 0 for the others.");
+    for (const auto& e : s.endpoints)
+      for (const auto name : endpoint_mode_names)
+        f.sample(endpoint_labels(e) + ",state=\"" + std::string(name) + '"',
+                 to_string(e.mode) == name ? 1 : 0);
+  }
+  {
+    family f(out, "zcproxy_endpoint_weight", "gauge", "Its weight now (the file's unless set).");
+    for (const auto& e : s.endpoints) f.sample(endpoint_labels(e), d(e.weight));
   }
   {
     family f(out, "zcproxy_endpoint_connections_active", "gauge", "Connections open to it.");
@@ -231,6 +243,24 @@ std::string render_prometheus(const proxy_stats& s) {
   return out;
 }
 
+namespace {
+
+json::object endpoint_json(const endpoint_stats& e) {
+  return {{"upstream", e.upstream},
+          {"address", e.at.to_string()},
+          {"state", to_string(e.mode)},
+          {"weight", e.weight},
+          {"healthy", e.healthy},
+          {"usable", e.usable},
+          {"active", e.active},
+          {"connections", e.connections},
+          {"connect_failures", e.connect_failures},
+          {"bytes_up", e.bytes_up},
+          {"bytes_down", e.bytes_down}};
+}
+
+}  // namespace
+
 std::string render_stats_json(const proxy_stats& s, const std::vector<throughput_sample>& history) {
   json::object root;
   root["version"] = s.version;
@@ -260,22 +290,29 @@ std::string render_stats_json(const proxy_stats& s, const std::vector<throughput
   }
   root["listeners"] = std::move(listeners);
   json::array endpoints;
-  for (const auto& e : s.endpoints)
-    endpoints.push_back(json::object{{"upstream", e.upstream},
-                                     {"address", e.at.to_string()},
-                                     {"healthy", e.healthy},
-                                     {"usable", e.usable},
-                                     {"active", e.active},
-                                     {"connections", e.connections},
-                                     {"connect_failures", e.connect_failures},
-                                     {"bytes_up", e.bytes_up},
-                                     {"bytes_down", e.bytes_down}});
+  for (const auto& e : s.endpoints) endpoints.push_back(endpoint_json(e));
   root["endpoints"] = std::move(endpoints);
   json::array samples;
   for (const auto& h : history)
     samples.push_back(json::object{{"time", h.time}, {"up", h.up}, {"down", h.down}});
   root["history"] = std::move(samples);
   return json::serialize(root);
+}
+
+std::optional<std::string> render_upstreams_json(const proxy_stats& s,
+                                                 std::optional<std::string_view> only) {
+  json::array upstreams;
+  for (const auto& e : s.endpoints) {
+    if (only && e.upstream != *only) continue;
+    if (upstreams.empty() || upstreams.back().at("name").as_string() != e.upstream)
+      upstreams.push_back(json::object{{"name", e.upstream}, {"endpoints", json::array{}}});
+    upstreams.back().at("endpoints").as_array().push_back(endpoint_json(e));
+  }
+  if (only) {
+    if (upstreams.empty()) return std::nullopt;
+    return json::serialize(upstreams.front());
+  }
+  return json::serialize(json::object{{"upstreams", std::move(upstreams)}});
 }
 
 }  // namespace zcproxy

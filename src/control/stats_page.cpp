@@ -34,6 +34,7 @@ std::string_view stats_page_html() {
   td.num, th.num { text-align: right; }
   .badge { display: inline-block; padding: 1px 8px; border-radius: 10px; font-size: 12px; color: #fff; }
   .badge.up { background: var(--down); } .badge.down { background: var(--bad); } .badge.ejected { background: #c98a1b; }
+  .badge.drain { background: #6b7fa8; } .badge.maint { background: #777; }
   .legend { display: flex; gap: 14px; color: var(--muted); font-size: 12px; }
   .legend i { display: inline-block; width: 10px; height: 10px; border-radius: 2px; margin-right: 4px; vertical-align: -1px; }
   svg text { fill: var(--muted); font-size: 11px; }
@@ -68,7 +69,7 @@ std::string_view stats_page_html() {
   </section>
   <section>
     <h2>Upstream endpoints</h2>
-    <table><thead><tr><th>Upstream</th><th>Endpoint</th><th>Health</th><th class="num">Active</th><th class="num">Connections</th>
+    <table><thead><tr><th>Upstream</th><th>Endpoint</th><th>Health</th><th class="num">Weight</th><th class="num">Active</th><th class="num">Connections</th>
       <th class="num">Connect failures</th><th class="num">Bytes up</th><th class="num">Bytes down</th></tr></thead>
       <tbody id="endpoints"></tbody></table>
   </section>
@@ -178,12 +179,13 @@ function render(s) {
   for (const e of s.endpoints) {
     const r = et.insertRow(), f = "endpoints." + e.upstream + "." + e.address + ".";
     cell(r, e.upstream); cell(r, e.address);
-    const state = !e.healthy ? "down" : e.usable ? "up" : "ejected";
+    const state = e.state !== "ready" ? e.state : !e.healthy ? "down" : e.usable ? "up" : "ejected";
     const badge = document.createElement("span");
     badge.className = "badge " + state;
     badge.textContent = state;
     const h = cell(r, "", f + "healthy", e.healthy);
     h.appendChild(badge);
+    cell(r, String(e.weight), f + "weight", e.weight, "num");
     cell(r, String(e.active), f + "active", e.active, "num");
     cell(r, String(e.connections), f + "connections", e.connections, "num");
     cell(r, String(e.connect_failures), f + "connect_failures", e.connect_failures, "num");

@@ -82,7 +82,33 @@ struct server::impl final : control_api {
   proxy_stats snapshot() override { return self.snapshot(); }
   reload_result reload_from_file() override { return self.reload_from_file(); }
   bool draining() const override { return self.draining(); }
+  endpoint_update_result update_endpoint(std::string_view upstream_name, const address& at,
+                                         const endpoint_update& u) override;
 };
+
+// Under the server's lock, so a reload building on the current upstreams sees it whole.
+endpoint_update_result server::impl::update_endpoint(std::string_view upstream_name,
+                                                     const address& at, const endpoint_update& u) {
+  using status = endpoint_update_result::status;
+  if (u.weight && (*u.weight < 1 || *u.weight > 256))
+    return {status::invalid, "weight " + std::to_string(*u.weight) + " is not in 1..256"};
+  std::lock_guard lock(mutex);
+  upstream* target = gen ? gen->find(upstream_name) : nullptr;
+  if (!target) return {status::no_upstream, "no upstream " + std::string(upstream_name)};
+  bool found = false;
+  for (std::size_t i = 0; i < target->size(); ++i) {
+    if (!(target->at(i) == at)) continue;
+    found = true;
+    if (u.weight) target->set_weight(i, *u.weight);
+    if (u.mode) target->set_mode(i, *u.mode);
+    main_log().info("admin: upstream {} endpoint {}: state {}, weight {}", upstream_name,
+                    at.to_string(), to_string(target->mode(i)), target->weight(i));
+  }
+  if (!found)
+    return {status::no_endpoint,
+            "upstream " + std::string(upstream_name) + " has no endpoint " + at.to_string()};
+  return {};
+}
 
 server::server(config cfg) : impl_(std::make_unique<impl>(*this, std::move(cfg))) {}
 
@@ -266,9 +292,9 @@ server::stats server::snapshot() {
   for (const auto& u : g->upstreams)
     for (std::size_t i = 0; i < u->size(); ++i) {
       const auto c = u->counts(i);
-      total.endpoints.push_back({u->config().name, u->at(i), u->healthy(i), u->usable(i, now),
-                                 u->active(i), c.connections, c.connect_failures, c.bytes_up,
-                                 c.bytes_down});
+      total.endpoints.push_back({u->config().name, u->at(i), u->mode(i), u->weight(i),
+                                 u->healthy(i), u->usable(i, now), u->active(i), c.connections,
+                                 c.connect_failures, c.bytes_up, c.bytes_down});
     }
   return total;
 }

@@ -47,18 +47,37 @@ std::vector<std::uint32_t> smooth_sequence(const std::vector<unsigned>& weights)
   return sequence;
 }
 
+void check_weight(const std::string& key, unsigned weight) {
+  if (weight < 1 || weight > 256)
+    throw std::invalid_argument("balancer: weight of " + key + " not in 1..256");
+}
+
 }  // namespace
 
 balancer::balancer(balance_policy policy, std::vector<endpoint> endpoints)
-    : policy_(policy), active_(endpoints.size()) {
+    : policy_(policy), weights_(endpoints.size()), active_(endpoints.size()) {
   if (endpoints.empty()) throw std::invalid_argument("balancer: no endpoints");
-  for (const auto& e : endpoints) {
-    if (e.weight < 1 || e.weight > 256)
-      throw std::invalid_argument("balancer: weight of " + e.key + " not in 1..256");
-    weights_.push_back(e.weight);
-    key_hashes_.push_back(hash_client(e.key));
+  for (std::size_t i = 0; i < endpoints.size(); ++i) {
+    check_weight(endpoints[i].key, endpoints[i].weight);
+    weights_[i].store(endpoints[i].weight, std::memory_order_relaxed);
+    key_hashes_.push_back(hash_client(endpoints[i].key));
   }
-  if (policy_ == balance_policy::round_robin) sequence_ = smooth_sequence(weights_);
+  publish_sequence();
+}
+
+void balancer::set_weight(std::size_t i, unsigned weight) {
+  check_weight("endpoint " + std::to_string(i), weight);
+  std::lock_guard lock(sequences_mutex_);
+  weights_[i].store(weight, std::memory_order_relaxed);
+  publish_sequence();
+}
+
+void balancer::publish_sequence() {
+  if (policy_ != balance_policy::round_robin) return;
+  std::vector<unsigned> now;
+  for (const auto& w : weights_) now.push_back(w.load(std::memory_order_relaxed));
+  sequences_.push_back(std::make_unique<const sequence>(smooth_sequence(now)));
+  sequence_.store(sequences_.back().get(), std::memory_order_release);
 }
 
 std::uint64_t balancer::hash_client(std::string_view ip_bytes_or_text) {
@@ -85,15 +104,16 @@ std::optional<std::size_t> balancer::pick(std::span<const std::uint8_t> usable,
 }
 
 bool balancer::less_loaded(std::size_t i, std::size_t j) const {
-  return active(i) * weights_[j] < active(j) * weights_[i];
+  return active(i) * weight(j) < active(j) * weight(i);
 }
 
 std::optional<std::size_t> balancer::pick_round_robin(std::span<const std::uint8_t> usable) {
   const auto n = size();
   // An unusable endpoint's turn is consumed, not handed to its neighbour in the sequence, so the
   // others keep their relative shares.
+  const sequence& turns = *sequence_.load(std::memory_order_acquire);
   for (std::size_t tries = 0; tries < n; ++tries) {
-    auto i = sequence_[next_.fetch_add(1, std::memory_order_relaxed) % sequence_.size()];
+    auto i = turns[next_.fetch_add(1, std::memory_order_relaxed) % turns.size()];
     if (usable[i]) return i;
   }
   // Usable turns are rare (light endpoints left among unusable heavy ones): any usable one,
@@ -118,18 +138,18 @@ std::optional<std::size_t> balancer::pick_least_conn(std::span<const std::uint8_
 
 std::optional<std::size_t> balancer::pick_random(std::span<const std::uint8_t> usable) {
   std::uint64_t total = 0;
+  std::size_t last = 0;
   for (std::size_t i = 0; i < size(); ++i)
-    if (usable[i]) total += weights_[i];
+    if (usable[i]) total += weight(i), last = i;
   if (total == 0) return std::nullopt;
   auto draw = [&] {
     auto r = random_below(total);
-    std::size_t i = 0;
-    for (;; ++i) {
+    for (std::size_t i = 0; i < size(); ++i) {
       if (!usable[i]) continue;
-      if (r < weights_[i]) break;
-      r -= weights_[i];
+      if (r < weight(i)) return i;
+      r -= weight(i);
     }
-    return i;
+    return last;  // the weights changed since `total` was summed
   };
   // Power of two choices: nearly least_conn's balance without every thread reading every
   // counter, and no herd onto one endpoint that looks idle to all threads at once.
@@ -148,7 +168,7 @@ std::optional<std::size_t> balancer::pick_source_hash(std::span<const std::uint8
     if (!usable[i]) continue;
     auto h = mix64(key_hashes_[i] ^ client);
     double u = (static_cast<double>(h >> 11) + 0.5) * 0x1p-53;  // in (0, 1): -log(u) > 0
-    double score = weights_[i] / -std::log(u);
+    double score = weight(i) / -std::log(u);
     if (!best || score > best_score) best = i, best_score = score;
   }
   return best;

@@ -84,6 +84,12 @@ void health_checker::start() {
       const auto& hc = up.config().health_check;
       unsigned passed = 0, failed = 0;  // in a row
       while (!st->stopped) {
+        if (up.mode(i) == endpoint_mode::maint) {  // in maintenance: not checked, state kept
+          passed = failed = 0;
+          p.timer.expires_after(hc.interval);
+          co_await p.timer.async_wait(use_tuple);
+          continue;
+        }
         p.socket = stream_socket(st->io);
         p.timer.expires_after(hc.timeout);
         auto r =

@@ -27,6 +27,10 @@ upstream::upstream(upstream_config cfg, const upstream* previous)
         state_[i].connect_failures = old.connect_failures.load();
         state_[i].bytes_up = old.bytes_up.load();
         state_[i].bytes_down = old.bytes_down.load();
+        state_[i].mode = old.mode.load();
+        const unsigned file_weight = previous->cfg_.endpoints[j].weight;
+        if (file_weight == cfg_.endpoints[i].weight && previous->weight(j) != file_weight)
+          set_weight(i, previous->weight(j));
       }
 }
 
@@ -44,7 +48,8 @@ void upstream::count_bytes(std::size_t i, std::uint64_t up, std::uint64_t down) 
 
 bool upstream::usable(std::size_t i, clock::time_point now) const {
   const auto& s = state_[i];
-  return s.healthy.load(std::memory_order_relaxed) &&
+  return s.mode.load(std::memory_order_relaxed) == endpoint_mode::ready &&
+         s.healthy.load(std::memory_order_relaxed) &&
          s.ejected_until.load(std::memory_order_relaxed) <= now.time_since_epoch().count();
 }
 
