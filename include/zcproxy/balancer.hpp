@@ -3,6 +3,7 @@
 // Which endpoints may be chosen (health) is the caller's to say on each pick.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
@@ -61,18 +62,18 @@ class balancer {
   // active_i / weight_i < active_j / weight_j, without division.
   bool less_loaded(std::size_t i, std::size_t j) const;
 
-  // round_robin's turns: the smooth weighted sequence, sum(weights) long. A weight change
-  // publishes a new one; the old ones stay until the balancer goes (picks may still read them),
-  // a few KiB per change made by hand.
-  using sequence = std::vector<std::uint32_t>;
+  // round_robin's turns: the smooth weighted sequence, sum(weights) long, in one of two buffers
+  // of the largest length (256 per endpoint); a weight change writes the other one and makes it
+  // current. A pick that still reads the old one while a second change rewrites it reads some
+  // endpoint's index, never anything else: a moment's imbalance, no lock on the pick's path.
   void publish_sequence();
 
   balance_policy policy_;
   std::vector<std::atomic<unsigned>> weights_;
   std::vector<std::uint64_t> key_hashes_;  // hash_client(key): the rendezvous identity
-  std::atomic<const sequence*> sequence_{nullptr};
-  std::mutex sequences_mutex_;                              // serialises weight changes
-  std::vector<std::unique_ptr<const sequence>> sequences_;  // every one published
+  std::array<std::unique_ptr<std::atomic<std::uint32_t>[]>, 2> turns_;
+  std::atomic<std::uint64_t> current_turns_{0};  // (buffer << 32) | length
+  std::mutex weights_mutex_;                     // serialises weight changes
   std::atomic<std::uint64_t> next_{0};  // round_robin: index into sequence_; least_conn: tie start
   std::vector<std::atomic<std::int64_t>> active_;
 };

@@ -62,12 +62,14 @@ balancer::balancer(balance_policy policy, std::vector<endpoint> endpoints)
     weights_[i].store(endpoints[i].weight, std::memory_order_relaxed);
     key_hashes_.push_back(hash_client(endpoints[i].key));
   }
+  if (policy_ == balance_policy::round_robin)
+    for (auto& t : turns_) t = std::make_unique<std::atomic<std::uint32_t>[]>(256 * size());
   publish_sequence();
 }
 
 void balancer::set_weight(std::size_t i, unsigned weight) {
   check_weight("endpoint " + std::to_string(i), weight);
-  std::lock_guard lock(sequences_mutex_);
+  std::lock_guard lock(weights_mutex_);
   weights_[i].store(weight, std::memory_order_relaxed);
   publish_sequence();
 }
@@ -76,8 +78,11 @@ void balancer::publish_sequence() {
   if (policy_ != balance_policy::round_robin) return;
   std::vector<unsigned> now;
   for (const auto& w : weights_) now.push_back(w.load(std::memory_order_relaxed));
-  sequences_.push_back(std::make_unique<const sequence>(smooth_sequence(now)));
-  sequence_.store(sequences_.back().get(), std::memory_order_release);
+  const std::vector<std::uint32_t> sequence = smooth_sequence(now);
+  const std::uint64_t buffer = (current_turns_.load(std::memory_order_relaxed) >> 32) ^ 1;
+  for (std::size_t k = 0; k < sequence.size(); ++k)
+    turns_[buffer][k].store(sequence[k], std::memory_order_relaxed);
+  current_turns_.store(buffer << 32 | sequence.size(), std::memory_order_release);
 }
 
 std::uint64_t balancer::hash_client(std::string_view ip_bytes_or_text) {
@@ -111,9 +116,12 @@ std::optional<std::size_t> balancer::pick_round_robin(std::span<const std::uint8
   const auto n = size();
   // An unusable endpoint's turn is consumed, not handed to its neighbour in the sequence, so the
   // others keep their relative shares.
-  const sequence& turns = *sequence_.load(std::memory_order_acquire);
+  const std::uint64_t current = current_turns_.load(std::memory_order_acquire);
+  const auto& turns = turns_[current >> 32];
+  const std::uint64_t length = current & 0xffffffffu;
   for (std::size_t tries = 0; tries < n; ++tries) {
-    auto i = turns[next_.fetch_add(1, std::memory_order_relaxed) % turns.size()];
+    auto i = turns[next_.fetch_add(1, std::memory_order_relaxed) % length].load(
+        std::memory_order_relaxed);
     if (usable[i]) return i;
   }
   // Usable turns are rare (light endpoints left among unusable heavy ones): any usable one,

@@ -3,6 +3,7 @@
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <boost/json.hpp>
@@ -404,4 +405,55 @@ TEST_CASE(
   CHECK(logged == last);
   CHECK(slurp(d.file("out")).empty());
   CHECK(up.stop_and_collect_errors().empty());
+}
+
+TEST_CASE("binary: curl drains an endpoint through the admin API with the token, and only so",
+          "[binary][admin]") {
+  temp_dir d;
+  upstream_server a([](fd s) { send_all(s.get(), "a", 1); });
+  upstream_server b([](fd s) { send_all(s.get(), "b", 1); });
+  const std::string token = "curl-test-token-0123456789abcdef";
+  const std::string token_file = d.file("token", token + "\n");
+  REQUIRE(::chmod(token_file.c_str(), 0600) == 0);
+  auto at = [](std::uint16_t port) { return "127.0.0.1:" + std::to_string(port); };
+  running_proxy zc(d,
+                   "threads: 2\nlog: { level: info, access_log: false }\n"
+                   "admin: { bind: \"127.0.0.1:0\", token_file: \"" +
+                       token_file +
+                       "\" }\nlisteners:\n  - { name: web, bind: \"127.0.0.1:0\", upstream: app }\n"
+                       "upstreams: { app: { endpoints: [\"" +
+                       at(a.port()) + "\", \"" + at(b.port()) + "\"] } }\n",
+                   "web");
+  const std::string admin = "http://" + at(zc.port_of("admin"));
+  // curl's status code and body, as `-w` prints them after the body.
+  auto curl = [&](std::vector<std::string> args) {
+    args.insert(args.begin(), {"-s", "-o", d.file("body"), "-w", "%{http_code}"});
+    process p("curl", args, "/dev/null", d.file("curl.out"), d.file("curl.err"));
+    REQUIRE(p.wait() == 0);
+    return std::make_pair(std::stoi(slurp(d.file("curl.out"))), slurp(d.file("body")));
+  };
+  const std::string drain_a = admin + "/upstreams/app/endpoints/" + at(a.port());
+  const std::vector<std::string> drain = {"-X", "POST", "-d", R"({"state":"drain"})", drain_a};
+  auto with = [](std::vector<std::string> args, const std::string& header) {
+    args.insert(args.begin(), {"-H", header});
+    return args;
+  };
+
+  CHECK(curl(drain).first == 401);
+  CHECK(curl(with(drain, "Authorization: Bearer wrong-token-0123456789abcdef")).first == 403);
+  auto [code, body] = curl({admin + "/upstreams/app"});
+  CHECK(code == 200);
+  CHECK(body.find("\"drain\"") == std::string::npos);
+  std::tie(code, body) = curl(with(drain, "Authorization: Bearer " + token));
+  CHECK(code == 200);
+  CHECK(body.find("\"drain\"") != std::string::npos);
+  CHECK_THAT(zc.log(), Catch::Contains("admin: upstream app endpoint " + at(a.port()) +
+                                       ": state drain, weight 1"));
+  // Every new connection goes to b now.
+  for (int i = 0; i < 6; ++i) {
+    fd c = connect_to(zc.port);
+    CHECK(recv_all(c.get()) == bytes{'b'});
+  }
+  REQUIRE(::kill(zc.proc.pid, SIGTERM) == 0);
+  CHECK(zc.proc.wait() == 0);
 }

@@ -1,6 +1,7 @@
 #include "zcproxy/balancer.hpp"
 
 #include <array>
+#include <atomic>
 #include <catch2/catch.hpp>
 #include <cmath>
 #include <span>
@@ -116,6 +117,56 @@ TEST_CASE("balancer: bad endpoint lists are refused", "[balancer]") {
   CHECK_THROWS_AS(balancer(balance_policy::round_robin, {}), std::invalid_argument);
   CHECK_THROWS_AS(balancer(balance_policy::random, endpoints({1, 0})), std::invalid_argument);
   CHECK_THROWS_AS(balancer(balance_policy::random, endpoints({257})), std::invalid_argument);
+}
+
+TEST_CASE("balancer: a weight set at run time takes effect for the picks that follow",
+          "[balancer]") {
+  for (auto policy : all_policies) {
+    CAPTURE(zcproxy::to_string(policy));
+    balancer b(policy, endpoints({1, 1}));
+    auto usable = all_usable(2);
+    b.set_weight(1, 3);
+    CHECK(b.weight(0) == 1);
+    CHECK(b.weight(1) == 3);
+    std::vector<long> counts(2);
+    for (int i = 0; i < 40000; ++i) {
+      const auto pick = *b.pick(usable, client(i));
+      ++counts[pick];
+      b.started(pick);  // never ended: least_conn and random weigh the load by weight
+    }
+    check_shares(counts, {1, 3});
+    CHECK_THROWS_AS(b.set_weight(0, 0), std::invalid_argument);
+    CHECK_THROWS_AS(b.set_weight(0, 257), std::invalid_argument);
+    CHECK(b.weight(0) == 1);
+  }
+  // round_robin plays the new cycle exactly: 1:3 in every 4 turns.
+  balancer rr(balance_policy::round_robin, endpoints({1, 1}));
+  auto usable = all_usable(2);
+  rr.set_weight(0, 3);
+  std::vector<long> counts(2);
+  for (int i = 0; i < 400; ++i) ++counts[*rr.pick(usable)];
+  CHECK(counts == std::vector<long>{300, 100});
+}
+
+TEST_CASE("balancer: weights changed while threads pick never give a bad pick", "[balancer]") {
+  for (auto policy : all_policies) {
+    CAPTURE(zcproxy::to_string(policy));
+    balancer b(policy, endpoints({1, 2, 3}));
+    std::atomic<bool> stop{false};
+    std::thread changer([&] {
+      for (unsigned w = 1; !stop; w = w % 256 + 1) b.set_weight(w % 3, w);  // each rewrites
+    });
+    auto usable = all_usable(3);
+    usable[1] = 0;
+    bool bad = false;
+    for (int i = 0; i < 200000; ++i) {
+      const auto pick = b.pick(usable, client(i));
+      bad |= !pick || *pick == 1;
+    }
+    stop = true;
+    changer.join();
+    CHECK_FALSE(bad);
+  }
 }
 
 TEST_CASE("balancer: least_conn prefers the least loaded per unit of weight", "[balancer]") {

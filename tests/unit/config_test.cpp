@@ -1,5 +1,7 @@
 #include "zcproxy/config.hpp"
 
+#include <sys/stat.h>
+
 #include <catch2/catch.hpp>
 #include <fstream>
 #include <string>
@@ -853,6 +855,45 @@ TEST_CASE("admin: is off unless given, and on loopback unless said otherwise",
   REQUIRE(errors.size() == 1);
   CHECK_THAT(errors[0], StartsWith("t.yaml:1:8: admin: expected a map with keys bind, allow, deny, "
                                    "reload"));
+}
+
+TEST_CASE("admin.token_file: read at load, only from a file no one else may read",
+          "[config][security]") {
+  test::temp_dir d;
+  const std::string token = "f00dfeedf00dfeed-0123456789";
+  auto with_token_file = [&](const std::string& path) {
+    return "admin: { token_file: \"" + path + "\" }\n" + std::string(minimal);
+  };
+  auto file = [&](const std::string& name, const std::string& text, mode_t mode) {
+    const std::string path = d.file(name, text);
+    ::chmod(path.c_str(), mode);
+    return path;
+  };
+  CHECK(load_config_string(std::string("admin: {}\n") + minimal).admin.token.empty());
+  for (mode_t mode : {0600, 0400}) {
+    const auto c = load_config_string(with_token_file(file("good", token + "\n", mode)));
+    CHECK(c.admin.token == token);  // the first line, without its newline
+  }
+  struct bad_case {
+    std::string path, why;
+  };
+  const bad_case bad[] = {
+      {file("shared", token, 0640), "group or others may access it"},
+      {file("everyone", token, 0604), "group or others may access it"},
+      {file("short", "0123456789abcde\n", 0600), "not 16 or more printable characters"},
+      {file("spaced", "0123456789 abcdef\n", 0600), "not 16 or more printable characters"},
+      {file("empty", "\n", 0600), "not 16 or more printable characters"},
+      {d.path + "/missing", "No such file or directory"},
+      {d.path, "not a regular file"},
+      {"relative/token", "not an absolute path"},
+  };
+  for (const auto& c : bad) {
+    INFO(c.path);
+    const auto errors = errors_of(with_token_file(c.path));
+    REQUIRE(errors.size() == 1);
+    CHECK_THAT(errors[0], StartsWith("t.yaml:1:22: admin.token_file: expected an absolute path"));
+    CHECK_THAT(errors[0], Contains(c.why));
+  }
 }
 
 TEST_CASE("user and group are resolved when the config loads, and core_dumps is off by default",
