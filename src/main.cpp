@@ -1,4 +1,5 @@
 // zcproxy: parse the command line, load the config, run the server inside its control plane.
+#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <exception>
@@ -8,6 +9,7 @@
 #include "zcproxy/control_plane.hpp"
 #include "zcproxy/log.hpp"
 #include "zcproxy/privileges.hpp"
+#include "zcproxy/resolver.hpp"
 
 namespace {
 
@@ -40,8 +42,23 @@ void print_plan(const zcproxy::config& cfg) {
   for (const auto& u : cfg.upstreams) {
     std::printf("upstream %s: [", u.name.c_str());
     for (std::size_t i = 0; i < u.endpoints.size(); ++i)
-      std::printf("%s%s", i ? ", " : "", u.endpoints[i].at.to_string().c_str());
+      std::printf("%s%s", i ? ", " : "", to_string(u.endpoints[i]).c_str());
     std::printf("]\n");
+  }
+}
+
+// Names among the endpoints that do not resolve now: a warning each (the proxy would start, and
+// their endpoints stay unusable until they resolve).
+void check_names(const zcproxy::config& cfg) {
+  for (const auto& name : zcproxy::names_in(cfg)) {
+    const auto a = zcproxy::resolver::resolve_once(name, std::chrono::seconds(5));
+    if (a.result == zcproxy::dns_result::ok)
+      std::printf("name %s: %zu address(es)\n", name.host.c_str(), a.addresses.size());
+    else
+      std::printf(
+          "warning: name %s does not resolve now (%s: %s); its endpoints stay unusable "
+          "until it does\n",
+          name.host.c_str(), std::string(to_string(a.result)).c_str(), a.detail.c_str());
   }
 }
 
@@ -82,6 +99,7 @@ int main(int argc, char** argv) {
   }
   if (check) {
     print_plan(cfg);
+    check_names(cfg);
     return 0;
   }
   try {

@@ -28,6 +28,14 @@ std::optional<address> parse_address(std::string_view text);
 // Same; on failure `why` says what is wrong with the text (for config messages).
 std::optional<address> parse_address(std::string_view text, std::string& why);
 
+// "backend.internal:9000" -> the DNS name (lower-cased) and the port (1..65535); nullopt, with
+// `why`, when the text is not a host name and port (an IP literal is not a name).
+struct host_port {
+  std::string host;
+  std::uint16_t port = 0;
+};
+std::optional<host_port> parse_host_port(std::string_view text, std::string& why);
+
 // Digits and nothing else (no sign, no spaces), within 64 bits: a port here, and the config's
 // numbers.
 std::optional<std::uint64_t> parse_digits(std::string_view text);

@@ -26,7 +26,8 @@ class balancer {
     unsigned weight = 1;  // 1..256
   };
 
-  // Throws std::invalid_argument when `endpoints` is empty or a weight is out of 1..256.
+  // Throws std::invalid_argument when a weight is out of 1..256. With no endpoints (names not
+  // resolved yet) every pick is nullopt.
   balancer(balance_policy policy, std::vector<endpoint> endpoints);
   balancer(const balancer&) = delete;
   balancer& operator=(const balancer&) = delete;

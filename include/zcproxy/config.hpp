@@ -121,7 +121,29 @@ std::string_view to_string(balance_policy p);
 struct endpoint_config {
   address at;
   unsigned weight = 1;  // 1..256
+  // Given as NAME:PORT: the DNS name, resolved in the background; `at` holds only the port. A
+  // running generation has one endpoint per address the name resolves to (`at` whole), each with
+  // the name's weight and the name here.
+  std::string host;
   bool operator==(const endpoint_config&) const = default;
+};
+
+// As written: its address, or its NAME:PORT.
+std::string to_string(const endpoint_config& e);
+
+enum class address_family { any, v4, v6 };
+std::string_view to_string(address_family f);
+
+// How names among an upstream's endpoints are resolved (`resolve:`, at the top level and per
+// upstream, whose keys override the top level's). A name is resolved again when its TTL says,
+// but never sooner than min_interval nor later than max_interval; a failed resolution is tried
+// again after min_interval and the last good addresses stay in use meanwhile.
+struct resolve_config {
+  std::chrono::milliseconds min_interval{1000};
+  std::chrono::milliseconds max_interval{10000};  // HAProxy's `hold valid` default
+  address_family family = address_family::any;    // A and AAAA records, either or both
+  std::vector<address> resolvers;                 // "IP:PORT"; empty = /etc/resolv.conf's
+  bool operator==(const resolve_config&) const = default;
 };
 
 // Active health checks: a TCP connect every `interval`, each within `timeout`; optionally send
@@ -157,6 +179,7 @@ struct upstream_config {
   // Endpoints a connection tries before it gives up; 0 = every endpoint once.
   unsigned max_connect_attempts = 0;
   timeouts_config timeouts;
+  resolve_config resolve;  // for its endpoints given by name
   bool operator==(const upstream_config&) const = default;
 };
 
@@ -197,6 +220,7 @@ struct config {
   std::chrono::milliseconds drain_timeout{10000};
   std::vector<listener_config> listeners;
   std::vector<upstream_config> upstreams;
+  resolve_config resolve;  // the defaults of every upstream's `resolve:`
   admin_config admin;
   std::optional<run_as_config> run_as;  // none: the process keeps the user it started as
   // Core dumps hold whatever bytes were in flight: off unless asked for (RLIMIT_CORE 0 and not

@@ -11,6 +11,7 @@
 
 #include "zcproxy/acl.hpp"
 #include "zcproxy/config.hpp"
+#include "zcproxy/resolver.hpp"
 #include "zcproxy/socket.hpp"
 
 namespace zcproxy {
@@ -55,6 +56,12 @@ struct built_generation {
   std::shared_ptr<const generation> gen;
   std::vector<std::vector<listener_plan>> plans;  // one per worker, each in gen's listener order
 };
+
+// The addresses each name resolves to now (the last good answer's).
+using resolved_names = std::vector<std::pair<dns_name, std::vector<address>>>;
+// `declared` as a generation runs it: each endpoint given by name replaced by one endpoint per
+// address the name resolves to now (none before it has), with the name's weight.
+config with_resolved_names(config declared, const resolved_names& names);
 
 // `cfg` as a generation after `previous` (nullptr at start-up), on `workers` (one io_context
 // each). Listeners whose address is unchanged keep their sockets (nothing queued is dropped); the

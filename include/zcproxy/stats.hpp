@@ -2,9 +2,11 @@
 // out (control_api::snapshot) and the control plane renders (metrics.hpp).
 #pragma once
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "zcproxy/address.hpp"
@@ -34,6 +36,7 @@ struct listener_stats {
 struct endpoint_stats {
   std::string upstream;
   address at;
+  std::string name;  // the DNS name it was resolved from; empty when given as an address
   endpoint_mode mode = endpoint_mode::ready;  // set at run time (admin API)
   unsigned weight = 1;                        // likewise: the file's unless set
   bool healthy = true;                        // per active health checks
@@ -42,6 +45,24 @@ struct endpoint_stats {
   std::uint64_t connections = 0;               // connections made to it
   std::uint64_t connect_failures = 0;          // attempts that failed or timed out
   std::uint64_t bytes_up = 0, bytes_down = 0;  // by its connections that have ended
+};
+
+// How a DNS resolution ended.
+enum class dns_result : unsigned char { ok, nxdomain, no_data, servfail, refused, timeout, error };
+inline constexpr std::array<std::string_view, 7> dns_result_names{
+    "ok", "nxdomain", "no_data", "servfail", "refused", "timeout", "error"};
+constexpr std::string_view to_string(dns_result r) {
+  return dns_result_names[static_cast<std::size_t>(r)];
+}
+
+// A name an upstream's endpoints are given by.
+struct dns_stats {
+  std::string name;
+  std::string family;         // any, v4 or v6
+  std::size_t addresses = 0;  // in use now (the last good answer's)
+  dns_result last = dns_result::ok;
+  bool resolved = false;  // an answer with addresses has come at least once
+  std::array<std::uint64_t, dns_result_names.size()> results{};  // resolutions, by result
 };
 
 struct proxy_stats {
@@ -53,6 +74,7 @@ struct proxy_stats {
   std::uint64_t reloads = 0, reloads_failed = 0;
   std::vector<listener_stats> listeners;
   std::vector<endpoint_stats> endpoints;
+  std::vector<dns_stats> dns;
 };
 
 }  // namespace zcproxy

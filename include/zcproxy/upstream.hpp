@@ -25,10 +25,13 @@ class upstream {
   // Endpoints at the same address as one of `previous` (the same upstream before a reload) start
   // in its health state, so a reload neither revives a dead endpoint nor kills a live one, and
   // keep their run-time mode, and a weight set at run time while the file's weight is unchanged.
+  // An address new to it that a name resolved to starts down when health checks are on.
   explicit upstream(upstream_config cfg, const upstream* previous = nullptr);
   const upstream_config& config() const { return cfg_; }
   std::size_t size() const { return cfg_.endpoints.size(); }
   const address& at(std::size_t i) const { return cfg_.endpoints[i].at; }
+  // The DNS name endpoint i was resolved from; empty when it was given as an address.
+  const std::string& host(std::size_t i) const { return cfg_.endpoints[i].host; }
 
   // Ready (not drained by hand), up (per health checks) and not ejected (per passive checks) at
   // `now`: whether a new connection may go there.

@@ -183,6 +183,9 @@ void check_listeners(checker& c, const entry& e, config& out);          // liste
 void check_routes(checker& c, const entry& e, const std::string& path,  // routes.cpp
                   const config& cfg, sni_routes& out);
 void check_upstreams(checker& c, const entry& e, config& out);  // upstreams.cpp
+// `resolve:`, at the top level or in an upstream, over what `out` holds already.
+void check_resolve(checker& c, const entry& e, const std::string& path, resolve_config& out);
+
 void check_run_as(checker& c, const entry* user, const entry* group,
                   std::optional<run_as_config>& out);  // run_as.cpp
 // fallback_body.cpp: `file` read whole into a sealed memfd; nullptr and `why` when it cannot be.

@@ -21,6 +21,22 @@ std::string_view to_string(engine_mode m) {
   return "auto";  // unreachable for valid enumerators; keeps -Wreturn-type quiet
 }
 
+std::string to_string(const endpoint_config& e) {
+  return e.host.empty() ? e.at.to_string() : e.host + ":" + std::to_string(e.at.port);
+}
+
+std::string_view to_string(address_family f) {
+  switch (f) {
+    case address_family::any:
+      return "any";
+    case address_family::v4:
+      return "v4";
+    case address_family::v6:
+      return "v6";
+  }
+  return "?";
+}
+
 std::string_view to_string(balance_policy p) {
   switch (p) {
     case balance_policy::round_robin:

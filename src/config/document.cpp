@@ -170,6 +170,8 @@ const key_rule<config> top_level_keys[] = {
      "a non-empty sequence of listeners {name, bind, upstream}"},
     // Read before the others, so listeners can be checked against the names they refer to.
     {"upstreams", nullptr, "a non-empty map of upstream name to {endpoints, ...}"},
+    // Read before the upstreams: it gives their `resolve:` defaults.
+    {"resolve", nullptr},
     {"admin", check_admin},
     // Read together once the rest is walked: the group depends on the user.
     {"user", nullptr},
@@ -191,6 +193,7 @@ config check_document(checker& c, const node& root) {
   std::vector<entry> items;
   if (root.is_map()) items = c.entries(root, "", keys);
   require_keys(c, items, root, "", top_level_keys);
+  if (const auto* e = checker::find(items, "resolve")) check_resolve(c, *e, "resolve", out.resolve);
   if (const auto* e = checker::find(items, "upstreams")) check_upstreams(c, *e, out);
   parse_keys(c, items, "", top_level_keys, out);
   check_run_as(c, checker::find(items, "user"), checker::find(items, "group"), out.run_as);

@@ -7,11 +7,12 @@ namespace zcproxy::detail {
 namespace {
 
 constexpr std::string_view endpoint_hint =
-    "an IP literal and port, e.g. 127.0.0.1:9000 or [::1]:9000, unix:/path/to.sock, or a map "
-    "{address, weight}";
+    "an IP literal and port, e.g. 127.0.0.1:9000 or [::1]:9000, a host name and port, e.g. "
+    "app.internal:9000, unix:/path/to.sock, or a map {address, weight}";
 constexpr std::string_view endpoints_hint =
-    "a non-empty sequence of endpoints, each an IP literal and port or a map {address, weight}, "
-    "e.g. [\"127.0.0.1:9000\", {address: \"[::1]:9000\", weight: 2}]";
+    "a non-empty sequence of endpoints, each an IP literal and port, a host name and port or a "
+    "map {address, weight}, e.g. [\"127.0.0.1:9000\", {address: \"app.internal:9000\", weight: "
+    "2}]";
 
 // One endpoint written as a map; the address's own node and path are kept so a duplicate is
 // reported where its address is written.
@@ -22,12 +23,27 @@ struct endpoint_scope {
   std::optional<address> at;
 };
 
+// An IP literal and port, a Unix socket, or a host name and port (the name is kept in
+// s.endpoint.host, the port in s.at).
+void check_endpoint_address(checker& c, const entry& e, const node& n, const std::string& path,
+                            endpoint_scope& s) {
+  std::string why;
+  if (n.is_scalar() && !parse_address(n.scalar()))
+    if (auto named = parse_host_port(n.scalar(), why)) {
+      s.endpoint.host = std::move(named->host);
+      s.at = address{};
+      s.at->port = named->port;
+      return;
+    }
+  s.at = c.addr(e, n, path, false);  // reports what is wrong, as an IP literal
+}
+
 const key_rule<endpoint_scope> endpoint_keys[] = {
     {"address",
      [](auto& c, auto& e, auto& path, auto& s) {
        s.address_node = e.value;
        s.address_path = path;
-       s.at = c.addr(e, e.value, path, false);
+       check_endpoint_address(c, e, e.value, path, s);
      },
      address_hint},
     {"weight", [](auto& c, auto& e, auto& path,
@@ -44,7 +60,7 @@ void check_endpoint(checker& c, const entry& e, const node& n, const std::string
   } else if (n.is_sequence()) {
     c.fail_at(n.where(), path, "expected " + std::string(endpoint_hint) + ", got " + describe(n));
   } else {
-    s.at = c.addr(e, n, path, false);
+    check_endpoint_address(c, e, n, path, s);
   }
 }
 
@@ -67,10 +83,12 @@ void check_endpoints(checker& c, const entry& e, const std::string& path,
     check_endpoint(c, e, n, element_path, s);
     if (!s.at) continue;
     endpoint.at = *s.at;
-    auto same = std::find_if(out.begin(), out.end(), [&](const auto& o) { return o.at == *s.at; });
+    auto same = std::find_if(out.begin(), out.end(), [&](const auto& o) {
+      return o.at == endpoint.at && o.host == endpoint.host;
+    });
     if (same != out.end()) {
       c.fail_at(s.address_node.where(), s.address_path,
-                "duplicate endpoint " + s.at->to_string() + " (also " +
+                "duplicate endpoint " + to_string(endpoint) + " (also " +
                     paths[static_cast<std::size_t>(same - out.begin())] +
                     "); expected each address once per upstream (a weight gives an endpoint a "
                     "bigger share)");
@@ -163,6 +181,54 @@ void check_balance(checker& c, const entry& e, const std::string& path, upstream
   }
 }
 
+struct resolve_scope {
+  resolve_config& out;
+  const entry* max_given = nullptr;
+  const entry* min_given = nullptr;
+};
+
+void check_resolvers(checker& c, const entry& e, const std::string& path, resolve_scope& s) {
+  constexpr std::string_view expected =
+      "a sequence of nameservers, each an IP literal and port, e.g. [\"127.0.0.1:53\", "
+      "\"[::1]:53\"] (empty: those of /etc/resolv.conf)";
+  if (!e.value.is_sequence()) {
+    c.fail(e, path, "expected " + std::string(expected) + ", got " + describe(e.value));
+    return;
+  }
+  s.out.resolvers.clear();
+  for (std::size_t i = 0; i < e.value.size(); ++i) {
+    const auto item_path = element(path, i);
+    auto a = c.addr(e, e.value[i], item_path, false);
+    if (a && a->local)
+      c.fail_at(e.value[i].where(), item_path, "expected " + std::string(expected));
+    else if (a)
+      s.out.resolvers.push_back(*a);
+  }
+}
+
+const key_rule<resolve_scope> resolve_keys[] = {
+    {"min_interval",
+     [](auto& c, auto& e, auto& path, auto& s) {
+       if (c.duration(e, path, std::chrono::milliseconds(10), std::chrono::hours(24), "10ms to 24h",
+                      s.out.min_interval))
+         s.min_given = &e;
+     }},
+    {"max_interval",
+     [](auto& c, auto& e, auto& path, auto& s) {
+       if (c.duration(e, path, std::chrono::milliseconds(10), std::chrono::hours(24), "10ms to 24h",
+                      s.out.max_interval))
+         s.max_given = &e;
+     }},
+    {"family",
+     [](auto& c, auto& e, auto& path, auto& s) {
+       c.one_of(
+           e, path,
+           {{"any", address_family::any}, {"v4", address_family::v4}, {"v6", address_family::v6}},
+           s.out.family);
+     }},
+    {"resolvers", check_resolvers},
+};
+
 const key_rule<upstream_config> upstream_keys[] = {
     {"endpoints",
      [](auto& c, auto& e, auto& path, auto& u) { check_endpoints(c, e, path, u.endpoints); },
@@ -189,6 +255,8 @@ const key_rule<upstream_config> upstream_keys[] = {
      [](auto& c, auto& e, auto& path, auto& u) { idle_timeout(c, e, path, u.timeouts); }},
     {"max_connection_duration", [](auto& c, auto& e, auto& path,
                                    auto& u) { max_connection_duration(c, e, path, u.timeouts); }},
+    {"resolve",
+     [](auto& c, auto& e, auto& path, auto& u) { check_resolve(c, e, path, u.resolve); }},
     {"send_proxy",
      [](auto& c, auto& e, auto& path, auto& u) {
        c.one_of(e, path,
@@ -200,6 +268,19 @@ const key_rule<upstream_config> upstream_keys[] = {
 };
 
 }  // namespace
+
+void check_resolve(checker& c, const entry& e, const std::string& path, resolve_config& out) {
+  if (!c.expect_map(e, path, "a map with keys " + join(key_names(resolve_keys)))) return;
+  resolve_scope s{out};
+  auto items = c.entries(e.value, path, key_names(resolve_keys));
+  parse_keys(c, items, path, resolve_keys, s);
+  if (out.min_interval > out.max_interval) {
+    const entry& at = s.max_given ? *s.max_given : s.min_given ? *s.min_given : e;
+    c.fail(at, path,
+           "expected min_interval (" + format_duration(out.min_interval) +
+               ") to be no longer than max_interval (" + format_duration(out.max_interval) + ")");
+  }
+}
 
 void check_upstreams(checker& c, const entry& e, config& out) {
   constexpr std::string_view expected = "a non-empty map of upstream name to {endpoints, ...}";
@@ -216,6 +297,7 @@ void check_upstreams(checker& c, const entry& e, config& out) {
     }
     upstream_config upstream;
     upstream.name = item.key;
+    upstream.resolve = out.resolve;  // its own `resolve:` overrides key by key
     check_map(c, item, path, upstream_keys, upstream);
     out.upstreams.push_back(std::move(upstream));
   }

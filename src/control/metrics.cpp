@@ -68,7 +68,8 @@ std::string listener_label(const listener_stats& l) {
 }
 
 std::string endpoint_labels(const endpoint_stats& e) {
-  return "upstream=\"" + label(e.upstream) + "\",endpoint=\"" + label(e.at.to_string()) + '"';
+  return "upstream=\"" + label(e.upstream) + "\",endpoint=\"" + label(e.at.to_string()) + '"' +
+         (e.name.empty() ? "" : ",name=\"" + label(e.name) + '"');
 }
 
 double d(auto v) {
@@ -232,6 +233,27 @@ void render_endpoints(std::string& out, const proxy_stats& s) {
   }
 }
 
+// Each DNS name's addresses and resolutions.
+void render_dns(std::string& out, const proxy_stats& s) {
+  if (s.dns.empty()) return;
+  auto labels = [](const dns_stats& n) {
+    return "name=\"" + label(n.name) + "\",family=\"" + label(n.family) + '"';
+  };
+  {
+    family f(out, "zcproxy_dns_addresses", "gauge",
+             "Addresses in use for the name (its last good answer's).");
+    for (const auto& n : s.dns) f.sample(labels(n), d(n.addresses));
+  }
+  {
+    family f(out, "zcproxy_dns_resolutions_total", "counter",
+             "Resolutions of the name, by result.");
+    for (const auto& n : s.dns)
+      for (std::size_t r = 0; r < dns_result_names.size(); ++r)
+        f.sample(labels(n) + ",result=\"" + std::string(dns_result_names[r]) + '"',
+                 d(n.results[r]));
+  }
+}
+
 }  // namespace
 
 std::string render_prometheus(const proxy_stats& s) {
@@ -240,6 +262,7 @@ std::string render_prometheus(const proxy_stats& s) {
   render_listener_connections(out, s);
   render_listener_traffic(out, s);
   render_endpoints(out, s);
+  render_dns(out, s);
   return out;
 }
 
@@ -248,6 +271,7 @@ namespace {
 json::object endpoint_json(const endpoint_stats& e) {
   return {{"upstream", e.upstream},
           {"address", e.at.to_string()},
+          {"name", e.name.empty() ? json::value(nullptr) : json::value(e.name)},
           {"state", to_string(e.mode)},
           {"weight", e.weight},
           {"healthy", e.healthy},
@@ -292,6 +316,19 @@ std::string render_stats_json(const proxy_stats& s, const std::vector<throughput
   json::array endpoints;
   for (const auto& e : s.endpoints) endpoints.push_back(endpoint_json(e));
   root["endpoints"] = std::move(endpoints);
+  json::array names;
+  for (const auto& n : s.dns) {
+    json::object results;
+    for (std::size_t r = 0; r < dns_result_names.size(); ++r)
+      results[dns_result_names[r]] = n.results[r];
+    names.push_back(json::object{{"name", n.name},
+                                 {"family", n.family},
+                                 {"addresses", n.addresses},
+                                 {"resolved", n.resolved},
+                                 {"last", to_string(n.last)},
+                                 {"results", std::move(results)}});
+  }
+  root["dns"] = std::move(names);
   json::array samples;
   for (const auto& h : history)
     samples.push_back(json::object{{"time", h.time}, {"up", h.up}, {"down", h.down}});

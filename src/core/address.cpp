@@ -122,6 +122,50 @@ std::optional<address> parse_address(std::string_view text, std::string& why) {
   return parse_ip_port(text, why);
 }
 
+std::optional<host_port> parse_host_port(std::string_view text, std::string& why) {
+  const auto colon = text.rfind(':');
+  if (colon == std::string_view::npos) {
+    why = "missing ':port'";
+    return std::nullopt;
+  }
+  const std::string_view host = text.substr(0, colon);
+  const auto port = parse_digits(text.substr(colon + 1));
+  if (!port || *port == 0 || *port > 65535) {
+    why = "port \"" + std::string(text.substr(colon + 1)) + "\" is not from 1 to 65535";
+    return std::nullopt;
+  }
+  // RFC 1123 labels (letters, digits, '-' inside; '_' too, as service names use it), at most 63
+  // bytes each and 253 in all; not all digits, or it would be a mistyped IP.
+  bool letters = false;
+  std::size_t label = 0;
+  for (std::size_t i = 0; i <= host.size(); ++i) {
+    const char ch = i < host.size() ? host[i] : '.';
+    if (ch == '.') {
+      if (label == 0 || label > 63 || host[i - 1] == '-' || host[i - label] == '-') {
+        why = "\"" + std::string(host) + "\" is not an IP address or a host name";
+        return std::nullopt;
+      }
+      label = 0;
+      continue;
+    }
+    const bool alpha = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z');
+    if (!alpha && !(ch >= '0' && ch <= '9') && ch != '-' && ch != '_') {
+      why = "\"" + std::string(host) + "\" is not an IP address or a host name";
+      return std::nullopt;
+    }
+    letters |= alpha || ch == '-' || ch == '_';
+    ++label;
+  }
+  if (!letters || host.size() > 253) {
+    why = "\"" + std::string(host) + "\" is not an IP address or a host name";
+    return std::nullopt;
+  }
+  host_port out{std::string(host), static_cast<std::uint16_t>(*port)};
+  for (char& ch : out.host)
+    if (ch >= 'A' && ch <= 'Z') ch = static_cast<char>(ch - 'A' + 'a');
+  return out;
+}
+
 std::optional<address> parse_address(std::string_view text) {
   std::string why;
   return parse_address(text, why);

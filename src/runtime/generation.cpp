@@ -1,5 +1,7 @@
 #include "zcproxy/generation.hpp"
 
+#include <algorithm>
+
 #include "zcproxy/listener.hpp"
 #include "zcproxy/upstream.hpp"
 #include "zcproxy/worker.hpp"
@@ -43,6 +45,36 @@ const listener_runtime* kept_listener(const listener_config& lc, const generatio
 }
 
 }  // namespace
+
+config with_resolved_names(config declared, const resolved_names& names) {
+  for (auto& u : declared.upstreams) {
+    std::vector<endpoint_config> out;
+    for (const auto& e : u.endpoints) {
+      auto add = [&out](endpoint_config one) {
+        // A name may resolve to an address also given as such, or shared with another name: one
+        // endpoint per address.
+        if (std::none_of(out.begin(), out.end(), [&](const auto& o) { return o.at == one.at; }))
+          out.push_back(std::move(one));
+      };
+      if (e.host.empty()) {
+        add(e);
+        continue;
+      }
+      const dns_name n{e.host, u.resolve};
+      for (const auto& [name, addresses] : names) {
+        if (!(name == n)) continue;
+        for (const auto& a : addresses) {
+          endpoint_config one = e;
+          one.at.ip = a.ip;
+          one.at.v6 = a.v6;
+          add(std::move(one));
+        }
+      }
+    }
+    u.endpoints = std::move(out);
+  }
+  return declared;
+}
 
 upstream* generation::find(std::string_view name) const {
   for (const auto& u : upstreams)

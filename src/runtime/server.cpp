@@ -1,5 +1,6 @@
 #include "zcproxy/server.hpp"
 
+#include <algorithm>
 #include <atomic>
 #include <boost/asio/post.hpp>
 #include <chrono>
@@ -47,7 +48,10 @@ struct server::impl final : control_api {
   impl(server& s, config c) : self(s), initial(std::move(c)) {}
 
   server& self;
-  config initial;  // until open()
+  config initial;           // until open()
+  config declared;          // the config as written (names unresolved); gen->cfg has them resolved
+  resolved_names resolved;  // what the names among its endpoints resolve to now
+  std::unique_ptr<resolver> dns;  // from start() to wait(); calls apply_resolution()
   std::shared_ptr<const generation> gen;
   std::vector<std::vector<listener_plan>> unstarted;  // gen's sockets, from open() to start()
   std::vector<std::unique_ptr<worker>> workers;
@@ -72,7 +76,20 @@ struct server::impl final : control_api {
   void commit(std::shared_ptr<const generation> g) {
     gen = std::move(g);
     if (on_upstreams) on_upstreams(gen->upstreams);
+    watch_names();
   }
+
+  // Keep the names of `declared` resolved, and what they resolve to; forget the others.
+  void watch_names() {
+    const std::vector<dns_name> names = names_in(declared);
+    std::erase_if(resolved, [&](const auto& r) {
+      return std::find(names.begin(), names.end(), r.first) == names.end();
+    });
+    if (dns) dns->watch(names);
+  }
+
+  // A name resolved to new addresses: the generation takes them (a reload of the same config).
+  void apply_resolution(const dns_name& name, const std::vector<address>& addresses);
 
   reload_result apply_reload(config next);
   // Hand `built` to every worker and wait until each has taken it over (and closed what it
@@ -85,6 +102,27 @@ struct server::impl final : control_api {
   endpoint_update_result update_endpoint(std::string_view upstream_name, const address& at,
                                          const endpoint_update& u) override;
 };
+
+void server::impl::apply_resolution(const dns_name& name, const std::vector<address>& addresses) {
+  std::lock_guard lock(mutex);
+  // Not before the workers run, nor once they stop (a hand-over would wait for them forever).
+  if (!gen || threads.empty() || shutting_down) return;
+  auto known = std::find_if(resolved.begin(), resolved.end(),
+                            [&](const auto& r) { return r.first == name; });
+  if (known == resolved.end())
+    resolved.emplace_back(name, addresses);
+  else
+    known->second = addresses;
+  try {
+    built_generation built =
+        build_generation(with_resolved_names(declared, resolved), gen.get(), worker_ios());
+    const std::shared_ptr<const generation> after = built.gen;
+    hand_over(std::move(built));
+    commit(after);
+  } catch (const std::exception& e) {  // every listener is kept: nothing to bind, so not expected
+    main_log().error("dns: {}: the new addresses are not applied: {}", name.host, e.what());
+  }
+}
 
 // Under the server's lock, so a reload building on the current upstreams sees it whole.
 endpoint_update_result server::impl::update_endpoint(std::string_view upstream_name,
@@ -138,7 +176,9 @@ void server::open() {
   const unsigned n = m.initial.effective_threads();
   for (unsigned i = 0; i < n; ++i)
     m.workers.push_back(std::make_unique<worker>(m.initial.relay, i));
-  built_generation built = build_generation(std::move(m.initial), nullptr, m.worker_ios());
+  m.declared = m.initial;
+  built_generation built =
+      build_generation(with_resolved_names(std::move(m.initial), {}), nullptr, m.worker_ios());
   const generation& g = *built.gen;
   for (const auto& l : g.listeners)
     main_log().info(
@@ -172,6 +212,12 @@ void server::start() {
       if (--m.running == 0 && m.on_stopped) m.on_stopped();
     });
   }
+  // Names are resolved from now on, in the background: start-up never waits on DNS.
+  m.dns =
+      std::make_unique<resolver>([&m](const dns_name& name, const std::vector<address>& addresses) {
+        m.apply_resolution(name, addresses);
+      });
+  m.watch_names();
 }
 
 reload_result server::reload(config next) {
@@ -188,10 +234,11 @@ reload_result server::impl::apply_reload(config next) {
   keep_restart_only_settings(next, gen->cfg);
   built_generation built;
   try {
-    built = build_generation(std::move(next), gen.get(), worker_ios());
+    built = build_generation(with_resolved_names(next, resolved), gen.get(), worker_ios());
   } catch (const std::exception& e) {
     return reload_result::refused(e.what());
   }
+  declared = std::move(next);
   const std::shared_ptr<const generation> before = gen;
   const std::shared_ptr<const generation> after = built.gen;
   hand_over(std::move(built));
@@ -250,6 +297,12 @@ void server::wait() {
   std::lock_guard join_lock(m.join_mutex);
   if (m.joined) return;
   for (auto& t : m.threads) t.join();
+  std::unique_ptr<resolver> dns;
+  {
+    std::lock_guard lock(m.mutex);
+    dns = std::move(m.dns);
+  }
+  dns.reset();  // outside the lock: its thread may be waiting for it, to find the server stopped
   std::lock_guard lock(m.mutex);
   m.unstarted.clear();  // an open() never started: its sockets close
   if (m.gen)
@@ -292,10 +345,12 @@ server::stats server::snapshot() {
   for (const auto& u : g->upstreams)
     for (std::size_t i = 0; i < u->size(); ++i) {
       const auto c = u->counts(i);
-      total.endpoints.push_back({u->config().name, u->at(i), u->mode(i), u->weight(i),
+      total.endpoints.push_back({u->config().name, u->at(i), u->host(i), u->mode(i), u->weight(i),
                                  u->healthy(i), u->usable(i, now), u->active(i), c.connections,
                                  c.connect_failures, c.bytes_up, c.bytes_down});
     }
+  std::lock_guard lock(impl_->mutex);
+  if (impl_->dns) total.dns = impl_->dns->stats();
   return total;
 }
 

@@ -56,7 +56,6 @@ void check_weight(const std::string& key, unsigned weight) {
 
 balancer::balancer(balance_policy policy, std::vector<endpoint> endpoints)
     : policy_(policy), weights_(endpoints.size()), active_(endpoints.size()) {
-  if (endpoints.empty()) throw std::invalid_argument("balancer: no endpoints");
   for (std::size_t i = 0; i < endpoints.size(); ++i) {
     check_weight(endpoints[i].key, endpoints[i].weight);
     weights_[i].store(endpoints[i].weight, std::memory_order_relaxed);
@@ -95,6 +94,7 @@ std::uint64_t balancer::hash_client(std::string_view ip_bytes_or_text) {
 std::optional<std::size_t> balancer::pick(std::span<const std::uint8_t> usable,
                                           std::uint64_t client_hash) {
   assert(usable.size() == size());
+  if (size() == 0) return std::nullopt;  // a name that has not resolved yet
   switch (policy_) {
     case balance_policy::round_robin:
       return pick_round_robin(usable);

@@ -16,7 +16,9 @@ upstream::upstream(upstream_config cfg, const upstream* previous)
       balancer_(cfg_.balance, balancer_endpoints(cfg_)),
       state_(std::make_unique<endpoint_state[]>(cfg_.endpoints.size())) {
   if (!previous) return;
-  for (std::size_t i = 0; i < size(); ++i)
+  for (std::size_t i = 0; i < size(); ++i) {
+    // An address a name has just resolved to takes traffic once its health checks pass.
+    if (!cfg_.endpoints[i].host.empty() && cfg_.health_check.enabled) state_[i].healthy = false;
     for (std::size_t j = 0; j < previous->size(); ++j)
       if (previous->at(j) == at(i)) {
         const auto& old = previous->state_[j];
@@ -32,6 +34,7 @@ upstream::upstream(upstream_config cfg, const upstream* previous)
         if (file_weight == cfg_.endpoints[i].weight && previous->weight(j) != file_weight)
           set_weight(i, previous->weight(j));
       }
+  }
 }
 
 upstream::endpoint_counts upstream::counts(std::size_t i) const {

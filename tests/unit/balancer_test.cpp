@@ -113,8 +113,11 @@ TEST_CASE("balancer: no usable endpoint gives nullopt, one usable is always chos
   }
 }
 
-TEST_CASE("balancer: bad endpoint lists are refused", "[balancer]") {
-  CHECK_THROWS_AS(balancer(balance_policy::round_robin, {}), std::invalid_argument);
+TEST_CASE("balancer: bad weights are refused; no endpoints give no pick", "[balancer]") {
+  for (auto policy : all_policies) {
+    balancer none(policy, {});
+    CHECK_FALSE(none.pick({}, client(1)));
+  }
   CHECK_THROWS_AS(balancer(balance_policy::random, endpoints({1, 0})), std::invalid_argument);
   CHECK_THROWS_AS(balancer(balance_policy::random, endpoints({257})), std::invalid_argument);
 }

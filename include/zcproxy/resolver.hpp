@@ -1,0 +1,65 @@
+// Endpoints by DNS name: the names resolved in the background by c-ares, on a thread of its own,
+// never on a worker. Each name is resolved again when its TTL says, within its resolve_config's
+// min_interval and max_interval; when a resolution fails (timeout, SERVFAIL, NXDOMAIN...) the
+// last good addresses stay, the failure is logged once per change and counted, and it is tried
+// again after min_interval. The owner hears of every change of a name's addresses.
+#pragma once
+
+#include <array>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "zcproxy/address.hpp"
+#include "zcproxy/config.hpp"
+#include "zcproxy/stats.hpp"
+
+namespace zcproxy {
+
+// A name and how to resolve it; two upstreams that resolve a name alike share its resolution.
+struct dns_name {
+  std::string host;
+  resolve_config how;
+  bool operator==(const dns_name&) const = default;
+};
+
+// The names among `c`'s endpoints, each once, with how its upstream resolves it.
+std::vector<dns_name> names_in(const config& c);
+
+struct dns_answer {
+  dns_result result = dns_result::error;
+  std::vector<address> addresses;  // ip and v6 set, port 0; sorted, no duplicates
+  std::chrono::seconds ttl{0};     // the smallest of the records'
+  std::string detail;              // c-ares's words for a failure
+};
+
+class resolver {
+ public:
+  // Called on the resolver's thread with a name's new addresses (never for a failure: the last
+  // good ones stay). It may call watch() and stats().
+  using on_change = std::function<void(const dns_name&, const std::vector<address>&)>;
+
+  explicit resolver(on_change changed);
+  ~resolver();  // stops the thread, abandoning what is in flight
+  resolver(const resolver&) = delete;
+  resolver& operator=(const resolver&) = delete;
+
+  // The names to keep resolved from now on: new ones are resolved at once, the ones already
+  // watched keep their addresses and schedule, the others are dropped. Thread-safe.
+  void watch(std::vector<dns_name> names);
+  // Per watched name: its addresses now and its resolutions by result. Thread-safe.
+  std::vector<dns_stats> stats() const;
+
+  // Resolve `name` once, within `deadline` (for --check; blocks its caller).
+  static dns_answer resolve_once(const dns_name& name, std::chrono::milliseconds deadline);
+
+ private:
+  struct impl;
+  std::unique_ptr<impl> impl_;
+};
+
+}  // namespace zcproxy
