@@ -124,7 +124,7 @@ struct endpoint_config {
   // Given as NAME:PORT: the DNS name, resolved in the background; `at` holds only the port. A
   // running generation has one endpoint per address the name resolves to (`at` whole), each with
   // the name's weight and the name here.
-  std::string host;
+  std::string host = {};
   bool operator==(const endpoint_config&) const = default;
 };
 

@@ -79,12 +79,18 @@ struct server::impl final : control_api {
     watch_names();
   }
 
-  // Keep the names of `declared` resolved, and what they resolve to; forget the others.
+  // Keep the names of `declared` resolved, and what they resolve to; forget the others. The
+  // resolver's thread starts with the first name, once the workers run.
   void watch_names() {
     const std::vector<dns_name> names = names_in(declared);
     std::erase_if(resolved, [&](const auto& r) {
       return std::find(names.begin(), names.end(), r.first) == names.end();
     });
+    if (!dns && !names.empty() && !threads.empty())
+      dns = std::make_unique<resolver>(
+          [this](const dns_name& name, const std::vector<address>& addresses) {
+            apply_resolution(name, addresses);
+          });
     if (dns) dns->watch(names);
   }
 
@@ -212,12 +218,7 @@ void server::start() {
       if (--m.running == 0 && m.on_stopped) m.on_stopped();
     });
   }
-  // Names are resolved from now on, in the background: start-up never waits on DNS.
-  m.dns =
-      std::make_unique<resolver>([&m](const dns_name& name, const std::vector<address>& addresses) {
-        m.apply_resolution(name, addresses);
-      });
-  m.watch_names();
+  m.watch_names();  // names are resolved from now on, in the background: start-up never waits
 }
 
 reload_result server::reload(config next) {

@@ -59,16 +59,34 @@ void fd::close() {
 }
 
 fd listen_loopback(std::uint16_t& port, int backlog) {
-  fd s(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  return listen_on("127.0.0.1", port, backlog);
+}
+
+fd listen_on(const std::string& ip, std::uint16_t& port, int backlog) {
+  sockaddr_storage ss{};
+  socklen_t len = 0;
+  auto* v4 = reinterpret_cast<sockaddr_in*>(&ss);
+  auto* v6 = reinterpret_cast<sockaddr_in6*>(&ss);
+  if (::inet_pton(AF_INET, ip.c_str(), &v4->sin_addr) == 1) {
+    v4->sin_family = AF_INET;
+    v4->sin_port = htons(port);
+    len = sizeof *v4;
+  } else if (::inet_pton(AF_INET6, ip.c_str(), &v6->sin6_addr) == 1) {
+    v6->sin6_family = AF_INET6;
+    v6->sin6_port = htons(port);
+    len = sizeof *v6;
+  } else {
+    throw std::runtime_error("listen_on: not an IP literal: " + ip);
+  }
+  fd s(::socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0));
   if (!s) fail("socket");
-  sockaddr_in sa = loopback(port);
   const int one = 1;  // a backend restarted on its old port must not wait out TIME_WAIT
   ::setsockopt(s.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  if (::bind(s.get(), reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0) fail("bind");
+  if (::bind(s.get(), reinterpret_cast<sockaddr*>(&ss), len) != 0)
+    fail("bind " + ip + ":" + std::to_string(port));
   if (::listen(s.get(), backlog) != 0) fail("listen");
-  socklen_t len = sizeof sa;
-  ::getsockname(s.get(), reinterpret_cast<sockaddr*>(&sa), &len);
-  port = ntohs(sa.sin_port);
+  ::getsockname(s.get(), reinterpret_cast<sockaddr*>(&ss), &len);
+  port = ntohs(ss.ss_family == AF_INET ? v4->sin_port : v6->sin6_port);
   return s;
 }
 
@@ -309,6 +327,12 @@ upstream_server::upstream_server(std::function<void(fd)> handler, int backlog, s
 
 upstream_server::upstream_server(std::function<void(fd)> handler, const std::string& path)
     : listener_(listen_unix(path)) {
+  run(std::move(handler));
+}
+
+upstream_server::upstream_server(std::function<void(fd)> handler, const std::string& ip,
+                                 std::uint16_t port)
+    : port_(port), listener_(listen_on(ip, port_)) {
   run(std::move(handler));
 }
 

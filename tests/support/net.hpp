@@ -57,6 +57,10 @@ fd connect_to(std::uint16_t port);
 // loopback), so a test can be several clients.
 fd connect_from(const char* from, std::uint16_t port);
 
+// A TCP listener on the IP literal `ip` (v4 or v6, e.g. 127.0.0.3 or ::1) at `port`, or at a
+// port the kernel chooses when it is 0 (then set).
+fd listen_on(const std::string& ip, std::uint16_t& port, int backlog = 512);
+
 // A Unix domain stream socket listening at `path`, and a client connected to one.
 fd listen_unix(const std::string& path, int backlog = 512);
 fd connect_unix(const std::string& path);
@@ -120,6 +124,8 @@ class upstream_server {
                            std::uint16_t port = 0);
   // On a Unix domain socket at `path` instead (port() is 0).
   upstream_server(std::function<void(fd)> handler, const std::string& path);
+  // On the IP literal `ip` (see listen_on); accepted_settled() is for 127.0.0.1 servers only.
+  upstream_server(std::function<void(fd)> handler, const std::string& ip, std::uint16_t port);
   ~upstream_server();
   std::uint16_t port() const { return port_; }
   int accepted() const { return accepted_; }

@@ -113,7 +113,7 @@ TEST_CASE("balancer: no usable endpoint gives nullopt, one usable is always chos
   }
 }
 
-TEST_CASE("balancer: bad weights are refused; no endpoints give no pick", "[balancer]") {
+TEST_CASE("balancer: bad weights are refused, and no endpoints give no pick", "[balancer]") {
   for (auto policy : all_policies) {
     balancer none(policy, {});
     CHECK_FALSE(none.pick({}, client(1)));

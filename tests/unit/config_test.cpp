@@ -467,7 +467,7 @@ upstreams:
   CHECK(errors[3] ==
         "t.yaml:8:41: upstreams.app.weight: unknown key; expected one of: endpoints, "
         "balance, health_check, max_fails, fail_timeout, max_connect_attempts, "
-        "connect_timeout, idle_timeout, max_connection_duration, send_proxy");
+        "connect_timeout, idle_timeout, max_connection_duration, resolve, send_proxy");
 }
 
 TEST_CASE("a scalar where a map is expected is a type error", "[config]") {
@@ -511,21 +511,100 @@ upstreams:
         R"(t.yaml:4:15: listeners[0].upstream: no upstream named "api"; expected one of: app, db)");
 }
 
-TEST_CASE("host names are rejected: an IP literal is expected", "[config]") {
+TEST_CASE("host names: a listener binds an IP literal, an endpoint may be a name", "[config]") {
   auto errors = errors_of(R"(listeners:
   - { name: web, bind: "localhost:8080", upstream: app }
 upstreams:
   app: { endpoints: ["db.internal:9000"] }
 )");
   INFO(joined(errors));
-  REQUIRE(errors.size() == 2);
+  REQUIRE(errors.size() == 1);
   CHECK_THAT(errors[0], StartsWith("t.yaml:2:24: listeners[0].bind: expected an IP literal and "
                                    "port, e.g. 127.0.0.1:9000 or [::1]:9000") &&
                             Contains(R"(got "localhost:8080")") &&
                             Contains("host names are not accepted"));
-  CHECK_THAT(errors[1], StartsWith("t.yaml:4:22: upstreams.app.endpoints[0]: expected an IP "
-                                   "literal and port") &&
-                            Contains(R"(got "db.internal:9000")"));
+
+  const auto c = load_config_string(R"(listeners:
+  - { name: web, bind: "127.0.0.1:8080", upstream: app }
+upstreams:
+  app: { endpoints: ["DB.Internal:9000", {address: "svc_a.test:81", weight: 3}, "10.0.0.1:9000"] }
+)");
+  const auto& e = c.upstreams.at(0).endpoints;
+  REQUIRE(e.size() == 3);
+  CHECK(e[0].host == "db.internal");  // lower-cased
+  CHECK(e[0].at.port == 9000);
+  CHECK(e[0].at.ip.empty());
+  CHECK(e[1].host == "svc_a.test");
+  CHECK(e[1].weight == 3);
+  CHECK(e[2].host.empty());
+  CHECK(zcproxy::to_string(e[0]) == "db.internal:9000");
+
+  for (const char* bad :
+       {"-db.internal:9000", "db-.internal:9000", "db..internal:9000", "db.internal:0",
+        "db.internal:70000", "db.internal", "db internal:80", "1.2.3:80", "db/x:80"}) {
+    INFO(bad);
+    const auto errs = errors_of(std::string(R"(listeners:
+  - { name: web, bind: "127.0.0.1:8080", upstream: app }
+upstreams:
+  app: { endpoints: [")") + bad +
+                                "\"] }\n");
+    REQUIRE(errs.size() == 1);
+    CHECK_THAT(errs[0], StartsWith("t.yaml:4:22: upstreams.app.endpoints[0]: expected"));
+  }
+  errors = errors_of(R"(listeners:
+  - { name: web, bind: "127.0.0.1:8080", upstream: app }
+upstreams:
+  app: { endpoints: ["db.test:80", "DB.test:80"] }
+)");
+  REQUIRE(errors.size() == 1);
+  CHECK_THAT(errors[0], Contains("duplicate endpoint db.test:80"));
+}
+
+TEST_CASE("resolve: defaults, the top level's keys, an upstream's override, and bad values",
+          "[config]") {
+  const std::string tail = R"(listeners:
+  - { name: web, bind: "127.0.0.1:8080", upstream: app }
+upstreams:
+  app: { endpoints: ["app.test:80"] }
+  other: { endpoints: ["other.test:80"], resolve: { family: v6, max_interval: 30s } }
+)";
+  auto c = load_config_string(tail);
+  CHECK(c.upstreams[0].resolve == zcproxy::resolve_config{});
+  CHECK(c.upstreams[0].resolve.min_interval == std::chrono::seconds(1));
+  CHECK(c.upstreams[0].resolve.max_interval == std::chrono::seconds(10));
+  c = load_config_string(
+      "resolve: { min_interval: 2s, resolvers: [\"127.0.0.1:5353\", \"[::1]:53\"] }\n" + tail);
+  const auto& app = c.upstreams[0].resolve;
+  CHECK(app.min_interval == std::chrono::seconds(2));
+  REQUIRE(app.resolvers.size() == 2);
+  CHECK(app.resolvers[1].to_string() == "[::1]:53");
+  const auto& other = c.upstreams[1].resolve;
+  CHECK(other.family == zcproxy::address_family::v6);
+  CHECK(other.max_interval == std::chrono::seconds(30));
+  CHECK(other.min_interval == std::chrono::seconds(2));  // the top level's
+  CHECK(other.resolvers == app.resolvers);
+
+  struct bad_case {
+    std::string head, error;
+  };
+  const bad_case bad[] = {
+      {"resolve: { min_interval: 20s }\n",
+       "t.yaml:1:26: resolve: expected min_interval (20s) to be no longer than max_interval (10s)"},
+      {"resolve: { family: v5 }\n", "t.yaml:1:20: resolve.family: expected one of: any, v4, v6"},
+      {"resolve: { resolvers: [\"dns.test:53\"] }\n",
+       "t.yaml:1:24: resolve.resolvers[0]: expected an IP literal and port"},
+      {"resolve: { resolvers: \"127.0.0.1:53\" }\n",
+       "t.yaml:1:23: resolve.resolvers: expected a sequence of nameservers"},
+      {"resolve: { ttl: 5s }\n",
+       "t.yaml:1:12: resolve.ttl: unknown key; expected one of: "
+       "min_interval, max_interval, family, resolvers"},
+  };
+  for (const auto& b : bad) {
+    INFO(b.head);
+    const auto errs = errors_of(b.head + tail);
+    REQUIRE(errs.size() == 1);
+    CHECK_THAT(errs[0], StartsWith(b.error));
+  }
 }
 
 TEST_CASE("an unbracketed IPv6 address and a missing port are rejected", "[config]") {
@@ -1018,7 +1097,7 @@ TEST_CASE("endpoint maps: unknown keys, a missing address, a bad element are rep
       - { address: "127.0.0.1:9000", wieght: 2 }
       - { weight: 2 }
       - ["127.0.0.1:9002"]
-      - { address: "localhost:9003" }
+      - { address: "local host:9003" }
       - { address: "127.0.0.1:0" }
 )"));
   INFO(joined(errors));
@@ -1030,20 +1109,19 @@ TEST_CASE("endpoint maps: unknown keys, a missing address, a bad element are rep
                                    "is missing; expected an IP literal and port"));
   CHECK(errors[2] ==
         "t.yaml:8:9: upstreams.app.endpoints[2]: expected an IP literal and port, "
-        "e.g. 127.0.0.1:9000 or [::1]:9000, unix:/path/to.sock, or a map {address, weight}, got a "
-        "sequence");
+        "e.g. 127.0.0.1:9000 or [::1]:9000, a host name and port, e.g. app.internal:9000, "
+        "unix:/path/to.sock, or a map {address, weight}, got a sequence");
   CHECK_THAT(errors[3], StartsWith("t.yaml:9:20: upstreams.app.endpoints[3].address: expected an "
                                    "IP literal and port") &&
-                            Contains(R"(got "localhost:9003")") &&
-                            Contains("host names are not accepted"));
+                            Contains(R"(got "local host:9003")"));
   CHECK_THAT(errors[4], StartsWith("t.yaml:10:20: upstreams.app.endpoints[4].address: expected a "
                                    "port from 1 to 65535"));
 
   errors = errors_of(with_upstream("    endpoints: \"127.0.0.1:9000\"\n"));
   REQUIRE(errors.size() == 1);
   CHECK_THAT(errors[0], StartsWith("t.yaml:5:16: upstreams.app.endpoints: expected a non-empty "
-                                   "sequence of endpoints, each an IP literal and port or a map "
-                                   "{address, weight}") &&
+                                   "sequence of endpoints, each an IP literal and port, a host "
+                                   "name and port or a map {address, weight}") &&
                             Contains(R"(got "127.0.0.1:9000")"));
 }
 
