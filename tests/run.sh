@@ -7,7 +7,7 @@
 #   bash tests/run.sh --full   the full tier (what CI runs): the same plus the fuzz smoke run, the
 #                              whole suite again under ASan+UBSan and, under TSan, the tests where
 #                              threads meet (relay, session, reload, upstream and health checks,
-#                              mirror, admin): about an hour from a cold build on 2 cores
+#                              mirror, admin, DNS): about an hour from a cold build on 2 cores
 # BUILD_DIR=build by default.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -80,6 +80,6 @@ run_ctest "$BUILD_DIR-asan" -E 'out of fds'
 stage "TSan build"
 cmake -S . -B "$BUILD_DIR-tsan" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DZCPROXY_SANITIZE=thread >/dev/null
 cmake --build "$BUILD_DIR-tsan" -j"$jobs" --target zcproxy_tsan_tests
-stage "relay, session, reload, upstream, mirror and admin tests under TSan (2 worker threads each)"
+stage "relay, session, reload, upstream, mirror, admin and DNS tests under TSan (2 worker threads each)"
 run_ctest "$BUILD_DIR-tsan" -L tsan
 stage "done"

@@ -178,7 +178,7 @@ function render(s) {
   et.replaceChildren();
   for (const e of s.endpoints) {
     const r = et.insertRow(), f = "endpoints." + e.upstream + "." + e.address + ".";
-    cell(r, e.upstream); cell(r, e.address);
+    cell(r, e.upstream); cell(r, e.name ? e.address + " (" + e.name + ")" : e.address);
     const state = e.state !== "ready" ? e.state : !e.healthy ? "down" : e.usable ? "up" : "ejected";
     const badge = document.createElement("span");
     badge.className = "badge " + state;
