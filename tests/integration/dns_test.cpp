@@ -3,6 +3,7 @@
 // while a transfer to a removed address completes; a stopped server leaves the last addresses in
 // use; NXDOMAIN at start, then the name appears; an AAAA-only name on ::1; a new address with
 // health checks on takes no connection before its checks pass.
+#include <signal.h>
 #include <sys/socket.h>
 
 #include <catch2/catch.hpp>
@@ -274,4 +275,41 @@ TEST_CASE(
   CHECK(dead->connect_failures == 0);
   p.wait_sessions();
   CHECK(live.accepted() >= 10);  // and its health checks
+}
+
+TEST_CASE(
+    "dns: the binary starts without waiting for DNS, and --check warns of a name that "
+    "does not resolve",
+    "[dns][binary]") {
+  temp_dir d;
+  const std::uint16_t port = shared_port();
+  upstream_server backend = echo_at("127.0.0.2", port);
+  dns_server dns(d, "127.0.0.2 app.test\n");
+  const std::string yaml =
+      "threads: 1\nlog: { level: info, access_log: false }\n"
+      "resolve: { resolvers: [\"" +
+      dns.address() +
+      "\"], min_interval: 100ms }\n"
+      "listeners:\n  - { name: web, bind: \"127.0.0.1:0\", upstream: app }\n"
+      "upstreams:\n  app: { endpoints: [\"app.test:" +
+      std::to_string(port) + "\", \"gone.test:" + std::to_string(port) + "\"] }\n";
+
+  process check({"--check", "-c", d.file("check.yaml", yaml)}, d.file("check.out"),
+                d.file("check.err"));
+  CHECK(check.wait() == 0);  // a warning, not an error
+  const std::string said = slurp(d.file("check.out"));
+  CHECK_THAT(said, Catch::Contains("name app.test: 1 address(es)"));
+  CHECK_THAT(said, Catch::Contains("warning: name gone.test does not resolve now (nxdomain"));
+
+  // With the DNS server not answering, the listener is up before any answer could have come.
+  dns.pause();
+  running_proxy zc(d, yaml, "web");
+  REQUIRE(wait_until([&] { return zc.log().find("dns: app.test: timeout") != std::string::npos; }));
+  const std::string log = zc.log();
+  CHECK(log.find("listener web on") < log.find("dns: app.test: timeout"));
+  CHECK_FALSE(ping(zc.port));  // no address yet: no endpoint
+  dns.resume();
+  REQUIRE(wait_until([&] { return ping(zc.port); }));
+  REQUIRE(::kill(zc.proc.pid, SIGTERM) == 0);
+  CHECK(zc.proc.wait() == 0);
 }
