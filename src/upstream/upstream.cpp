@@ -15,11 +15,10 @@ upstream::upstream(upstream_config cfg, const upstream* previous)
     : cfg_(std::move(cfg)),
       balancer_(cfg_.balance, balancer_endpoints(cfg_)),
       state_(std::make_unique<endpoint_state[]>(cfg_.endpoints.size())) {
-  if (!previous) return;
   for (std::size_t i = 0; i < size(); ++i) {
     // An address a name has just resolved to takes traffic once its health checks pass.
     if (!cfg_.endpoints[i].host.empty() && cfg_.health_check.enabled) state_[i].healthy = false;
-    for (std::size_t j = 0; j < previous->size(); ++j)
+    for (std::size_t j = 0; previous && j < previous->size(); ++j)
       if (previous->at(j) == at(i)) {
         const auto& old = previous->state_[j];
         state_[i].healthy = old.healthy.load();

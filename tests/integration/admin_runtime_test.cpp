@@ -102,24 +102,8 @@ std::uint16_t admin_port(const proxy& p) {
   return p.control->admin_address().value().port;
 }
 
-// A backend that echoes what it reads until EOF.
 upstream_server echo() {
-  return upstream_server([](fd s) {
-    char buf[64 << 10];
-    for (;;) {
-      const ssize_t n = ::recv(s.get(), buf, sizeof buf, 0);
-      if (n <= 0) return;
-      send_all(s.get(), buf, static_cast<std::size_t>(n));
-    }
-  });
-}
-
-// One short connection through the proxy: a byte there and back.
-void ping(std::uint16_t port) {
-  fd c = connect_to(port);
-  send_all(c.get(), "x", 1);
-  shutdown_write(c.get());
-  CHECK(recv_all(c.get()) == bytes{'x'});
+  return upstream_server(echo_handler());
 }
 
 }  // namespace
@@ -237,12 +221,11 @@ TEST_CASE("admin API: a drained endpoint takes no new connection, and its open t
 
   // 64 MiB through the held connection while new connections keep coming.
   const bytes data = random_bytes(64 << 20, 61);
-  auto echoed = std::async(std::launch::async, [&] { return recv_exact(held.get(), data.size()); });
-  auto sent = std::async(std::launch::async, [&] { send_all(held.get(), data); });
   constexpr int flow = 60;
-  for (int i = 0; i < flow; ++i) ping(p.port());
-  sent.get();
-  CHECK(checksum(echoed.get()) == checksum(data));
+  const bytes echoed = echo_through(held.get(), data, [&] {
+    for (int i = 0; i < flow; ++i) CHECK(ping(p.port()));
+  });
+  CHECK(checksum(echoed) == checksum(data));
   shutdown_write(held.get());
   CHECK(recv_all(held.get()).empty());
   held.close();
@@ -253,7 +236,7 @@ TEST_CASE("admin API: a drained endpoint takes no new connection, and its open t
 
   // Ready again: it takes its turns (counted past the connection the count above made itself).
   REQUIRE(change(admin, busy.port(), R"({"state": "ready"})").status == 200);
-  for (int i = 0; i < 4; ++i) ping(p.port());
+  for (int i = 0; i < 4; ++i) CHECK(ping(p.port()));
   p.wait_sessions();
   CHECK(busy.accepted_settled() == busy_then + 1 + 2);
 }
@@ -269,7 +252,7 @@ TEST_CASE("admin API: weights set at run time split new connections 1:3", "[admi
   CHECK(shown(admin, b.port()).at("weight").to_number<std::int64_t>() == 3);
   // Round robin plays the weights' cycle (a b b b, spread): 400 picks are 100 whole cycles.
   constexpr int n = 400;
-  for (int i = 0; i < n; ++i) ping(p.port());
+  for (int i = 0; i < n; ++i) CHECK(ping(p.port()));
   p.wait_sessions();
   CHECK(a.accepted_settled() == n / 4);
   CHECK(b.accepted_settled() == 3 * n / 4);

@@ -37,33 +37,8 @@ std::uint16_t shared_port() {
   throw std::runtime_error("no port free on 127.0.0.2-4");
 }
 
-// A backend that echoes what it reads until EOF.
-std::function<void(fd)> echo() {
-  return [](fd s) {
-    char buf[64 << 10];
-    for (;;) {
-      const ssize_t n = ::recv(s.get(), buf, sizeof buf, 0);
-      if (n <= 0) return;
-      send_all(s.get(), buf, static_cast<std::size_t>(n));
-    }
-  };
-}
-
 upstream_server echo_at(const std::string& ip, std::uint16_t port) {
-  return upstream_server(echo(), ip, port);
-}
-
-// One short connection through the proxy: a byte there and back; false when the proxy closed it
-// without one (no endpoint).
-bool ping(std::uint16_t port) {
-  try {
-    fd c = connect_to(port);
-    send_all(c.get(), "x", 1);
-    shutdown_write(c.get());
-    return recv_all(c.get()) == bytes{'x'};
-  } catch (const std::exception&) {  // reset at once: no endpoint
-    return false;
-  }
+  return upstream_server(echo_handler(), ip, port);
 }
 
 std::string config_text(const dns_server& dns, const std::string& endpoints,
@@ -161,12 +136,11 @@ TEST_CASE(
 
   // New connections go to the new address while 64 MiB go through the old one.
   const bytes data = random_bytes(64 << 20, 71);
-  auto echoed = std::async(std::launch::async, [&] { return recv_exact(held.get(), data.size()); });
-  auto sent = std::async(std::launch::async, [&] { send_all(held.get(), data); });
   constexpr int n = 20;
-  for (int i = 0; i < n; ++i) CHECK(ping(p.port()));
-  sent.get();
-  CHECK(checksum(echoed.get()) == checksum(data));
+  const bytes echoed = echo_through(held.get(), data, [&] {
+    for (int i = 0; i < n; ++i) CHECK(ping(p.port()));
+  });
+  CHECK(checksum(echoed) == checksum(data));
   shutdown_write(held.get());
   CHECK(recv_all(held.get()).empty());
   held.close();
@@ -231,7 +205,7 @@ TEST_CASE(
 TEST_CASE("dns: an AAAA-only name is served on ::1", "[dns][integration]") {
   std::optional<upstream_server> backend;
   try {
-    backend.emplace(echo(), "::1", 0);
+    backend.emplace(echo_handler(), "::1", 0);
   } catch (const std::exception&) {
     WARN("SKIPPED: this machine has no IPv6 loopback (::1)");
     return;

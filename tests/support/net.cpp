@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <future>
 #include <optional>
 #include <random>
 #include <stdexcept>
@@ -349,6 +350,36 @@ void upstream_server::run(std::function<void(fd)> handler) {
           [handler, s = std::make_shared<fd>(std::move(s))] { handler(std::move(*s)); });
     }
   });
+}
+
+std::function<void(fd)> echo_handler() {
+  return [](fd s) {
+    char buf[64 << 10];
+    for (;;) {
+      const ssize_t n = ::recv(s.get(), buf, sizeof buf, 0);
+      if (n <= 0) return;
+      send_all(s.get(), buf, static_cast<std::size_t>(n));
+    }
+  };
+}
+
+bool ping(std::uint16_t port) {
+  try {
+    fd c = connect_to(port);
+    send_all(c.get(), "x", 1);
+    shutdown_write(c.get());
+    return recv_all(c.get()) == bytes{'x'};
+  } catch (const std::exception&) {  // reset
+    return false;
+  }
+}
+
+bytes echo_through(int s, const bytes& data, const std::function<void()>& meanwhile) {
+  auto echoed = std::async(std::launch::async, [&] { return recv_exact(s, data.size()); });
+  auto sent = std::async(std::launch::async, [&] { send_all(s, data); });
+  meanwhile();
+  sent.get();
+  return echoed.get();
 }
 
 int upstream_server::accepted_settled() {

@@ -148,6 +148,16 @@ class upstream_server {
   std::thread acceptor_;
 };
 
+// A handler for upstream_server that echoes what it reads until EOF.
+std::function<void(fd)> echo_handler();
+// One short connection to 127.0.0.1:port: a byte there and back; false when it came back closed
+// or reset without it (a proxy with no endpoint).
+bool ping(std::uint16_t port);
+
+// Send `data` on `s` (to an echo) while reading it back, and run `meanwhile` as it flows;
+// returns what came back.
+bytes echo_through(int s, const bytes& data, const std::function<void()>& meanwhile);
+
 // A port on 127.0.0.1 whose connects hang (until connect_timeout): a listener with a full accept
 // queue drops further SYNs.
 struct blackhole {
