@@ -6,6 +6,7 @@
 
 #include "zcproxy/config.hpp"
 #include "zcproxy/control_plane.hpp"
+#include "zcproxy/inherited.hpp"
 #include "zcproxy/log.hpp"
 #include "zcproxy/privileges.hpp"
 
@@ -13,6 +14,9 @@ namespace {
 
 constexpr const char* usage =
     "usage: zcproxy -c FILE          run with the config in FILE\n"
+    "       zcproxy -c FILE --takeover  run, taking the listening sockets of the zcproxy that\n"
+    "                                serves FILE's upgrade_socket, which then stops accepting\n"
+    "                                and drains\n"
     "       zcproxy --check -c FILE  validate FILE, print what it would listen on and forward to\n"
     "       zcproxy --version | --help\n"
     "\n"
@@ -21,7 +25,10 @@ constexpr const char* usage =
     "refused with its errors logged and the running config stays; a good one applies to new\n"
     "connections, open ones run on unchanged. SIGUSR1 reopens log.access_file (logrotate).\n"
     "Exit codes: 0 ok; 2 bad usage, a bad config or a failure to start (an address in use, a\n"
-    "privileged port without the right to bind it, a user it cannot switch to).\n";
+    "privileged port without the right to bind it, a user it cannot switch to, a take-over\n"
+    "that got no sockets).\n"
+    "Sockets passed by systemd (LISTEN_FDS, FileDescriptorName= a listener's name) are used\n"
+    "instead of binding.\n";
 
 void print_plan(const zcproxy::config& cfg) {
   std::printf("config %s is valid\n", cfg.source.c_str());
@@ -50,6 +57,7 @@ void print_plan(const zcproxy::config& cfg) {
 int main(int argc, char** argv) {
   std::string file;
   bool check = false;
+  bool takeover = false;
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
     if (arg == "--help" || arg == "-h") {
@@ -58,6 +66,8 @@ int main(int argc, char** argv) {
     } else if (arg == "--version" || arg == "-V") {
       std::printf("zcproxy %s\n", ZCPROXY_VERSION);
       return 0;
+    } else if (arg == "--takeover") {
+      takeover = true;
     } else if (arg == "--check") {
       check = true;
     } else if ((arg == "-c" || arg == "--config") && i + 1 < argc) {
@@ -87,6 +97,8 @@ int main(int argc, char** argv) {
   try {
     zcproxy::limit_core_dumps(cfg.core_dumps);
     zcproxy::control_plane process(std::move(cfg));
+    process.runtime().inherit(zcproxy::systemd_sockets());
+    if (takeover) process.take_over();
     const int code = process.run_until_signalled();
     zcproxy::shutdown_logging();  // the access lines still queued, before exit
     return code;
