@@ -143,8 +143,10 @@ struct upgrade_server::impl {
     set_timeouts(conn, answer_timeout_s);
     std::string text;
     unique_fd none;
-    if (!wait_readable(conn, request_timeout_ms) || receive_message(conn, text, none) != 0 ||
-        text != "takeover") {
+    const int e =
+        wait_readable(conn, request_timeout_ms) ? receive_message(conn, text, none) : ETIMEDOUT;
+    if (e == ECONNRESET) return false;  // a probe: a start making sure the socket is not in use
+    if (e || text != "takeover") {
       main_log().warn("take-over: pid {} sent no request; ignored", peer.pid);
       return false;
     }

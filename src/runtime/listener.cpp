@@ -1,5 +1,6 @@
 #include "zcproxy/listener.hpp"
 
+#include <fcntl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -130,12 +131,15 @@ std::vector<std::vector<stream_acceptor>> adopt_listener(const listener_config& 
       throw std::runtime_error("listener " + lc.name + ": the socket passed for it (fd " +
                                std::to_string(f.get()) + ") is unfit: " + why);
   const auto protocol = endpoint_of(lc.bind).protocol();
+  std::vector<int> raw;  // for the dups: the acceptors own the fds
+  for (const auto& f : fds) raw.push_back(f.get());
   std::vector<std::vector<stream_acceptor>> out(ios.size());
   const std::size_t n = std::max(fds.size(), ios.size());
   for (std::size_t i = 0; i < n; ++i) {
     // Each socket has a queue of its own (SO_REUSEPORT): one nobody accepts from strands its
     // connections, so every one goes to some worker; a worker left over shares one (a dup).
-    unique_fd f(i < fds.size() ? fds[i].release() : ::dup(fds[i % fds.size()].get()));
+    unique_fd f(i < fds.size() ? fds[i].release()
+                               : ::fcntl(raw[i % raw.size()], F_DUPFD_CLOEXEC, 0));
     if (f.get() < 0)
       throw std::runtime_error("listener " + lc.name + ": dup: " + std::strerror(errno));
     out[i % ios.size()].emplace_back(*ios[i % ios.size()], protocol, f.get());
