@@ -11,7 +11,10 @@
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <cstring>
+#include <filesystem>
 #include <mutex>
+#include <set>
+#include <sstream>
 
 #include "support/net.hpp"
 #include "support/process.hpp"
@@ -62,6 +65,31 @@ std::string round_trip(std::uint16_t port, int i) {
   }
 }
 
+// The listening TCP sockets on `port` that process `pid` holds, by inode (/proc/net/tcp and
+// /proc/PID/fd): each has an accept queue of its own.
+std::set<std::string> listening_sockets(pid_t pid, std::uint16_t port) {
+  std::set<std::string> listening;
+  std::istringstream table(slurp("/proc/net/tcp"));
+  std::string line;
+  std::getline(table, line);  // the header
+  while (std::getline(table, line)) {
+    std::istringstream f(line);
+    std::string slot, local, remote, state, queues, timer, retransmits, uid, timeout, inode;
+    f >> slot >> local >> remote >> state >> queues >> timer >> retransmits >> uid >> timeout >>
+        inode;
+    if (state == "0A" && std::stoul(local.substr(local.find(':') + 1), nullptr, 16) == port)
+      listening.insert("socket:[" + inode + "]");
+  }
+  std::set<std::string> held;
+  const std::string dir = "/proc/" + std::to_string(pid) + "/fd";
+  for (const auto& e : std::filesystem::directory_iterator(dir)) {
+    std::error_code ec;
+    const std::string target = std::filesystem::read_symlink(e.path(), ec).string();
+    if (!ec && listening.count(target)) held.insert(target);
+  }
+  return held;
+}
+
 bool log_says(const std::string& path, const std::string& what) {
   return slurp(path).find(what) != std::string::npos;
 }
@@ -107,6 +135,8 @@ TEST_CASE("upgrade: a take-over refuses no connection, and the old process drain
   // accept from both queues.
   running_proxy old_proc(d1, config_for(up.port(), 2, sock), "web");
   const std::uint16_t port = old_proc.port;
+  const std::set<std::string> sockets = listening_sockets(old_proc.proc.pid, port);
+  CHECK(sockets.size() == 2);
 
   // A long transfer through the old process, half of it before the take-over.
   const bytes data = random_bytes(64 << 20, 16);
@@ -128,6 +158,8 @@ TEST_CASE("upgrade: a take-over refuses no connection, and the old process drain
   CHECK(new_proc.port == port);
   REQUIRE(wait_until([&] { return log_says(new_proc.err, "this process serves alone"); }));
   CHECK(log_says(old_proc.err, "this process stops accepting and drains"));
+  // Every socket is the new process's now (one it closed would reset what its queue held).
+  CHECK(listening_sockets(new_proc.proc.pid, port) == sockets);
   // Connections go on, now only to the new process.
   const int at_take_over = clients.done;
   REQUIRE(wait_until([&] { return clients.done >= at_take_over + 1000; }, 60s));
@@ -238,7 +270,7 @@ TEST_CASE("upgrade: a take-over that cannot happen fails cleanly, and the old pr
     process p({"-c", d2.file("zcproxy.yaml", yaml), "--takeover"}, d2.file("out"), d2.file("err"));
     CHECK(p.wait() == 2);
     CHECK_THAT(slurp(d2.file("err")), Catch::Contains("listener other: cannot listen on"));
-    REQUIRE(wait_until([&] { return log_says(old_proc.err, "serving on as before"); }));
+    CHECK(wait_until([&] { return log_says(old_proc.err, "serving on as before"); }, 10s));
     // The old process serves on, with its sockets and its upgrade socket.
     for (int i = 0; i < 50; ++i) CHECK(round_trip(old_proc.port, i).empty());
     CHECK_FALSE(log_says(old_proc.err, "stops accepting"));
