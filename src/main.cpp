@@ -44,6 +44,9 @@ void print_plan(const zcproxy::config& cfg) {
   if (cfg.admin.enabled)
     std::printf("admin: %s (/stats, /stats.json, /metrics, /healthz%s)\n",
                 cfg.admin.bind.to_string().c_str(), cfg.admin.reload ? ", POST /reload" : "");
+  if (!cfg.upgrade_socket.empty())
+    std::printf("upgrade socket: %s (zcproxy --takeover -c FILE takes over)\n",
+                cfg.upgrade_socket.c_str());
   for (const auto& u : cfg.upstreams) {
     std::printf("upstream %s: [", u.name.c_str());
     for (std::size_t i = 0; i < u.endpoints.size(); ++i)
