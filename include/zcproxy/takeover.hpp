@@ -4,12 +4,14 @@
 //   "takeover"  ->  one "socket BIND NAME" per socket, its fd attached; then "end PID"
 //                   (or "error WHAT": nothing was handed over)
 //   "go"        ->  "stopped": the old process accepts no more, and drains
-// The new process says "go" only once it accepts on the sockets itself. Until then nothing
+// The new process says "go" only once it accepts on the sockets itself (then binds its admin
+// listener, which the old one has closed by "stopped"). Until then nothing
 // changes in the old one: a new process that fails or goes away leaves it serving as before.
 #pragma once
 
 #include <sys/types.h>
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -25,8 +27,9 @@ class upgrade_server {
  public:
   // Binds the socket under a temporary name (mode 0600: its owner and root may connect). Unless
   // `replace`, a live socket at `path` (another zcproxy serves it) is an error. Throws
-  // std::runtime_error naming the path.
-  upgrade_server(server& srv, std::string path, bool replace);
+  // std::runtime_error naming the path. `handed_over` runs (on its thread) once the server has
+  // handed its sockets over and before the new process hears so: what else it must let go of.
+  upgrade_server(server& srv, std::string path, bool replace, std::function<void()> handed_over);
   ~upgrade_server();  // stops the thread; removes the socket file unless it was handed over
   upgrade_server(const upgrade_server&) = delete;
   upgrade_server& operator=(const upgrade_server&) = delete;

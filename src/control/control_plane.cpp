@@ -39,17 +39,29 @@ struct control_plane::impl {
   std::unique_ptr<takeover_client> taking_over;  // from take_over() to start()
   std::unique_ptr<upgrade_server> upgrade;       // from start() to wait(); uses srv
 
+  void bind_admin() {
+    auto a = std::make_unique<admin_server>(srv.control(), admin_cfg);
+    std::lock_guard lock(mutex);
+    admin = std::move(a);
+  }
+
+  void close_admin() {
+    std::unique_ptr<admin_server> a;  // stopped outside the lock: admin_address() takes it
+    {
+      std::lock_guard lock(mutex);
+      a = std::move(admin);
+    }
+  }
+
   // What must happen after every socket is bound and before any connection is accepted.
   void bind_admin_and_drop_privileges() {
-    if (admin_cfg.enabled) {
-      auto a = std::make_unique<admin_server>(srv.control(), admin_cfg);
-      std::lock_guard lock(mutex);
-      admin = std::move(a);
-    }
+    // Taking over: the old process holds the admin address until it stops accepting.
+    if (admin_cfg.enabled && !taking_over) bind_admin();
     if (!upgrade_path.empty()) {
       // Bound before privileges go (its directory may be root's); replaces the old process's
-      // socket only once this one has taken over.
-      upgrade = std::make_unique<upgrade_server>(srv, upgrade_path, taking_over != nullptr);
+      // socket only once this one has taken over. Handed over, the admin address goes first.
+      upgrade = std::make_unique<upgrade_server>(srv, upgrade_path, taking_over != nullptr,
+                                                 [this] { close_admin(); });
       if (!taking_over) upgrade->publish();
     }
     if (run_as) {
@@ -82,9 +94,15 @@ void control_plane::start() {
   if (m.taking_over) {  // accepting now: the old process may stop
     m.taking_over->finish();
     m.taking_over.reset();
+    // Too late to fail now: the old process has stopped accepting.
+    try {
+      if (m.admin_cfg.enabled) m.bind_admin();
+    } catch (const std::exception& e) {
+      main_log().error("{}; running without the admin listener", e.what());
+    }
     try {
       if (m.upgrade) m.upgrade->publish();
-    } catch (const std::exception& e) {  // too late to fail: the old process has stopped
+    } catch (const std::exception& e) {
       main_log().error("{}; this process cannot be taken over", e.what());
     }
   }
@@ -103,12 +121,7 @@ void control_plane::wait() {
   m.srv.wait();
   m.taking_over.reset();  // a start that failed: the old process serves on
   m.upgrade.reset();
-  std::unique_ptr<admin_server> admin;  // stopped outside the lock: admin_address() takes it
-  {
-    std::lock_guard lock(m.mutex);
-    admin = std::move(m.admin);
-  }
-  admin.reset();
+  m.close_admin();
   m.health.stop();
 }
 

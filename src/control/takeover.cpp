@@ -98,6 +98,7 @@ void set_timeouts(int sock, int seconds) {
 struct upgrade_server::impl {
   server& srv;
   const std::string path;
+  const std::function<void()> on_handed_over;
   const std::string temporary = path + ".new";
   unique_fd listening;
   unique_fd stop{::eventfd(0, EFD_CLOEXEC)};
@@ -105,7 +106,8 @@ struct upgrade_server::impl {
   bool published = false;
   std::atomic<bool> handed_over{false};
 
-  impl(server& s, std::string p) : srv(s), path(std::move(p)) {}
+  impl(server& s, std::string p, std::function<void()> f)
+      : srv(s), path(std::move(p)), on_handed_over(std::move(f)) {}
 
   // Readable within `timeout_ms` (-1: no limit); false on a stop or a timeout.
   bool wait_readable(int fd, int timeout_ms) const {
@@ -186,13 +188,15 @@ struct upgrade_server::impl {
         peer.pid);
     handed_over = true;
     srv.hand_over();
+    if (on_handed_over) on_handed_over();
     send_message(conn, "stopped");
     return true;
   }
 };
 
-upgrade_server::upgrade_server(server& srv, std::string path, bool replace)
-    : impl_(std::make_unique<impl>(srv, std::move(path))) {
+upgrade_server::upgrade_server(server& srv, std::string path, bool replace,
+                               std::function<void()> handed_over)
+    : impl_(std::make_unique<impl>(srv, std::move(path), std::move(handed_over))) {
   auto& m = *impl_;
   auto fail = [&](const std::string& what, int e) {
     throw std::runtime_error("upgrade_socket " + m.path + ": " + what + ": " + error_text(e));

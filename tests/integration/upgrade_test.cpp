@@ -132,8 +132,12 @@ TEST_CASE("upgrade: a take-over refuses no connection, and the old process drain
   temp_dir d1, d2;
   const std::string sock = d1.path + "/upgrade.sock";
   // The old process runs 2 threads (2 sockets in the SO_REUSEPORT group), the new one 1: it must
-  // accept from both queues.
-  running_proxy old_proc(d1, config_for(up.port(), 2, sock), "web");
+  // accept from both queues. Both have the admin listener on the same port: the new process
+  // binds it once the old one has let it go.
+  std::uint16_t admin_port = 0;
+  listen_loopback(admin_port);  // a free port, closed again at once
+  const std::string admin = "admin: { bind: \"127.0.0.1:" + std::to_string(admin_port) + "\" }\n";
+  running_proxy old_proc(d1, admin + config_for(up.port(), 2, sock), "web");
   const std::uint16_t port = old_proc.port;
   const std::set<std::string> sockets = listening_sockets(old_proc.proc.pid, port);
   CHECK(sockets.size() == 2);
@@ -154,7 +158,7 @@ TEST_CASE("upgrade: a take-over refuses no connection, and the old process drain
   REQUIRE(wait_until([&] { return clients.done >= 300; }));
 
   const auto took_over_at = std::chrono::steady_clock::now();
-  running_proxy new_proc(d2, config_for(up.port(), 1, sock), "web", 0, {"--takeover"});
+  running_proxy new_proc(d2, admin + config_for(up.port(), 1, sock), "web", 0, {"--takeover"});
   CHECK(new_proc.port == port);
   REQUIRE(wait_until([&] { return log_says(new_proc.err, "this process serves alone"); }));
   CHECK(log_says(old_proc.err, "this process stops accepting and drains"));
@@ -194,8 +198,9 @@ TEST_CASE("upgrade: a take-over refuses no connection, and the old process drain
       std::chrono::duration_cast<std::chrono::milliseconds>(clients.longest).count();
   CHECK(longest_ms < 2000);  // the longest a client waited, across the take-over
 
-  // The new process serves alone, and can be taken over in turn.
+  // The new process serves alone, admin included, and can be taken over in turn.
   CHECK(round_trip(port, -1).empty());
+  CHECK(new_proc.port_of("admin") == admin_port);
   CHECK(::access(sock.c_str(), F_OK) == 0);
   REQUIRE(::kill(new_proc.proc.pid, SIGTERM) == 0);
   CHECK(new_proc.proc.wait() == 0);
