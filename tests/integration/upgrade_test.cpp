@@ -208,6 +208,32 @@ TEST_CASE("upgrade: a take-over refuses no connection, and the old process drain
   CHECK(up.stop_and_collect_errors().empty());
 }
 
+TEST_CASE("upgrade: a take-over moves TCP and Unix listeners to a process with more threads",
+          "[upgrade][binary][integration][unix]") {
+  upstream_server up(stream_echo);
+  temp_dir d1, d2;
+  const std::string sock = d1.path + "/upgrade.sock", path = d1.path + "/web.sock";
+  const std::string more = "  - { name: local, bind: \"unix:" + path + "\", upstream: app }\n";
+  // 1 thread to 3: the new workers share the one TCP socket (dups), and the Unix socket.
+  running_proxy old_proc(d1, config_for(up.port(), 1, sock, "127.0.0.1:0", more), "web");
+  running_proxy new_proc(d2, config_for(up.port(), 3, sock, "127.0.0.1:0", more), "web", 0,
+                         {"--takeover"});
+  CHECK(new_proc.port == old_proc.port);
+  REQUIRE(wait_until([&] { return log_says(new_proc.err, "this process serves alone"); }));
+  CHECK(old_proc.proc.wait() == 0);
+  // The old process left the Unix listener's socket file in place: it is the new one's now.
+  CHECK(log_says(new_proc.err, "listener local on unix:" + path));
+  for (int i = 0; i < 100; ++i) {
+    CHECK(round_trip(new_proc.port, i).empty());
+    fd c = connect_unix(path);
+    send_all(c.get(), "unix", 4);
+    shutdown_write(c.get());
+    CHECK(recv_all(c.get()) == bytes{'u', 'n', 'i', 'x'});
+  }
+  REQUIRE(::kill(new_proc.proc.pid, SIGTERM) == 0);
+  CHECK(new_proc.proc.wait() == 0);
+}
+
 TEST_CASE("upgrade: a plain second start on the same port is still refused",
           "[upgrade][binary][integration]") {
   upstream_server up(stream_echo);
