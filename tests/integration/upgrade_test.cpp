@@ -12,9 +12,11 @@
 #include <chrono>
 #include <cstring>
 #include <filesystem>
+#include <memory>
 #include <mutex>
 #include <set>
 #include <sstream>
+#include <thread>
 
 #include "support/net.hpp"
 #include "support/process.hpp"
@@ -94,13 +96,17 @@ bool log_says(const std::string& path, const std::string& what) {
   return slurp(path).find(what) != std::string::npos;
 }
 
-// Clients (`threads` of them) opening new connections one after another until stopped (at most
-// `limit` in all); the longest round trip is the longest a client waited to be served.
+// Clients (`threads` of them) opening new connections at `per_second` in all (as the test
+// does: 200 a second; the echo server spends a thread on each) until stopped, at most `limit`;
+// the longest round trip is the longest a client waited to be served.
 struct client_loop {
-  client_loop(std::uint16_t port, int limit, int threads = 2) {
+  client_loop(std::uint16_t port, int limit, int per_second = 200, int threads = 2) {
+    const auto t0 = std::chrono::steady_clock::now();
+    const auto every = std::chrono::microseconds(1'000'000 / per_second);
     for (int k = 0; k < threads; ++k)
-      t.spawn([this, port, limit] {
+      t.spawn([this, port, limit, t0, every] {
         for (int i = done++; i < limit && !stop; i = done++) {
+          std::this_thread::sleep_until(t0 + i * every);
           const auto start = std::chrono::steady_clock::now();
           std::string why = round_trip(port, i);
           const auto took = std::chrono::steady_clock::now() - start;
@@ -110,6 +116,7 @@ struct client_loop {
         }
       });
   }
+  ~client_loop() { finish(); }  // a failed REQUIRE stops the clients too
   std::vector<std::string> finish() {
     stop = true;
     t.join();
@@ -126,84 +133,109 @@ struct client_loop {
 
 }  // namespace
 
-TEST_CASE("upgrade: a take-over refuses no connection, and the old process drains and exits 0",
+// A connection through the proxy that carries `data` there and back in two halves, so it can
+// stay open across take-overs between them.
+struct long_transfer {
+  long_transfer(std::uint16_t port, std::uint32_t seed)
+      : data(random_bytes(64 << 20, seed)), c(connect_to(port)) {}
+  void first_half() {
+    thread_group w;
+    w.spawn([&] { send_all(c.get(), data.data(), half); });
+    echoed = recv_exact(c.get(), half);
+    REQUIRE(w.errors().empty());
+  }
+  // Whether all of it came back intact, as a clean end.
+  bool rest() {
+    thread_group w;
+    w.spawn([&] {
+      send_all(c.get(), data.data() + half, data.size() - half);
+      shutdown_write(c.get());
+    });
+    stream_end got = recv_to_end(c.get());
+    echoed.insert(echoed.end(), got.data.begin(), got.data.end());
+    c.close();
+    return w.errors().empty() && !got.reset && echoed.size() == data.size() &&
+           checksum(echoed) == checksum(data);
+  }
+  const bytes data;
+  const std::size_t half = data.size() / 2;
+  fd c;
+  bytes echoed;
+};
+
+TEST_CASE("upgrade: take-overs refuse no connection, and each old process drains and exits 0",
           "[upgrade][binary][integration]") {
   upstream_server up(stream_echo);
-  temp_dir d1, d2;
-  const std::string sock = d1.path + "/upgrade.sock";
-  // The old process runs 2 threads (2 sockets in the SO_REUSEPORT group), the new one 1: it must
-  // accept from both queues. Both have the admin listener on the same port: the new process
-  // binds it once the old one has let it go.
+  std::vector<std::unique_ptr<temp_dir>> dirs;
+  std::vector<std::unique_ptr<running_proxy>> procs;
+  dirs.push_back(std::make_unique<temp_dir>());
+  const std::string sock = dirs[0]->path + "/upgrade.sock";
+  // Every process has the admin listener on the same port: each new one binds it once the old
+  // one has let it go.
   std::uint16_t admin_port = 0;
   listen_loopback(admin_port);  // a free port, closed again at once
   const std::string admin = "admin: { bind: \"127.0.0.1:" + std::to_string(admin_port) + "\" }\n";
-  running_proxy old_proc(d1, admin + config_for(up.port(), 2, sock), "web");
-  const std::uint16_t port = old_proc.port;
-  const std::set<std::string> sockets = listening_sockets(old_proc.proc.pid, port);
+  // The first process runs 2 threads: 2 sockets in the SO_REUSEPORT group, each with its own
+  // queue. The others run 1, 3, 2, 1 and 2: fewer threads must accept from every queue, more
+  // share them.
+  const unsigned threads[] = {2, 1, 3, 2, 1, 2};
+  procs.push_back(
+      std::make_unique<running_proxy>(*dirs[0], admin + config_for(up.port(), 2, sock), "web"));
+  const std::uint16_t port = procs[0]->port;
+  const std::set<std::string> sockets = listening_sockets(procs[0]->proc.pid, port);
   CHECK(sockets.size() == 2);
 
-  // A long transfer through the old process, half of it before the take-over.
-  const bytes data = random_bytes(64 << 20, 16);
-  const std::size_t half = data.size() / 2;
-  fd longc = connect_to(port);
-  bytes echoed;
-  {
-    thread_group w;
-    w.spawn([&] { send_all(longc.get(), data.data(), half); });
-    echoed = recv_exact(longc.get(), half);
-    REQUIRE(w.errors().empty());
+  // 4 long transfers through the first process, each half done before the take-overs.
+  std::vector<std::unique_ptr<long_transfer>> transfers;
+  for (std::uint32_t i = 0; i < 4; ++i) {
+    transfers.push_back(std::make_unique<long_transfer>(port, 16 + i));
+    transfers.back()->first_half();
   }
 
   client_loop clients(port, 20000);
-  REQUIRE(wait_until([&] { return clients.done >= 300; }));
-
-  const auto took_over_at = std::chrono::steady_clock::now();
-  running_proxy new_proc(d2, admin + config_for(up.port(), 1, sock), "web", 0, {"--takeover"});
-  CHECK(new_proc.port == port);
-  REQUIRE(wait_until([&] { return log_says(new_proc.err, "this process serves alone"); }));
-  CHECK(log_says(old_proc.err, "this process stops accepting and drains"));
-  // Every socket is the new process's now (one it closed would reset what its queue held).
-  CHECK(listening_sockets(new_proc.proc.pid, port) == sockets);
-  // Connections go on, now only to the new process.
-  const int at_take_over = clients.done;
-  REQUIRE(wait_until([&] { return clients.done >= at_take_over + 1000; }, 60s));
-
-  // The old process still drains the long transfer: the rest of it goes through, intact.
-  CHECK(::kill(old_proc.proc.pid, 0) == 0);
-  {
-    thread_group w;
-    w.spawn([&] {
-      send_all(longc.get(), data.data() + half, data.size() - half);
-      shutdown_write(longc.get());
-    });
-    stream_end rest = recv_to_end(longc.get());
-    CHECK_FALSE(rest.reset);
-    echoed.insert(echoed.end(), rest.data.begin(), rest.data.end());
-    CHECK(w.errors().empty());
+  REQUIRE(wait_until([&] { return clients.done >= 100; }));
+  const auto first_take_over = std::chrono::steady_clock::now();
+  for (std::size_t k = 1; k < std::size(threads); ++k) {
+    INFO("take-over " << k << " (" << threads[k - 1] << " threads to " << threads[k] << ")");
+    dirs.push_back(std::make_unique<temp_dir>());
+    procs.push_back(
+        std::make_unique<running_proxy>(*dirs[k], admin + config_for(up.port(), threads[k], sock),
+                                        "web", 0, std::vector<std::string>{"--takeover"}));
+    running_proxy& now = *procs[k];
+    CHECK(now.port == port);
+    REQUIRE(wait_until([&] { return log_says(now.err, "this process serves alone"); }));
+    CHECK(log_says(procs[k - 1]->err, "this process stops accepting and drains"));
+    // Every socket is the new process's now (one it closed would reset what its queue held).
+    CHECK(listening_sockets(now.proc.pid, port) == sockets);
+    CHECK(now.port_of("admin") == admin_port);
+    // Connections go on, now only to the new process.
+    const int at_take_over = clients.done;
+    REQUIRE(wait_until([&] { return clients.done >= at_take_over + 200; }, 60s));
+    // A process between the first and the last has nothing open: it exits 0 at once.
+    if (k >= 2) CHECK(procs[k - 1]->proc.wait(25s) == 0);
   }
-  CHECK(echoed.size() == data.size());
-  CHECK(checksum(echoed) == checksum(data));
-  longc.close();
 
-  // Its last connection gone, the old process exits 0, well within drain_timeout (20s).
-  CHECK(old_proc.proc.wait(25s) == 0);
-  CHECK(std::chrono::steady_clock::now() - took_over_at < 20s);
+  // The first process still drains the long transfers: the rest of each goes through, intact.
+  CHECK(::kill(procs[0]->proc.pid, 0) == 0);
+  for (auto& t : transfers) CHECK(t->rest());
+  // Its last connection gone, it exits 0, well within drain_timeout (20s).
+  CHECK(procs[0]->proc.wait(25s) == 0);
+  CHECK(std::chrono::steady_clock::now() - first_take_over < 20s);
 
   const std::vector<std::string> failures = clients.finish();
   INFO("connections: " << clients.done);
   CHECK(failures.size() == 0);
   for (std::size_t i = 0; i < failures.size() && i < 5; ++i) UNSCOPED_INFO(failures[i]);
-  CHECK(clients.done >= at_take_over + 1000);
   const auto longest_ms =
       std::chrono::duration_cast<std::chrono::milliseconds>(clients.longest).count();
-  CHECK(longest_ms < 2000);  // the longest a client waited, across the take-over
+  CHECK(longest_ms < 2000);  // the longest a client waited, across the take-overs
 
-  // The new process serves alone, admin included, and can be taken over in turn.
+  // The last process serves alone, admin included, and stops as usual.
+  running_proxy& last = *procs.back();
   CHECK(round_trip(port, -1).empty());
-  CHECK(new_proc.port_of("admin") == admin_port);
   CHECK(::access(sock.c_str(), F_OK) == 0);
-  REQUIRE(::kill(new_proc.proc.pid, SIGTERM) == 0);
-  CHECK(new_proc.proc.wait() == 0);
+  REQUIRE(::kill(last.proc.pid, SIGTERM) == 0);
+  CHECK(last.proc.wait() == 0);
   CHECK(::access(sock.c_str(), F_OK) != 0);  // its upgrade socket is removed as it stops
   CHECK(up.stop_and_collect_errors().empty());
 }
