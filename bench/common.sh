@@ -4,7 +4,8 @@
 # Install the Debian packages given (plus the build's), and build a Release zcproxy unless
 # ZCPROXY_BIN names one already. Sets ZCPROXY_BIN.
 install_and_build() {
-  bash .ci/deps.sh cmake make g++ ccache libboost1.81-dev libyaml-cpp-dev libspdlog-dev libc-ares-dev pkg-config "$@"
+  bash .ci/deps.sh cmake make g++ ccache libboost1.81-dev libyaml-cpp-dev libspdlog-dev \
+    libc-ares-dev pkgconf libsystemd-dev "$@"
   if [ -z "${ZCPROXY_BIN:-}" ]; then
     cmake -S . -B build-release -DCMAKE_BUILD_TYPE=Release -DZCPROXY_TESTS=OFF >/dev/null
     cmake --build build-release -j"$(nproc)" --target zcproxy >/dev/null

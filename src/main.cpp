@@ -7,6 +7,7 @@
 
 #include "zcproxy/config.hpp"
 #include "zcproxy/control_plane.hpp"
+#include "zcproxy/inherited.hpp"
 #include "zcproxy/log.hpp"
 #include "zcproxy/privileges.hpp"
 #include "zcproxy/resolver.hpp"
@@ -15,6 +16,9 @@ namespace {
 
 constexpr const char* usage =
     "usage: zcproxy -c FILE          run with the config in FILE\n"
+    "       zcproxy -c FILE --takeover  run, taking the listening sockets of the zcproxy that\n"
+    "                                serves FILE's upgrade_socket, which then stops accepting\n"
+    "                                and drains\n"
     "       zcproxy --check -c FILE  validate FILE, print what it would listen on and forward to\n"
     "       zcproxy --version | --help\n"
     "\n"
@@ -23,7 +27,10 @@ constexpr const char* usage =
     "refused with its errors logged and the running config stays; a good one applies to new\n"
     "connections, open ones run on unchanged. SIGUSR1 reopens log.access_file (logrotate).\n"
     "Exit codes: 0 ok; 2 bad usage, a bad config or a failure to start (an address in use, a\n"
-    "privileged port without the right to bind it, a user it cannot switch to).\n";
+    "privileged port without the right to bind it, a user it cannot switch to, a take-over\n"
+    "that got no sockets).\n"
+    "Sockets passed by systemd (LISTEN_FDS, FileDescriptorName= a listener's name) are used\n"
+    "instead of binding.\n";
 
 void print_plan(const zcproxy::config& cfg) {
   std::printf("config %s is valid\n", cfg.source.c_str());
@@ -39,6 +46,9 @@ void print_plan(const zcproxy::config& cfg) {
   if (cfg.admin.enabled)
     std::printf("admin: %s (/stats, /stats.json, /metrics, /healthz%s)\n",
                 cfg.admin.bind.to_string().c_str(), cfg.admin.reload ? ", POST /reload" : "");
+  if (!cfg.upgrade_socket.empty())
+    std::printf("upgrade socket: %s (zcproxy --takeover -c FILE takes over)\n",
+                cfg.upgrade_socket.c_str());
   for (const auto& u : cfg.upstreams) {
     std::printf("upstream %s: [", u.name.c_str());
     for (std::size_t i = 0; i < u.endpoints.size(); ++i)
@@ -67,6 +77,7 @@ void check_names(const zcproxy::config& cfg) {
 int main(int argc, char** argv) {
   std::string file;
   bool check = false;
+  bool takeover = false;
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
     if (arg == "--help" || arg == "-h") {
@@ -75,6 +86,8 @@ int main(int argc, char** argv) {
     } else if (arg == "--version" || arg == "-V") {
       std::printf("zcproxy %s\n", ZCPROXY_VERSION);
       return 0;
+    } else if (arg == "--takeover") {
+      takeover = true;
     } else if (arg == "--check") {
       check = true;
     } else if ((arg == "-c" || arg == "--config") && i + 1 < argc) {
@@ -105,6 +118,8 @@ int main(int argc, char** argv) {
   try {
     zcproxy::limit_core_dumps(cfg.core_dumps);
     zcproxy::control_plane process(std::move(cfg));
+    process.runtime().inherit(zcproxy::systemd_sockets());
+    if (takeover) process.take_over();
     const int code = process.run_until_signalled();
     zcproxy::shutdown_logging();  // the access lines still queued, before exit
     return code;

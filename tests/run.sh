@@ -11,10 +11,12 @@
 # BUILD_DIR=build by default.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash .ci/deps.sh cmake make g++ ccache libboost1.81-dev libyaml-cpp-dev libspdlog-dev libc-ares-dev pkg-config catch2 \
+bash .ci/deps.sh cmake make g++ ccache libboost1.81-dev libyaml-cpp-dev libspdlog-dev catch2 \
+  libc-ares-dev pkgconf libsystemd-dev \
   iperf3 haproxy nginx libnginx-mod-stream socat wrk gnuplot-nox jq procps openssl curl dnsmasq-base \
   clang libclang-rt-14-dev clang-format chromium fonts-liberation util-linux \
-  systemd  # bench_quick: the peers and tools; systemd_unit: systemd-analyze; sni: openssl;
+  systemd  # socket activation: libsystemd-dev (found by pkg-config);
+  # bench_quick: the peers and tools; systemd_unit: systemd-analyze; sni: openssl;
   # fuzz_smoke: clang and libFuzzer; format: clang-format; the stats page test: chromium;
   # security: setpriv; the admin API (binary): curl; DNS names: dnsmasq
 BUILD_DIR=${BUILD_DIR:-build}

@@ -226,6 +226,9 @@ struct config {
   // Core dumps hold whatever bytes were in flight: off unless asked for (RLIMIT_CORE 0 and not
   // dumpable, which also keeps other processes of the same user from ptrace-reading it).
   bool core_dumps = false;
+  // Where this process hands its listening sockets to a new one (`zcproxy --takeover`): a Unix
+  // socket path; empty: no take-over.
+  std::string upgrade_socket;
 
   const upstream_config* find_upstream(std::string_view name) const;
   // Threads to run: `threads`, or the number of cores when it is 0.

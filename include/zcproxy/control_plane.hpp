@@ -19,6 +19,11 @@ class control_plane {
   control_plane(const control_plane&) = delete;
   control_plane& operator=(const control_plane&) = delete;
 
+  // Before start(): ask the zcproxy serving the config's upgrade_socket for its listening
+  // sockets (see takeover.hpp); start() then accepts on them, and once it does, tells that
+  // process to stop accepting and drain. Throws std::runtime_error when none came (the running
+  // process serves on).
+  void take_over();
   // Bind every listener and the admin listener, then drop privileges (run_as), then start the
   // health checks and the workers: no connection is accepted before privileges are dropped.
   // Throws std::runtime_error saying what failed; nothing is left running or bound then.

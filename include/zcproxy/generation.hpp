@@ -11,6 +11,7 @@
 
 #include "zcproxy/acl.hpp"
 #include "zcproxy/config.hpp"
+#include "zcproxy/inherited.hpp"
 #include "zcproxy/resolver.hpp"
 #include "zcproxy/socket.hpp"
 
@@ -28,6 +29,9 @@ struct listener_runtime {
   acl access;                             // built from allow/deny
   std::shared_ptr<listener_state> state;  // counts, shared with the generation before when kept
   upstream* target;                       // in the generation; nullptr for a listener with routes
+  // Its sockets were inherited (see inherited.hpp): a Unix socket's file is not this process's to
+  // remove (systemd's, or the old process's while a take-over can still fail).
+  bool inherited = false;
 };
 
 // Immutable once built. Every session holds the generation it started in, so a reload never pulls
@@ -46,10 +50,11 @@ struct generation {
 };
 
 // What a worker is handed for each listener of a new generation, in its order: the id of a
-// listener it already runs, or a new acceptor (opened on this worker's io_context).
+// listener it already runs (no acceptors), or new acceptors (on this worker's io_context): one
+// it opened, or those inherited sockets gave it (see adopt_listener).
 struct listener_plan {
   std::uint64_t id;
-  std::optional<stream_acceptor> acceptor;
+  std::vector<stream_acceptor> acceptors;
 };
 
 struct built_generation {
@@ -64,12 +69,15 @@ using resolved_names = std::vector<std::pair<dns_name, std::vector<address>>>;
 config with_resolved_names(config declared, const resolved_names& names);
 
 // `cfg` as a generation after `previous` (nullptr at start-up), on `workers` (one io_context
-// each). Listeners whose address is unchanged keep their sockets (nothing queued is dropped); the
-// others open now, so that an address in use refuses the whole generation. Upstreams that did not
-// change are carried over (load, health, round-robin position); a changed one starts afresh but
-// keeps its endpoints' health. Throws std::runtime_error naming the listener and the address when
-// one cannot be bound; what it opened is closed and removed again then.
+// each). At start-up, a listener `inherited` has sockets for (see take_sockets) accepts on them
+// instead of binding; they are taken out of it. Listeners whose address is unchanged keep their
+// sockets (nothing queued is dropped); the others open now, so that an address in use refuses the
+// whole generation. Upstreams that did not change are carried over (load, health, round-robin
+// position); a changed one starts afresh but keeps its endpoints' health. Throws std::runtime_error
+// naming the listener and the address when one cannot be bound; what it opened is closed and
+// removed again then.
 built_generation build_generation(config cfg, const generation* previous,
-                                  const std::vector<boost::asio::io_context*>& workers);
+                                  const std::vector<boost::asio::io_context*>& workers,
+                                  std::vector<inherited_listener>* inherited = nullptr);
 
 }  // namespace zcproxy

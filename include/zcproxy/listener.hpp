@@ -4,6 +4,7 @@
 #include <boost/asio/awaitable.hpp>
 #include <vector>
 
+#include "zcproxy/inherited.hpp"
 #include "zcproxy/worker.hpp"
 
 namespace zcproxy {
@@ -22,6 +23,15 @@ void ensure_address_free(const address& at);
 std::vector<stream_acceptor> open_listener(const listener_config& lc,
                                            const std::vector<boost::asio::io_context*>& ios,
                                            address& resolved);
+
+// A listener's inherited sockets (see inherited.hpp) on `ios`, as acceptors per worker: socket j
+// goes to worker j % ios.size() (a worker may get several: a process with more threads handed
+// them over), and a worker left without one accepts on a dup of socket i % fds.size(). Each must
+// be a listening stream socket of the family `lc.bind` names; throws std::runtime_error naming
+// the listener otherwise. `resolved` gets the address the first one is bound to.
+std::vector<std::vector<stream_acceptor>> adopt_listener(
+    const listener_config& lc, std::vector<unique_fd> fds,
+    const std::vector<boost::asio::io_context*>& ios, address& resolved);
 
 // A Unix listener's socket file is removed once nothing listens on it (at shutdown, or when a
 // reload removes the listener); no-op for an IP address.

@@ -11,6 +11,7 @@
 
 #include "zcproxy/config.hpp"
 #include "zcproxy/control_api.hpp"
+#include "zcproxy/inherited.hpp"
 #include "zcproxy/stats.hpp"
 
 namespace zcproxy {
@@ -47,6 +48,18 @@ class server {
   // reload() with the config file the running config came from; logs the outcome (each config
   // error, as --check prints them).
   reload_result reload_from_file();
+  // Before open(): listeners that these sockets are meant for (see take_sockets) accept on them
+  // instead of binding. open() throws when systemd named a socket for no listener, or when one
+  // is not a listening socket of its listener's kind.
+  void inherit(std::vector<inherited_listener> sockets);
+  // For a take-over: dups of every listener's sockets (all workers'; one of a Unix listener's),
+  // in config order, with each listener's name and configured address. Throws
+  // std::runtime_error when not running, std::system_error when a dup fails (none is returned).
+  std::vector<inherited_listener> share_listeners();
+  // Another process accepts on the sockets share_listeners() gave now: stop accepting (what was
+  // accepted already is served), close this process's copies (the queues stay, with the other's
+  // copies) and drain as shutdown() does; the socket files stay.
+  void hand_over();
   // Draining or shut down: what /healthz reports.
   bool draining() const;
 

@@ -68,6 +68,9 @@ struct worker {
   std::size_t peak_sessions = 0;
   static constexpr std::size_t trim_after_sessions = 256;
   bool draining = false;
+  // The listening sockets went to another process (a take-over): what this worker accepted
+  // before it stopped is served, and the drain waits for the accept loops to end.
+  bool handed_over = false;
   // Read by other threads (server::snapshot), written by this one.
   std::atomic<std::size_t> session_count{0};
   std::atomic<std::uint64_t> bytes_spliced{0};  // by the sessions that have ended
@@ -78,6 +81,8 @@ struct worker {
   void adopt(std::shared_ptr<const generation> next, std::vector<listener_plan> plan);
   // Stop accepting; close the sessions at once (now) or after drain_timeout.
   void shutdown(bool now);
+  // Draining, and nothing left to serve: end the drain (the io_context then runs out of work).
+  void settle_drain();
   // A session with timeouts runs: make sure the sweep does.
   void need_sweep();
   // Called by a session as it starts and as it ends.

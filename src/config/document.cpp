@@ -154,6 +154,34 @@ void check_admin(checker& c, const entry& e, const std::string& path, config& cf
   parse_keys(c, items, path, admin_keys, cfg.admin);
 }
 
+// The socket is bound at start-up; here what a typo would break: an absolute path that fits a
+// Unix socket address, in a directory that exists.
+void check_upgrade_socket(checker& c, const entry& e, const std::string& path, config& cfg) {
+  constexpr std::string_view expected =
+      "an absolute path of at most 107 bytes in an existing directory, e.g. "
+      "/run/zcproxy/upgrade.sock";
+  auto text = c.scalar(e, path, expected);
+  if (!text) return;
+  const std::string& file = *text;
+  const auto slash = file.rfind('/');
+  std::string why;
+  struct stat st {};
+  if (file.empty() || file.front() != '/' || file.find('\0') != std::string::npos) {
+    why = "not an absolute path";
+  } else if (file.size() > 107) {
+    why = "longer than a Unix socket address holds";
+  } else if (slash + 1 == file.size()) {
+    why = "names a directory, not a file";
+  } else if (const std::string dir = slash == 0 ? "/" : file.substr(0, slash);
+             ::stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+    why = "directory " + dir + " does not exist";
+  }
+  if (!why.empty())
+    c.fail(e, path, "expected " + std::string(expected) + ", got " + quoted(file) + ": " + why);
+  else
+    cfg.upgrade_socket = file;
+}
+
 const key_rule<config> top_level_keys[] = {
     {"threads", [](auto& c, auto& e, auto& path,
                    auto& cfg) { c.integer(e, path, 0, 1024, " (0 = one per core)", cfg.threads); }},
@@ -178,6 +206,7 @@ const key_rule<config> top_level_keys[] = {
     {"group", nullptr},
     {"core_dumps",
      [](auto& c, auto& e, auto& path, auto& cfg) { c.boolean(e, path, cfg.core_dumps); }},
+    {"upgrade_socket", check_upgrade_socket},
 };
 
 }  // namespace

@@ -11,13 +11,18 @@
 #include "zcproxy/health_checks.hpp"
 #include "zcproxy/log.hpp"
 #include "zcproxy/privileges.hpp"
+#include "zcproxy/takeover.hpp"
 
 namespace zcproxy {
 namespace asio = boost::asio;
 
 struct control_plane::impl {
   explicit impl(config cfg)
-      : admin_cfg(cfg.admin), run_as(cfg.run_as), core_dumps(cfg.core_dumps), srv(std::move(cfg)) {
+      : admin_cfg(cfg.admin),
+        run_as(cfg.run_as),
+        core_dumps(cfg.core_dumps),
+        upgrade_path(cfg.upgrade_socket),
+        srv(std::move(cfg)) {
     // Called under the server's lock; follow() only posts to the checks' thread.
     srv.on_upstreams(
         [this](std::vector<std::shared_ptr<upstream>> u) { health.follow(std::move(u)); });
@@ -26,17 +31,38 @@ struct control_plane::impl {
   const admin_config admin_cfg;
   const std::optional<run_as_config> run_as;
   const bool core_dumps;
+  const std::string upgrade_path;
   health_checks health;  // before srv: the server's hook posts to it
   server srv;
-  mutable std::mutex mutex;             // guards admin
-  std::unique_ptr<admin_server> admin;  // from start() to wait(); uses srv
+  mutable std::mutex mutex;                      // guards admin
+  std::unique_ptr<admin_server> admin;           // from start() to wait(); uses srv
+  std::unique_ptr<takeover_client> taking_over;  // from take_over() to start()
+  std::unique_ptr<upgrade_server> upgrade;       // from start() to wait(); uses srv
+
+  void bind_admin() {
+    auto a = std::make_unique<admin_server>(srv.control(), admin_cfg);
+    std::lock_guard lock(mutex);
+    admin = std::move(a);
+  }
+
+  void close_admin() {
+    std::unique_ptr<admin_server> a;  // stopped outside the lock: admin_address() takes it
+    {
+      std::lock_guard lock(mutex);
+      a = std::move(admin);
+    }
+  }
 
   // What must happen after every socket is bound and before any connection is accepted.
   void bind_admin_and_drop_privileges() {
-    if (admin_cfg.enabled) {
-      auto a = std::make_unique<admin_server>(srv.control(), admin_cfg);
-      std::lock_guard lock(mutex);
-      admin = std::move(a);
+    // Taking over: the old process holds the admin address until it stops accepting.
+    if (admin_cfg.enabled && !taking_over) bind_admin();
+    if (!upgrade_path.empty()) {
+      // Bound before privileges go (its directory may be root's); replaces the old process's
+      // socket only once this one has taken over. Handed over, the admin address goes first.
+      upgrade = std::make_unique<upgrade_server>(srv, upgrade_path, taking_over != nullptr,
+                                                 [this] { close_admin(); });
+      if (!taking_over) upgrade->publish();
     }
     if (run_as) {
       // Every socket is bound and the access file open: what needed root is done.
@@ -65,17 +91,37 @@ void control_plane::start() {
   }
   m.health.start();
   m.srv.start();
+  if (m.taking_over) {  // accepting now: the old process may stop
+    m.taking_over->finish();
+    m.taking_over.reset();
+    // Too late to fail now: the old process has stopped accepting.
+    try {
+      if (m.admin_cfg.enabled) m.bind_admin();
+    } catch (const std::exception& e) {
+      main_log().error("{}; running without the admin listener", e.what());
+    }
+    try {
+      if (m.upgrade) m.upgrade->publish();
+    } catch (const std::exception& e) {
+      main_log().error("{}; this process cannot be taken over", e.what());
+    }
+  }
+}
+
+void control_plane::take_over() {
+  auto& m = *impl_;
+  if (m.upgrade_path.empty())
+    throw std::runtime_error("--takeover: the config names no upgrade_socket to ask");
+  m.taking_over = std::make_unique<takeover_client>(m.upgrade_path);
+  m.srv.inherit(m.taking_over->take());
 }
 
 void control_plane::wait() {
   auto& m = *impl_;
   m.srv.wait();
-  std::unique_ptr<admin_server> admin;  // stopped outside the lock: admin_address() takes it
-  {
-    std::lock_guard lock(m.mutex);
-    admin = std::move(m.admin);
-  }
-  admin.reset();
+  m.taking_over.reset();  // a start that failed: the old process serves on
+  m.upgrade.reset();
+  m.close_admin();
   m.health.stop();
 }
 

@@ -83,7 +83,8 @@ upstream* generation::find(std::string_view name) const {
 }
 
 built_generation build_generation(config cfg, const generation* previous,
-                                  const std::vector<boost::asio::io_context*>& workers) {
+                                  const std::vector<boost::asio::io_context*>& workers,
+                                  std::vector<inherited_listener>* inherited) {
   auto g = std::make_shared<generation>(std::move(cfg));
   g->upstreams = carry_upstreams(g->cfg, previous);
   g->next_listener_id = previous ? previous->next_listener_id : 1;
@@ -95,16 +96,27 @@ built_generation build_generation(config cfg, const generation* previous,
       l.id = old->id;
       l.bound = old->bound;
       l.state = old->state;  // its counts carry on
-      for (auto& p : out.plans) p.push_back({l.id, std::nullopt});
+      l.inherited = old->inherited;
+      for (auto& p : out.plans) p.push_back({l.id, {}});
     } else {
-      std::vector<stream_acceptor> acceptors;
+      std::vector<std::vector<stream_acceptor>> acceptors(workers.size());
+      std::vector<unique_fd> given;
+      if (inherited) given = take_sockets(*inherited, lc);
+      l.inherited = !given.empty();
       try {
-        acceptors = open_listener(lc, workers, l.bound);
+        if (l.inherited) {
+          acceptors = adopt_listener(lc, std::move(given), workers, l.bound);
+        } else {
+          auto opened = open_listener(lc, workers, l.bound);
+          for (std::size_t i = 0; i < workers.size(); ++i)
+            acceptors[i].push_back(std::move(opened[i]));
+        }
       } catch (...) {
-        // The one roll-back: the acceptors opened so far close as `out` goes; their socket
-        // files go now.
+        // The one roll-back: the acceptors opened so far close as `out` goes; the socket files
+        // of those this process bound go now (an inherited one is still another's).
         for (std::size_t j = 0; j < g->listeners.size(); ++j)
-          if (!out.plans.empty() && out.plans.front()[j].acceptor)
+          if (!out.plans.empty() && !out.plans.front()[j].acceptors.empty() &&
+              !g->listeners[j].inherited)
             remove_socket_file(g->listeners[j].bound);
         throw;
       }

@@ -1,5 +1,6 @@
 #include "zcproxy/listener.hpp"
 
+#include <fcntl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -9,6 +10,7 @@
 #include <boost/asio/local/stream_protocol.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <chrono>
+#include <cstring>
 #include <stdexcept>
 
 #include "zcproxy/log.hpp"
@@ -97,6 +99,56 @@ std::vector<stream_acceptor> open_listener(const listener_config& lc,
   return out;
 }
 
+namespace {
+
+// What is wrong with `fd` as a socket for `lc`; empty when nothing is.
+std::string unfit_socket(int fd, const listener_config& lc) {
+  int type = 0, listening = 0, family = 0;
+  socklen_t len = sizeof type;
+  // ENOTSOCK (or EBADF): not a socket at all.
+  if (::getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) != 0) return std::strerror(errno);
+  len = sizeof listening;
+  ::getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len);
+  len = sizeof family;
+  ::getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &family, &len);
+  const int wanted = endpoint_of(lc.bind).protocol().family();
+  if (type != SOCK_STREAM) return "not a stream socket";
+  if (!listening) return "not listening";
+  if (family != wanted)
+    return wanted == AF_UNIX ? "not a Unix socket"
+                             : "not of the address family of " + lc.bind.to_string();
+  return {};
+}
+
+}  // namespace
+
+std::vector<std::vector<stream_acceptor>> adopt_listener(const listener_config& lc,
+                                                         std::vector<unique_fd> fds,
+                                                         const std::vector<asio::io_context*>& ios,
+                                                         address& resolved) {
+  for (const auto& f : fds)
+    if (const std::string why = unfit_socket(f.get(), lc); !why.empty())
+      throw std::runtime_error("listener " + lc.name + ": the socket passed for it (fd " +
+                               std::to_string(f.get()) + ") is unfit: " + why);
+  const auto protocol = endpoint_of(lc.bind).protocol();
+  std::vector<int> raw;  // for the dups: the acceptors own the fds
+  for (const auto& f : fds) raw.push_back(f.get());
+  std::vector<std::vector<stream_acceptor>> out(ios.size());
+  const std::size_t n = std::max(fds.size(), ios.size());
+  for (std::size_t i = 0; i < n; ++i) {
+    // Each socket has a queue of its own (SO_REUSEPORT): one nobody accepts from strands its
+    // connections, so every one goes to some worker; a worker left over shares one (a dup).
+    unique_fd f(i < fds.size() ? fds[i].release()
+                               : ::fcntl(raw[i % raw.size()], F_DUPFD_CLOEXEC, 0));
+    if (f.get() < 0)
+      throw std::runtime_error("listener " + lc.name + ": dup: " + std::strerror(errno));
+    out[i % ios.size()].emplace_back(*ios[i % ios.size()], protocol, f.get());
+    f.release();  // the acceptor owns it now
+  }
+  resolved = address_of(out.front().front().local_endpoint()).value_or(lc.bind);
+  return out;
+}
+
 void remove_socket_file(const address& at) {
   if (at.local) ::unlink(at.path.c_str());
 }
@@ -142,8 +194,9 @@ asio::awaitable<void> accept_loop(worker& w, bound_listener& l) {
     stream_endpoint peer;
     auto [ec, client] = co_await l.acceptor.async_accept(peer, use_tuple);
     // Closed for shutdown: an accept that completed just before is dropped, not served past the
-    // drain. Closed by a reload that removed the listener: it is served like any other.
-    if (w.draining || ec == asio::error::operation_aborted) break;
+    // drain. Closed by a reload that removed the listener, or because another process accepts on
+    // the socket now (handed over): it is served like any other, or it would be refused.
+    if ((w.draining && !w.handed_over) || ec == asio::error::operation_aborted) break;
     if (!ec) {
       backoff = min_backoff;
       start_session(w, l, std::move(client), peer);

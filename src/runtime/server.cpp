@@ -1,5 +1,7 @@
 #include "zcproxy/server.hpp"
 
+#include <fcntl.h>
+
 #include <algorithm>
 #include <atomic>
 #include <boost/asio/post.hpp>
@@ -40,6 +42,9 @@ void keep_restart_only_settings(config& next, const config& now) {
         "reload: user, group and core_dumps change only with a restart; kept as they are");
   next.run_as = now.run_as;
   next.core_dumps = now.core_dumps;
+  if (next.upgrade_socket != now.upgrade_socket)
+    main_log().warn("reload: upgrade_socket changes only with a restart; kept as it is");
+  next.upgrade_socket = now.upgrade_socket;
 }
 
 }  // namespace
@@ -57,6 +62,8 @@ struct server::impl final : control_api {
   std::vector<std::unique_ptr<worker>> workers;
   std::vector<std::thread> threads;
   bool shutting_down = false;
+  bool handed_over = false;  // another process accepts on the listeners' sockets now
+  std::vector<inherited_listener> inherited;  // from inherit() to open()
   mutable std::mutex mutex;  // serialises open/start/reload and guards gen, unstarted
   std::mutex join_mutex;     // serialises wait() callers
   bool joined = false;
@@ -182,9 +189,22 @@ void server::open() {
   const unsigned n = m.initial.effective_threads();
   for (unsigned i = 0; i < n; ++i)
     m.workers.push_back(std::make_unique<worker>(m.initial.relay, i));
+  // systemd names each socket for its listener: one no listener has is a mistake in a unit file.
+  for (const auto& s : m.inherited) {
+    bool named = s.bind.has_value();
+    for (const auto& l : m.initial.listeners) named = named || l.name == s.name;
+    if (!named)
+      throw std::runtime_error("socket activation: systemd passed a socket named '" + s.name +
+                               "' (FileDescriptorName=), and no listener has that name");
+  }
   m.declared = m.initial;
-  built_generation built =
-      build_generation(with_resolved_names(std::move(m.initial), {}), nullptr, m.worker_ios());
+  built_generation built = build_generation(with_resolved_names(std::move(m.initial), {}), nullptr,
+                                            m.worker_ios(), &m.inherited);
+  for (const auto& s : m.inherited)
+    if (!s.fds.empty())
+      main_log().info("take-over: listener {} on {} is not in this config: its sockets close",
+                      s.name, s.bind ? s.bind->to_string() : "?");
+  m.inherited.clear();
   const generation& g = *built.gen;
   for (const auto& l : g.listeners)
     main_log().info(
@@ -247,7 +267,7 @@ reload_result server::impl::apply_reload(config next) {
   for (const auto& old : before->listeners) {
     bool kept = false;
     for (const auto& l : after->listeners) kept = kept || l.id == old.id;
-    if (!kept) remove_socket_file(old.bound);
+    if (!kept && !old.inherited) remove_socket_file(old.bound);
   }
   try {
     setup_logging(after->cfg.log);
@@ -306,8 +326,10 @@ void server::wait() {
   dns.reset();  // outside the lock: its thread may be waiting for it, to find the server stopped
   std::lock_guard lock(m.mutex);
   m.unstarted.clear();  // an open() never started: its sockets close
-  if (m.gen)
-    for (const auto& l : m.gen->listeners) remove_socket_file(l.bound);
+  // Handed over: the socket files are the new process's now.
+  if (m.gen && !m.handed_over)
+    for (const auto& l : m.gen->listeners)
+      if (!l.inherited) remove_socket_file(l.bound);
   m.joined = true;
 }
 
@@ -380,6 +402,67 @@ reload_result server::reload_from_file() {
   }
   main_log().info("reload: done; new connections use the new config");
   return r;
+}
+
+void server::inherit(std::vector<inherited_listener> sockets) {
+  std::lock_guard lock(impl_->mutex);
+  for (auto& s : sockets) impl_->inherited.push_back(std::move(s));
+}
+
+std::vector<inherited_listener> server::share_listeners() {
+  auto& m = *impl_;
+  std::lock_guard lock(m.mutex);  // no reload changes the listeners meanwhile
+  if (!m.gen || m.threads.empty() || m.shutting_down)
+    throw std::runtime_error("the server is not running");
+  std::vector<inherited_listener> out;
+  for (const auto& l : m.gen->listeners) out.push_back({l.config->name, l.config->bind, {}});
+  // Each worker dups its own sockets, on its own thread.
+  std::vector<std::vector<std::pair<std::uint64_t, unique_fd>>> got(m.workers.size());
+  std::mutex done_mutex;
+  std::condition_variable done_cv;
+  std::size_t done = 0;
+  int failed = 0;
+  for (std::size_t i = 0; i < m.workers.size(); ++i)
+    asio::post(m.workers[i]->io, [&, i, w = m.workers[i].get()] {
+      int error = 0;
+      for (auto& l : w->listeners) {
+        if (!l.acceptor.is_open()) continue;  // a reload removed it: it is closing
+        const int fd = ::fcntl(l.acceptor.native_handle(), F_DUPFD_CLOEXEC, 0);
+        if (fd < 0) error = errno;  // EMFILE: a socket left out would strand its queue
+        got[i].emplace_back(l.id, unique_fd(fd));
+      }
+      std::lock_guard done_lock(done_mutex);
+      if (error) failed = error;
+      ++done;
+      done_cv.notify_all();
+    });
+  std::unique_lock done_lock(done_mutex);
+  // Workers run until shutdown, which waits for the server's mutex: they answer.
+  done_cv.wait(done_lock, [&] { return done == m.workers.size(); });
+  if (failed)
+    throw std::system_error(failed, std::generic_category(), "cannot share a listening socket");
+  for (auto& per_worker : got)
+    for (auto& [id, fd] : per_worker)
+      for (std::size_t k = 0; k < m.gen->listeners.size(); ++k) {
+        if (m.gen->listeners[k].id != id) continue;
+        // A Unix listener's workers hold dups of one socket: one is enough.
+        if (!(m.gen->listeners[k].bound.local && !out[k].fds.empty()))
+          out[k].fds.push_back(std::move(fd));
+      }
+  return out;
+}
+
+void server::hand_over() {
+  {
+    std::lock_guard lock(impl_->mutex);
+    impl_->shutting_down = true;
+    impl_->handed_over = true;
+  }
+  for (auto& w : impl_->workers)
+    asio::post(w->io, [w = w.get()] {
+      w->handed_over = true;
+      w->shutdown(false);
+    });
 }
 
 bool server::draining() const {

@@ -21,7 +21,7 @@ void worker::adopt(std::shared_ptr<const generation> next, std::vector<listener_
   std::vector<bool> kept(listeners.size(), false);
   for (std::size_t j = 0; j < plan.size(); ++j) {
     const listener_runtime& lr = next->listeners[j];
-    if (!plan[j].acceptor) {
+    if (plan[j].acceptors.empty()) {
       // A listener this worker runs already: its socket stays; new sessions get the new settings.
       std::size_t k = 0;
       for (auto& l : listeners) {
@@ -37,23 +37,26 @@ void worker::adopt(std::shared_ptr<const generation> next, std::vector<listener_
       }
       continue;
     }
-    auto it = listeners.insert(
-        listeners.end(),
-        bound_listener{plan[j].id, next, lr.config, lr.target, &lr.access, lr.state.get(),
-                       std::move(*plan[j].acceptor), asio::steady_timer(io)});
-    kept.push_back(true);
-    if (draining) continue;  // a reload racing a shutdown: the loop would stop at once anyway
-    asio::co_spawn(io, accept_loop(*this, *it), [this, it](std::exception_ptr e) {
-      if (e) {
-        try {
-          std::rethrow_exception(e);
-        } catch (const std::exception& x) {
-          main_log().error("listener {}: accepting stopped on thread {}: {}", it->config->name,
-                           index, x.what());
+    for (auto& acceptor : plan[j].acceptors) {
+      auto it = listeners.insert(
+          listeners.end(),
+          bound_listener{plan[j].id, next, lr.config, lr.target, &lr.access, lr.state.get(),
+                         std::move(acceptor), asio::steady_timer(io)});
+      kept.push_back(true);
+      if (draining) continue;  // a reload racing a shutdown: the loop would stop at once anyway
+      asio::co_spawn(io, accept_loop(*this, *it), [this, it](std::exception_ptr e) {
+        if (e) {
+          try {
+            std::rethrow_exception(e);
+          } catch (const std::exception& x) {
+            main_log().error("listener {}: accepting stopped on thread {}: {}", it->config->name,
+                             index, x.what());
+          }
         }
-      }
-      listeners.erase(it);
-    });
+        listeners.erase(it);
+        settle_drain();
+      });
+    }
   }
   // Listeners the new generation has no more: stop accepting; their sessions run on.
   std::size_t k = 0;
@@ -76,12 +79,21 @@ void worker::shutdown(bool now) {
   if (now || !gen || gen->cfg.drain_timeout.count() == 0) {
     drain_timer.cancel();
     stop_sessions();
-  } else if (!sessions.empty()) {
+  } else if (!sessions.empty() || handed_over) {
+    // Handed over: a client accepted just before the close is still served, so the drain may
+    // start with no session yet; settle_drain() ends it early once nothing is left.
     drain_timer.expires_after(gen->cfg.drain_timeout);
     drain_timer.async_wait([stop_sessions](boost::system::error_code ec) {
       if (!ec) stop_sessions();
     });
   }
+}
+
+void worker::settle_drain() {
+  // The last session of a drain ends it early; then nothing keeps the io_context running.
+  if (!draining || !sessions.empty() || (handed_over && !listeners.empty())) return;
+  drain_timer.cancel();
+  sweep_timer.cancel();
 }
 
 void worker::need_sweep() {
@@ -115,11 +127,7 @@ void worker::session_ended(std::list<session_handle*>::iterator it) {
     peak_sessions = 0;
     ::malloc_trim(0);
   }
-  // The last session of a drain ends it early; then nothing keeps the io_context running.
-  if (draining && sessions.empty()) {
-    drain_timer.cancel();
-    sweep_timer.cancel();
-  }
+  settle_drain();
 }
 
 }  // namespace zcproxy

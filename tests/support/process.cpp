@@ -72,6 +72,12 @@ process::process(std::vector<std::string> args, const std::string& out, const st
   start(args, "/dev/null", out, err, max_fds);
 }
 
+process::process(std::vector<std::string> args, const std::string& out, const std::string& err,
+                 const child_setup& setup) {
+  args.insert(args.begin(), ZCPROXY_BINARY);
+  start(args, "/dev/null", out, err, 0, &setup);
+}
+
 process::process(const std::string& program, std::vector<std::string> args, const std::string& in,
                  const std::string& out, const std::string& err) {
   args.insert(args.begin(), program);
@@ -79,10 +85,21 @@ process::process(const std::string& program, std::vector<std::string> args, cons
 }
 
 void process::start(std::vector<std::string>& args, const std::string& in, const std::string& out,
-                    const std::string& err, rlim_t max_fds) {
+                    const std::string& err, rlim_t max_fds, const child_setup* setup) {
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
+  // The environment is made before the fork (the child may only make async-signal-safe calls);
+  // LISTEN_PID's digits are written in the child, which alone knows its pid.
+  std::vector<std::string> env;
+  for (char** e = environ; *e; ++e) env.emplace_back(*e);
+  const int listen_fd = setup ? setup->listen_fd : -1;
+  if (setup) env.insert(env.end(), setup->env.begin(), setup->env.end());
+  if (listen_fd >= 0) env.push_back("LISTEN_PID=" + std::string(20, '\0'));
+  std::vector<char*> envp;
+  for (auto& e : env) envp.push_back(e.data());
+  envp.push_back(nullptr);
+  char* listen_pid = listen_fd >= 0 ? env.back().data() + 11 : nullptr;
   pid = ::fork();
   if (pid == 0) {  // only async-signal-safe calls until exec
     int i = ::open(in.c_str(), O_RDONLY);
@@ -93,12 +110,22 @@ void process::start(std::vector<std::string>& args, const std::string& in, const
     ::dup2(e, 2);
     // Nothing else crosses the exec: a test's in-process proxy opens its sockets without
     // close-on-exec, and a child holding a copy would keep a closed connection's FIN from going.
-    ::close_range(3, ~0U, 0);
+    if (listen_fd >= 0) {
+      char digits[20];
+      int n = 0;
+      for (pid_t p = ::getpid(); p > 0; p /= 10) digits[n++] = static_cast<char>('0' + p % 10);
+      for (int k = 0; k < n; ++k) listen_pid[k] = digits[n - 1 - k];
+      if (listen_fd != 3)
+        ::dup2(listen_fd, 3);  // dup2 clears close-on-exec on fd 3
+      else
+        ::fcntl(3, F_SETFD, 0);
+    }
+    ::close_range(listen_fd >= 0 ? 4 : 3, ~0U, 0);
     if (max_fds) {
       rlimit l{max_fds, max_fds};
       ::setrlimit(RLIMIT_NOFILE, &l);
     }
-    ::execvp(argv[0], argv.data());
+    ::execvpe(argv[0], argv.data(), envp.data());
     ::_exit(127);
   }
 }
@@ -139,10 +166,17 @@ running_proxy::running_proxy(const temp_dir& d, std::uint16_t upstream_port,
     : running_proxy(d, one_listener(upstream_port, head), "web", max_fds) {}
 
 running_proxy::running_proxy(const temp_dir& d, const std::string& yaml,
-                             const std::string& listener, rlim_t max_fds)
+                             const std::string& listener, rlim_t max_fds,
+                             const std::vector<std::string>& more_args)
     : config(d.file("zcproxy.yaml", yaml)),
       err(d.file("err")),
-      proc({"-c", config}, d.file("out"), err, max_fds) {
+      proc(
+          [&] {
+            std::vector<std::string> args{"-c", config};
+            args.insert(args.end(), more_args.begin(), more_args.end());
+            return args;
+          }(),
+          d.file("out"), err, max_fds) {
   REQUIRE(proc.pid > 0);
   std::smatch m;
   const std::regex listening("listener " + listener + R"( on 127\.0\.0\.1:(\d+))");

@@ -34,10 +34,19 @@ std::size_t rss_kib(pid_t pid);
 // The fields of a /proc/PID/status line ("Uid:", "Gid:", "Groups:"), without the key.
 std::vector<std::string> status_fields(pid_t pid, const std::string& key);
 
+// What a child gets besides its arguments: more environment ("NAME=value"), and a socket passed
+// as its fd 3 with LISTEN_PID set to the child's own pid, as systemd's socket activation does.
+struct child_setup {
+  std::vector<std::string> env;
+  int listen_fd = -1;
+};
+
 // The binary, with stdout and stderr going to files (and at most max_fds open files, if given).
 struct process {
   process(std::vector<std::string> args, const std::string& out, const std::string& err,
           rlim_t max_fds = 0);
+  process(std::vector<std::string> args, const std::string& out, const std::string& err,
+          const child_setup& setup);
   // Another program (found on PATH), with stdin from the file `in`.
   process(const std::string& program, std::vector<std::string> args, const std::string& in,
           const std::string& out, const std::string& err);
@@ -50,7 +59,7 @@ struct process {
 
  private:
   void start(std::vector<std::string>& args, const std::string& in, const std::string& out,
-             const std::string& err, rlim_t max_fds);
+             const std::string& err, rlim_t max_fds, const child_setup* setup = nullptr);
 };
 
 // The binary running with a config written to d/zcproxy.yaml, its stdout in d/out and its stderr
@@ -59,9 +68,9 @@ struct running_proxy {
   // `head` plus one listener "web" on 127.0.0.1:0 in front of 127.0.0.1:upstream_port.
   running_proxy(const temp_dir& d, std::uint16_t upstream_port, const std::string& head,
                 rlim_t max_fds = 0);
-  // Any config: `yaml` is the whole file.
+  // Any config: `yaml` is the whole file; `more_args` follow "-c FILE".
   running_proxy(const temp_dir& d, const std::string& yaml, const std::string& listener,
-                rlim_t max_fds = 0);
+                rlim_t max_fds = 0, const std::vector<std::string>& more_args = {});
   // Its stderr so far.
   std::string log() const { return slurp(err); }
   // The port its log says `what` ("listener NAME" or "admin") listens on at 127.0.0.1, once it

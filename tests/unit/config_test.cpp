@@ -767,6 +767,34 @@ log:
   CHECK(errors[2] == R"(t.yaml:4:15: log.access_log: expected true or false, got "maybe")");
 }
 
+TEST_CASE("upgrade_socket is an absolute path in a directory that exists", "[config][upgrade]") {
+  CHECK(load_config_string(std::string("upgrade_socket: /tmp/zcproxy-upgrade.sock\n") + minimal)
+            .upgrade_socket == "/tmp/zcproxy-upgrade.sock");
+  CHECK(load_config_string(minimal).upgrade_socket.empty());  // off
+  auto error_for = [](const std::string& value) {
+    auto errors = errors_of("upgrade_socket: " + value + "\n" + minimal);
+    INFO(joined(errors));
+    REQUIRE(errors.size() == 1);
+    return errors[0];
+  };
+  const std::string expected =
+      "t.yaml:1:17: upgrade_socket: expected an absolute path of at most 107 bytes in an existing "
+      "directory, e.g. /run/zcproxy/upgrade.sock, got ";
+  CHECK(error_for("upgrade.sock") == expected + R"("upgrade.sock": not an absolute path)");
+  CHECK(
+      error_for("/nonexistent-zcproxy/upgrade.sock") ==
+      expected +
+          R"("/nonexistent-zcproxy/upgrade.sock": directory /nonexistent-zcproxy does not exist)");
+  const std::string long_path = "/tmp/" + std::string(110, 'x');
+  CHECK(error_for(long_path) ==
+        expected + "\"" + long_path + "\": longer than a Unix socket address holds");
+  CHECK(error_for("/tmp/") == expected + R"("/tmp/": names a directory, not a file)");
+  CHECK(error_for("[/tmp/a]") ==
+        "t.yaml:1:17: upgrade_socket: expected an absolute path of at "
+        "most 107 bytes in an existing directory, e.g. "
+        "/run/zcproxy/upgrade.sock, got a sequence");
+}
+
 TEST_CASE("bad access_format and access_file are reported", "[config]") {
   // One error per document: a key may appear once.
   auto error_for = [](const std::string& log) {
