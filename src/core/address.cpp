@@ -129,9 +129,13 @@ std::optional<host_port> parse_host_port(std::string_view text, std::string& why
     return std::nullopt;
   }
   const std::string_view host = text.substr(0, colon);
+  auto not_a_name = [host] {
+    return std::string("\"").append(host).append("\" is not an IP address or a host name");
+  };
   const auto port = parse_digits(text.substr(colon + 1));
   if (!port || *port == 0 || *port > 65535) {
-    why = "port \"" + std::string(text.substr(colon + 1)) + "\" is not from 1 to 65535";
+    // append(), not operator+: GCC 12 at -O3 takes "..." + std::string for an overlapping copy
+    why = std::string("port \"").append(text.substr(colon + 1)).append("\" is not from 1 to 65535");
     return std::nullopt;
   }
   // RFC 1123 labels (letters, digits, '-' inside; '_' too, as service names use it), at most 63
@@ -142,7 +146,7 @@ std::optional<host_port> parse_host_port(std::string_view text, std::string& why
     const char ch = i < host.size() ? host[i] : '.';
     if (ch == '.') {
       if (label == 0 || label > 63 || host[i - 1] == '-' || host[i - label] == '-') {
-        why = "\"" + std::string(host) + "\" is not an IP address or a host name";
+        why = not_a_name();
         return std::nullopt;
       }
       label = 0;
@@ -150,14 +154,14 @@ std::optional<host_port> parse_host_port(std::string_view text, std::string& why
     }
     const bool alpha = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z');
     if (!alpha && !(ch >= '0' && ch <= '9') && ch != '-' && ch != '_') {
-      why = "\"" + std::string(host) + "\" is not an IP address or a host name";
+      why = not_a_name();
       return std::nullopt;
     }
     letters |= alpha || ch == '-' || ch == '_';
     ++label;
   }
   if (!letters || host.size() > 253) {
-    why = "\"" + std::string(host) + "\" is not an IP address or a host name";
+    why = not_a_name();
     return std::nullopt;
   }
   host_port out{std::string(host), static_cast<std::uint16_t>(*port)};
