@@ -11,6 +11,7 @@
 #include <iostream>
 #include <optional>
 #include <string>
+#include <thread>
 
 #include "support/dns_server.hpp"
 #include "support/net.hpp"
@@ -227,11 +228,20 @@ TEST_CASE(
     "[dns][integration]") {
   temp_dir d;
   const std::uint16_t port = shared_port();
-  upstream_server live = echo_at("127.0.0.2", port);  // nothing listens on 127.0.0.3
+  upstream_server live = echo_at("127.0.0.2", port);
+  // The new address answers, but only after 3 s: its first check (send "hi", expect "hi") is
+  // still under way while the test sends its connections.
+  upstream_server slow(
+      [](fd s) {
+        std::this_thread::sleep_for(3s);  // the backend's behaviour, not a wait of the test
+        echo_handler()(std::move(s));
+      },
+      "127.0.0.3", port);
   dns_server dns(d, "127.0.0.2 app.test\n");
   proxy p(zcproxy::load_config_string(
       config_text(dns, "\"app.test:" + std::to_string(port) + "\"",
-                  "    health_check: { interval: 100ms, timeout: 100ms, rise: 1, fall: 1 }\n"),
+                  "    health_check: { interval: 5s, timeout: 5s, rise: 1, fall: 1, send: hi, "
+                  "expect: hi }\n"),
       "dns.yaml"));
   REQUIRE(wait_until([&] {
     const auto s = p.srv->snapshot();
@@ -240,15 +250,20 @@ TEST_CASE(
   }));
   dns.set_hosts("127.0.0.2 app.test\n127.0.0.3 app.test\n");
   REQUIRE(wait_until([&] { return endpoints_of(p).size() == 2; }));
-  // Round robin would give the dead one every other connection: none goes there.
+  auto s = p.srv->snapshot();
+  const auto* fresh = endpoint_at(s, at("127.0.0.3", port));
+  REQUIRE(fresh);
+  CHECK_FALSE(fresh->usable);  // down until its first check passes
+  // Round robin would give it every other connection: none goes there (only its check).
   for (int i = 0; i < 10; ++i) CHECK(ping(p.port()));
-  const auto s = p.srv->snapshot();
-  const auto* dead = endpoint_at(s, at("127.0.0.3", port));
-  REQUIRE(dead);
-  CHECK_FALSE(dead->healthy);
-  CHECK(dead->connect_failures == 0);
+  CHECK(slow.accepted() <= 1);
   p.wait_sessions();
   CHECK(live.accepted() >= 10);  // and its health checks
+  // Its check passes: it takes connections.
+  REQUIRE(wait_until([&] {
+    s = p.srv->snapshot();
+    return endpoint_at(s, at("127.0.0.3", port))->usable;
+  }));
 }
 
 TEST_CASE(
