@@ -4,6 +4,7 @@
 // not its business: control_plane wires them around it.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -52,6 +53,11 @@ class server {
   // instead of binding. open() throws when systemd named a socket for no listener, or when one
   // is not a listening socket of its listener's kind.
   void inherit(std::vector<inherited_listener> sockets);
+  // Before open(): resolve the config's DNS names now, within `deadline` in all, so the first
+  // generation has their addresses (a take-over: the old process serves meanwhile, and the new
+  // one must not answer `no_endpoint` while its names resolve). Names that do not resolve in
+  // time are left to the background resolver, as at any start.
+  void resolve_names_first(std::chrono::milliseconds deadline);
   // For a take-over: dups of every listener's sockets (all workers'; one of a Unix listener's),
   // in config order, with each listener's name and configured address. Throws
   // std::runtime_error when not running, std::system_error when a dup fails (none is returned).

@@ -26,6 +26,7 @@ class upstream {
   // in its health state, so a reload neither revives a dead endpoint nor kills a live one, and
   // keep their run-time mode, and a weight set at run time while the file's weight is unchanged.
   // An address new to it that a name resolved to starts down when health checks are on.
+  // Without `previous` (start-up) every endpoint starts up.
   explicit upstream(upstream_config cfg, const upstream* previous = nullptr);
   const upstream_config& config() const { return cfg_; }
   std::size_t size() const { return cfg_.endpoints.size(); }

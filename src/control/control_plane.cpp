@@ -2,6 +2,7 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <chrono>
 #include <csignal>
 #include <functional>
 #include <mutex>
@@ -112,6 +113,9 @@ void control_plane::take_over() {
   auto& m = *impl_;
   if (m.upgrade_path.empty())
     throw std::runtime_error("--takeover: the config names no upgrade_socket to ask");
+  // The old process serves while the names resolve; this one serves them from its first
+  // connection on.
+  m.srv.resolve_names_first(std::chrono::seconds(5));
   m.taking_over = std::make_unique<takeover_client>(m.upgrade_path);
   m.srv.inherit(m.taking_over->take());
 }

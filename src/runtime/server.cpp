@@ -198,8 +198,8 @@ void server::open() {
                                "' (FileDescriptorName=), and no listener has that name");
   }
   m.declared = m.initial;
-  built_generation built = build_generation(with_resolved_names(std::move(m.initial), {}), nullptr,
-                                            m.worker_ios(), &m.inherited);
+  built_generation built = build_generation(with_resolved_names(std::move(m.initial), m.resolved),
+                                            nullptr, m.worker_ios(), &m.inherited);
   for (const auto& s : m.inherited)
     if (!s.fds.empty())
       main_log().info("take-over: listener {} on {} is not in this config: its sockets close",
@@ -214,6 +214,23 @@ void server::open() {
         to_string(g.cfg.relay.engine), g.cfg.relay.pipe_size, g.cfg.relay.buffer_size);
   m.unstarted = std::move(built.plans);
   m.commit(std::move(built.gen));
+}
+
+void server::resolve_names_first(std::chrono::milliseconds deadline) {
+  auto& m = *impl_;
+  std::lock_guard lock(m.mutex);
+  if (m.gen) return;  // opened already
+  const auto end = std::chrono::steady_clock::now() + deadline;
+  const std::vector<dns_name> names = names_in(m.initial);
+  if (!names.empty()) main_log().info("dns: resolving {} name(s) before start-up", names.size());
+  for (const auto& name : names) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        end - std::chrono::steady_clock::now());
+    if (left <= std::chrono::milliseconds::zero()) break;
+    const dns_answer a = resolver::resolve_once(name, left);
+    if (a.result == dns_result::ok) m.resolved.emplace_back(name, a.addresses);
+    main_log().info("dns: {}: {} address(es) before start-up", name.host, a.addresses.size());
+  }
 }
 
 void server::start() {

@@ -16,8 +16,10 @@ upstream::upstream(upstream_config cfg, const upstream* previous)
       balancer_(cfg_.balance, balancer_endpoints(cfg_)),
       state_(std::make_unique<endpoint_state[]>(cfg_.endpoints.size())) {
   for (std::size_t i = 0; i < size(); ++i) {
-    // An address a name has just resolved to takes traffic once its health checks pass.
-    if (!cfg_.endpoints[i].host.empty() && cfg_.health_check.enabled) state_[i].healthy = false;
+    // An address a name has just resolved to, in a running upstream, takes traffic once its
+    // health checks pass (at start-up every endpoint starts up, as ever).
+    if (previous && !cfg_.endpoints[i].host.empty() && cfg_.health_check.enabled)
+      state_[i].healthy = false;
     for (std::size_t j = 0; previous && j < previous->size(); ++j)
       if (previous->at(j) == at(i)) {
         const auto& old = previous->state_[j];

@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <sys/socket.h>
 
+#include <atomic>
 #include <catch2/catch.hpp>
 #include <future>
 #include <iostream>
@@ -301,4 +302,58 @@ TEST_CASE(
   REQUIRE(wait_until([&] { return ping(zc.port); }));
   REQUIRE(::kill(zc.proc.pid, SIGTERM) == 0);
   CHECK(zc.proc.wait() == 0);
+}
+
+TEST_CASE(
+    "dns: a take-over resolves the names before it takes the sockets, so no client meets "
+    "a new process without endpoints",
+    "[dns][binary][upgrade]") {
+  temp_dir d, d_old, d_new;
+  const std::uint16_t port = shared_port();
+  upstream_server backend = echo_at("127.0.0.2", port);
+  dns_server dns(d, "127.0.0.2 app.test\n");
+  const std::string yaml =
+      "threads: 1\ndrain_timeout: 20s\nlog: { level: info, access_log: false }\n"
+      "upgrade_socket: " +
+      d.path + "/upgrade.sock\nresolve: { resolvers: [\"" + dns.address() +
+      "\"] }\nlisteners:\n  - { name: web, bind: \"127.0.0.1:0\", upstream: app }\n"
+      "upstreams:\n  app: { endpoints: [\"app.test:" +
+      std::to_string(port) + "\"] }\n";
+  running_proxy old_proc(d_old, yaml, "web");
+  REQUIRE(wait_until([&] { return ping(old_proc.port); }));  // its name has resolved
+
+  // Clients connect without a pause while the new process takes over, and after.
+  std::atomic<bool> stop{false};
+  std::atomic<int> served{0}, failed{0};
+  std::thread clients([&] {
+    const auto end = std::chrono::steady_clock::now() + 60s;
+    while (!stop && std::chrono::steady_clock::now() < end)
+      ++(ping(old_proc.port) ? served : failed);
+  });
+  // The DNS server is slow to answer the new process: until then the old one serves, alone.
+  dns.pause();
+  auto starting = std::async(std::launch::async, [&] {
+    return std::make_unique<running_proxy>(d_new, yaml, "web", 0,
+                                           std::vector<std::string>{"--takeover"});
+  });
+  const bool waiting = wait_until([&] {
+    return slurp(d_new.file("err")).find("dns: resolving 1 name(s)") != std::string::npos;
+  });
+  dns.resume();
+  REQUIRE(waiting);
+  const std::unique_ptr<running_proxy> started = starting.get();
+  running_proxy& new_proc = *started;
+  const bool alone = wait_until(
+      [&] { return new_proc.log().find("this process serves alone") != std::string::npos; });
+  const int at_take_over = served;
+  REQUIRE(wait_until([&] { return served >= at_take_over + 50; }));  // served by the new one
+  stop = true;
+  clients.join();
+  REQUIRE(alone);
+  CHECK(new_proc.log().find("dns: app.test: 1 address(es) before start-up") != std::string::npos);
+  CHECK(failed == 0);
+  std::cout << "dns: take-over: " << served << " connections served, " << failed << " failed\n";
+  CHECK(old_proc.proc.wait() == 0);
+  REQUIRE(::kill(new_proc.proc.pid, SIGTERM) == 0);
+  CHECK(new_proc.proc.wait() == 0);
 }
