@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # zcproxy against HAProxy (TCP mode, with and without splice), nginx `stream` and socat, and direct,
-# in one run on loopback: iperf3 throughput and CPU per GiB, small HTTP messages and connection
-# rate through each proxy (wrk against an nginx backend), and memory with idle connections held.
-# Every peer runs at its defaults and tuned for throughput; all proxies stay up for the whole run
-# and the cases are interleaved (round -> case -> proxy), so drift hits them all alike.
+# in one run on loopback: iperf3 throughput and CPU per GiB; small HTTP messages through each proxy
+# (wrk against an nginx backend, keep-alive and a new connection per request, 32 and 512
+# connections): rate, p50/p99/p99.9 and CPU per request or connection; system calls per request and
+# per connection (a separate pass under strace); memory and fds with 1,000 and 8,000 idle
+# connections held. Every peer runs at its defaults and tuned for throughput; all proxies stay up
+# for the whole run and the cases are interleaved (round -> case -> proxy), so drift hits them all
+# alike; socat (a process per connection) goes last in each case, and its children are waited for.
 #
 #   bash bench/run.sh [--quick] [--rounds N] [--time SECONDS] [--out DIR] [--baseline BINARY]
 #                     [--only REGEX]
@@ -21,20 +24,20 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds=3
 secs=5
-idle=1000
+idle_counts=(1000 8000)
 out=bench/results
 quick=0
 baseline=""
 only=""
 while [ $# -gt 0 ]; do
   case $1 in
-    --quick) quick=1; rounds=1; secs=1; idle=100 ;;
+    --quick) quick=1; rounds=1; secs=1; idle_counts=(100) ;;
     --rounds) rounds=$2; shift ;;
     --time) secs=$2; shift ;;
     --out) out=$2; shift ;;
     --baseline) baseline=$(realpath "$2"); shift ;;
     --only) only=$2; shift ;;
-    *) sed -n '2,17p' "$0"; exit 2 ;;
+    *) sed -n '2,21p' "$0"; exit 2 ;;
   esac
   shift
 done
@@ -42,7 +45,7 @@ mkdir -p "$out"
 out=$(cd "$out" && pwd)
 
 . bench/common.sh
-install_and_build iperf3 haproxy nginx libnginx-mod-stream socat wrk gnuplot-nox jq procps curl
+install_and_build iperf3 haproxy nginx libnginx-mod-stream socat wrk gnuplot-nox jq procps curl strace
 
 threads=$(nproc)
 hz=$(getconf CLK_TCK)
@@ -113,17 +116,21 @@ EOF
 }
 
 start_haproxy() {  # name splice(0|1) tuned(0|1)
-  local n=$1 b=$next_base tune="" opts=""
+  local n=$1 b=$next_base tune="" opts="" pipes=""
   add_proxy "$n"
   [ "$2" = 1 ] && opts="option splice-request
-  option splice-response"
+  option splice-response" && pipes="maxpipes 900"
   if [ "$3" = 1 ]; then
     if [ "$2" = 1 ]; then tune="tune.pipesize 1048576"; else tune="tune.bufsize 1048576"; fi
   fi
   cat >"$f.cfg" <<EOF
 global
   nbthread $threads
-  maxconn 4000   # fits the 20,000-fd cap of this machine (HAProxy needs ~2.5 fds per conn)
+  # Room for the 8,000 idle connections (2 fds each), within this machine's 20,000-fd cap: HAProxy
+  # sizes its fd table from maxconn (and maxpipes, a quarter of maxconn by default, 2 fds each)
+  # and refuses to start when the cap is below that.
+  maxconn 9000
+  $pipes
   $tune
 defaults
   mode tcp
@@ -159,7 +166,7 @@ worker_rlimit_nofile 20000;
 daemon off;
 pid $f/nginx.pid;
 error_log $f/error.log;
-events { worker_connections 10000; }
+events { worker_connections 19000; }  # 8,000 idle connections are 16,000 on one worker at worst
 stream {
   $buf
   server { listen 127.0.0.1:$b; proxy_pass 127.0.0.1:$iperf_port; }
@@ -293,11 +300,6 @@ iperf_case() {  # name case round
   log "$n $c round $r: $(tail -1 "$results" | awk '{print $(NF-1)}') Gbit/s, $cpu CPU s/GiB"
 }
 
-to_ms() {  # wrk latency like 512.00us / 1.20ms / 2.00s -> ms
-  awk -v v="$1" 'BEGIN { u = v; sub(/[0-9.]+/, "", u); x = v + 0;
-    if (u == "us") x /= 1000; else if (u == "s") x *= 1000; printf "%.3f", x }'
-}
-
 # Why wrk's output holds no sound figure (every reason, on one line), or nothing when it does.
 # wrk prints Requests/sec even when every request failed: it counts the failures apart, on lines
 # it prints only when a count is not zero ("Socket errors: connect 0, read 3, write 0, timeout 0",
@@ -323,33 +325,112 @@ wrk_bad() {  # wrk output
   if [ ${#why[@]} -gt 0 ]; then (IFS=';'; echo "${why[*]}" | sed 's/;/; /g'); fi
 }
 
-wrk_case() {  # name case(rps|cps) round
-  local n=$1 c=$2 r=$3 url txt why rps p50 p99 hdr=()
-  url="http://127.0.0.1:$(http_at "$n")/"
-  [ "$c" = cps ] && hdr=(-H "Connection: close")
-  txt=$(wrk -t1 -c32 -d"${secs}s" --latency "${hdr[@]}" "$url" 2>&1) || true
-  why=$(wrk_bad "$txt")
-  if [ -n "$why" ]; then
-    echo "$n $c $r fail fail fail" >>"$results"
-    log "$n $c round $r: wrk failed: $why"
-    return
-  fi
-  rps=$(awk '/^Requests\/sec:/ {print $2}' <<<"$txt")
-  p50=$(to_ms "$(awk '$1 == "50%" {print $2}' <<<"$txt")")
-  p99=$(to_ms "$(awk '$1 == "99%" {print $2}' <<<"$txt")")
-  echo "$n $c $r $rps $p50 $p99" >>"$results"
-  log "$n $c round $r: $rps/s p50 $p50 ms p99 $p99 ms"
+# wrk's percentiles beyond --latency's 99%: its done() hook prints p50, p99 and p99.9 (µs) and
+# the count of requests (for the CPU per request).
+cat >"$work/pct.lua" <<'EOF'
+done = function(summary, latency, requests)
+  io.write(string.format("pct %d %d %d %d\n", latency:percentile(50), latency:percentile(99),
+                         latency:percentile(99.9), summary.requests))
+end
+EOF
+
+# Let socat's per-connection children exit before the next case: a proxy measured while they
+# wind down (after 512 connections, seconds) is measured on a loaded machine.
+settle() {  # name
+  [ "$1" = "${1#socat}" ] && return 0
+  local kids
+  for _ in $(seq 300); do
+    kids=""
+    for p in ${main_pids[$1]}; do kids+=$(pgrep -P "$p" || true); done
+    [ -z "$kids" ] && return 0
+    sleep 0.1
+  done
+  log "$1: children still running after 30 s"
 }
 
+wrk_case() {  # name case(rps|cps)CONNECTIONS round
+  local n=$1 c=$2 r=$3 url txt why rps p50 p99 p999 reqs before after cpu=- hdr=() conns=${2#???}
+  url="http://127.0.0.1:$(http_at "$n")/"
+  [ "${c:0:3}" = cps ] && hdr=(-H "Connection: close")
+  [ "$n" != direct ] && before=$(cpu_ticks ${main_pids[$n]})
+  txt=$(wrk -t1 -c"$conns" -d"${secs}s" --latency -s "$work/pct.lua" "${hdr[@]}" "$url" 2>&1) || true
+  sleep 0.2  # as for iperf3: socat's children reaped, their CPU counted
+  why=$(wrk_bad "$txt")
+  read -r _ p50 p99 p999 reqs < <(grep '^pct ' <<<"$txt" || echo "pct")
+  [ -z "$why" ] && [ -z "$reqs" ] && why="no percentiles from the done() hook"
+  if [ -n "$why" ]; then
+    echo "$n $c $r fail fail fail fail fail" >>"$results"
+    log "$n $c round $r: wrk failed: $why"
+    settle "$n"
+    return
+  fi
+  if [ "$n" != direct ]; then
+    after=$(cpu_ticks ${main_pids[$n]})
+    cpu=$(awk -v t=$((after - before)) -v hz="$hz" -v q="$reqs" 'BEGIN { printf "%.1f", t / hz * 1e6 / q }')
+  fi
+  rps=$(awk '/^Requests\/sec:/ {print $2}' <<<"$txt")
+  read -r p50 p99 p999 < <(awk -v a="$p50" -v b="$p99" -v c="$p999" 'BEGIN { printf "%.3f %.3f %.3f\n", a / 1000, b / 1000, c / 1000 }')
+  echo "$n $c $r $rps $p50 $p99 $p999 $cpu" >>"$results"
+  log "$n $c round $r: $rps/s p50 $p50 ms p99 $p99 ms p99.9 $p999 ms, $cpu CPU µs each"
+  settle "$n"
+}
+
+wrk_cases=(rps32 rps512 cps32 cps512)
 iperf_cases=(up down p4)
 iperf3 --help 2>&1 | grep -q -- --bidir && iperf_cases+=(bidir)
 for r in $(seq "$rounds"); do
   for c in "${iperf_cases[@]}"; do
     for n in "${names[@]}"; do iperf_case "$n" "$c" "$r"; done
   done
-  for c in rps cps; do
+  for c in "${wrk_cases[@]}"; do
     for n in "${names[@]}"; do wrk_case "$n" "$c" "$r"; done
   done
+done
+
+# System calls per request and per connection: a separate short pass under `strace -c -f`
+# (tracing slows a proxy several times over, so none of the figures above is taken with it), every
+# process and thread of the proxy traced, and a forking one's new children followed.
+descendants() {  # pid...: the pids and all their descendants
+  local p
+  for p in "$@"; do echo "$p"; descendants $(pgrep -P "$p" || true); done
+}
+sys_case() {  # name case(rps|cps)
+  local n=$1 c=$2 args=() hdr=() txt reqs sp calls
+  [ "$c" = cps ] && hdr=(-H "Connection: close")
+  for p in $(descendants ${main_pids[$n]}); do args+=(-p "$p"); done
+  strace -c -f -o "$work/strace.txt" "${args[@]}" 2>"$work/strace.err" &
+  sp=$!
+  # Attached (strace says so for each process) before the load starts.
+  for _ in $(seq 100); do
+    [ "$(grep -c attached "$work/strace.err")" -ge "$(descendants ${main_pids[$n]} | wc -l)" ] && break
+    sleep 0.05
+  done
+  txt=$(wrk -t1 -c32 -d2s -s "$work/pct.lua" "${hdr[@]}" "http://127.0.0.1:$(http_at "$n")/" 2>&1) || true
+  sleep 0.2
+  kill -INT "$sp" 2>/dev/null || true
+  wait "$sp" || true
+  read -r _ _ _ _ reqs < <(grep '^pct ' <<<"$txt" || echo "pct")
+  # strace -c's table: "% time seconds usecs/call calls [errors] syscall", then a "total" line.
+  # Kept: the total per request, and the 8 most frequent calls per request.
+  calls=""
+  if [ -n "$reqs" ] && [ "$reqs" -gt 0 ]; then
+    calls=$(awk -v q="$reqs" '$NF == "total" && $1 ~ /^[0-9.]+$/ { printf "%.2f", $4 / q }' "$work/strace.txt")
+    [ -n "$calls" ] && calls+=" $(awk -v q="$reqs" '$NF != "total" && $NF ~ /^[a-z_0-9]+$/ &&
+        $1 ~ /^[0-9.]+$/ && $4 ~ /^[0-9]+$/ { printf "%.2f %s\n", $4 / q, $NF }' "$work/strace.txt" |
+        sort -nr | head -8 | awk '{ printf "%s%s:%s", (NR > 1 ? "," : ""), $2, $1 }')"
+  fi
+  if [ -z "$calls" ]; then
+    echo "$n sys$c 1 fail" >>"$results"
+    log "$n sys$c: no strace figures ($(head -c 200 "$work/strace.err" | tr '\n' ' '))"
+  else
+    echo "$n sys$c 1 $calls" >>"$results"
+    log "$n: system calls per ${c/rps/request}: $calls"
+  fi
+  settle "$n"
+}
+for n in "${names[@]}"; do
+  [ "$n" = direct ] && continue
+  for c in rps cps; do sys_case "$n" "$c"; done
 done
 
 # Memory with idle connections held open through the http listener.
@@ -409,8 +490,9 @@ zcproxy_idle_bad() {  # rss0 rss1 fds0 fds1 metrics-before metrics-while-held
 }
 
 ulimit -n 20000 2>/dev/null || true
-for n in "zcproxy (default: adaptive)" "zcproxy before (default: adaptive)" "haproxy splice tuned" \
-  "haproxy tuned" "nginx stream tuned"; do
+for idle in "${idle_counts[@]}"; do
+for n in "zcproxy (default: adaptive)" "zcproxy before (default: adaptive)" "haproxy" "haproxy splice" \
+  "nginx stream" "haproxy splice tuned" "haproxy tuned" "nginx stream tuned"; do
   [ -n "${base[$n]:-}" ] || continue  # not in this run (--baseline, --only)
   port=$(http_at "$n")
   rss0=$(rss_kib ${main_pids[$n]}); fds0=$(fd_count ${main_pids[$n]})
@@ -442,18 +524,20 @@ for n in "zcproxy (default: adaptive)" "zcproxy before (default: adaptive)" "hap
     [ -n "$why" ] && extra+=" fail"
   fi
   for fd in "${held[@]}"; do exec {fd}>&-; done
-  echo "$n idle 1 $rss0 $rss1 $fds0 $fds1$extra" >>"$results"
+  echo "$n idle$idle 1 $rss0 $rss1 $fds0 $fds1$extra" >>"$results"
   msg="$n: RSS $rss0 -> $rss1 KiB, fds $fds0 -> $fds1 with ${#held[@]} idle connections"
   log "$msg${extra:+; pipes and copy buffers leased:${extra% fail}}"
   [ -n "$why" ] && log "$n: idle connections: fail: $why"
-  sleep 0.5
+  # The closed connections' TIME_WAIT and the proxies' frees settle before the next count.
+  sleep 1
+done
 done
 
 # --- report ----------------------------------------------------------------------------------
 # median (min–max) of column COL over rounds, for name and case
 stat() {
   awk -v n="$1" -v c="$2" -v col="$3" '
-    { name = $0; sub(/ (up|down|p4|bidir|rps|cps|idle) [0-9]+ .*/, "", name)
+    { name = $0; sub(/ (up|down|p4|bidir|rps[0-9]+|cps[0-9]+|idle[0-9]+|sysrps|syscps) [0-9]+ .*/, "", name)
       rest = substr($0, length(name) + 2); split(rest, f, " ")
       if (name == n && f[1] == c && f[col] != "fail" && f[col] != "-") v[++k] = f[col] + 0 }
     END { if (!k) { print "–"; exit }
@@ -494,20 +578,51 @@ md=$out/latest.md
     echo "$row"
   done
   echo
-  echo "## Small messages (wrk, 1 thread, 32 connections, 100-byte file from nginx)"
+  echo "## Small messages (wrk, 1 thread, 100-byte file from nginx)"
   echo
-  echo "| proxy | keep-alive req/s | p50 ms | p99 ms | new connection per request, conn/s | p99 ms |"
-  echo "| --- | ---: | ---: | ---: | ---: | ---: |"
+  echo "Keep-alive: requests per second over 32 or 512 open connections. New connection per request:"
+  echo "the same with \`Connection: close\` (a new connection through the proxy, and from it to nginx,"
+  echo "for each request). CPU: the proxy's user+sys time per request (or connection), from /proc."
+  echo
+  for c in rps32 rps512 cps32 cps512; do
+    case $c in
+      rps*) what="keep-alive, ${c#rps} connections"; unit="req/s"; per="request" ;;
+      cps*) what="new connection per request, ${c#cps} at once"; unit="conn/s"; per="connection" ;;
+    esac
+    echo "| $what | $unit | p50 ms | p99 ms | p99.9 ms | CPU µs per $per |"
+    echo "| --- | ---: | ---: | ---: | ---: | ---: |"
+    for n in "${names[@]}"; do
+      echo "| $n | $(stat "$n" $c 3) | $(stat "$n" $c 4) | $(stat "$n" $c 5) | $(stat "$n" $c 6) | $(stat "$n" $c 7) |"
+    done
+    echo
+  done
+  echo "## System calls per request and per connection"
+  echo
+  echo "A separate pass (\`strace -c -f\` on every process and thread of the proxy, 2 s of wrk with 32"
+  echo "connections; tracing slows a proxy down, so no figure above is taken with it): calls per"
+  echo "keep-alive request and per new connection, and the most frequent of them."
+  echo
+  echo "| proxy | per request | most frequent, per request | per connection | most frequent, per connection |"
+  echo "| --- | ---: | --- | ---: | --- |"
   for n in "${names[@]}"; do
-    echo "| $n | $(stat "$n" rps 3) | $(stat "$n" rps 4) | $(stat "$n" rps 5) | $(stat "$n" cps 3) | $(stat "$n" cps 5) |"
+    [ "$n" = direct ] && continue
+    awk -v n="$n" '
+      { name = $0; sub(/ (sysrps|syscps) 1 .*/, "", name); if (name != n || name == $0) next
+        split(substr($0, length(name) + 2), f, " "); gsub(/,/, ", ", f[4]); gsub(/:/, " ", f[4])
+        v[f[1]] = f[3]; top[f[1]] = f[4] }
+      END { printf "| %s | %s | %s | %s | %s |\n", n, v["sysrps"] ? v["sysrps"] : "–", top["sysrps"],
+                   v["syscps"] ? v["syscps"] : "–", top["syscps"] }' "$results"
   done
   echo
-  echo "## Memory with $idle idle connections (through the http listener)"
-  echo
-  echo "| proxy | RSS idle KiB | RSS with $idle KiB | fds idle | fds with $idle |"
-  echo "| --- | ---: | ---: | ---: | ---: |"
-  awk '$0 ~ / idle 1 / { n = $0; sub(/ idle 1 .*/, "", n); split(substr($0, length(n) + 2), f, " ");
-        printf "| %s | %s | %s | %s | %s |\n", n, f[3], f[4], f[5], f[6] }' "$results"
+  for idle in "${idle_counts[@]}"; do
+    echo "## Memory with $idle idle connections (through the http listener)"
+    echo
+    echo "| proxy | RSS idle KiB | RSS with $idle KiB | KiB per connection | fds idle | fds with $idle | fds per connection |"
+    echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"
+    awk -v c="idle$idle" '$0 ~ " " c " 1 " { n = $0; sub(" " c " 1 .*", "", n); split(substr($0, length(n) + 2), f, " ");
+          printf "| %s | %s | %s | %.2f | %s | %s | %.2f |\n", n, f[3], f[4], (f[4] - f[3]) / '"$idle"', f[5], f[6], (f[6] - f[5]) / '"$idle"' }' "$results"
+    echo
+  done
 } >"$md"
 
 # The plot: median Gbit/s per case, and CPU s/GiB for single-stream up.
@@ -554,13 +669,23 @@ for n in "${names[@]}"; do
     [ "$(stat "$n" "$c" 3)" != – ] || missing+=("$n: $c Gbit/s")
     [ "$n" = direct ] || [ "$(stat "$n" "$c" 4)" != – ] || missing+=("$n: $c CPU s/GiB")
   done
-  for spec in "rps 3 req/s" "rps 4 p50" "rps 5 p99" "cps 3 conn/s" "cps 5 p99"; do
-    read -r c col what <<<"$spec"
-    [ "$(stat "$n" "$c" "$col")" != – ] || missing+=("$n: $c $what")
+  for c in "${wrk_cases[@]}"; do
+    for spec in "3 per second" "4 p50" "5 p99" "6 p99.9" "7 CPU"; do
+      read -r col what <<<"$spec"
+      [ "$n" = direct ] && [ "$col" = 7 ] && continue
+      [ "$(stat "$n" "$c" "$col")" != – ] || missing+=("$n: $c $what")
+    done
   done
+  if [ "$n" != direct ]; then
+    for c in sysrps syscps; do
+      grep -Eq "^$(sed 's/[()]/\\&/g' <<<"$n") $c 1 [0-9.]+ " "$results" || missing+=("$n: $c system calls")
+    done
+  fi
 done
-grep -Eq '^zcproxy \(default: adaptive\) idle 1 [0-9]+ [0-9]+ [0-9]+ [0-9]+ ' "$results" ||
-  missing+=("zcproxy (default: adaptive): idle RSS and fds")
+for idle in "${idle_counts[@]}"; do
+  grep -Eq "^zcproxy \(default: adaptive\) idle$idle 1 [0-9]+ [0-9]+ [0-9]+ [0-9]+ " "$results" ||
+    missing+=("zcproxy (default: adaptive): RSS and fds with $idle idle connections")
+done
 if [ ${#missing[@]} -gt 0 ]; then
   log "${#missing[@]} figure(s) missing for zcproxy or direct:"
   printf '  %s\n' "${missing[@]}" >&2
