@@ -19,14 +19,16 @@ struct connect_result {
   explicit operator bool() const { return !error; }
 };
 
-// Opens `s` for `to`'s family, non-blocking from the start (the relay needs it, and Asio's
-// connect then sets no mode of its own: one ioctl less), and connects it to `to` within `limit`,
-// timed by `timer`. Cancelling `s` or `timer` (a session's stop cancels both) ends the wait at
-// once with operation_aborted; the caller knows whether it was stopping. A connect that succeeds
-// is reported as it is, even when a stop came meanwhile. On failure `s` is closed again, ready
-// for the next attempt. A failed open is reported by the connect (Asio retries the open there).
-// `s` and `timer` must outlive it and have no other operation pending on them meanwhile (`to` is
-// taken by value: a coroutine may start after the caller's temporaries are gone).
+// Opens `s` (closed) for `to`'s family, non-blocking from the start (the relay needs it; see
+// adopt_new_socket), and connects it
+// to `to` within `limit`. A handshake that has ended by the time connect(2) returns (loopback, a
+// near backend) costs one poll(2) and no wait; only one still under way waits, timed by `timer`.
+// Cancelling `s` or `timer` (a session's stop cancels both) ends that wait at once with
+// operation_aborted; the caller knows whether it was stopping. A connect that succeeds is
+// reported as it is, even when a stop came meanwhile. On failure `s` is closed again, ready for
+// the next attempt. `s` and `timer` must outlive it and have no other operation pending on them
+// meanwhile (`to` is taken by value: a coroutine may start after the caller's temporaries are
+// gone).
 boost::asio::awaitable<connect_result> connect_within(stream_socket& s, stream_endpoint to,
                                                       std::chrono::milliseconds limit,
                                                       boost::asio::steady_timer& timer);

@@ -1,6 +1,11 @@
 #include "zcproxy/connect.hpp"
 
+#include <poll.h>
+#include <sys/socket.h>
+
 #include <boost/asio/experimental/awaitable_operators.hpp>
+#include <cerrno>
+#include <optional>
 #include <variant>
 
 #include "zcproxy/use_tuple.hpp"
@@ -9,22 +14,71 @@ namespace zcproxy {
 namespace asio = boost::asio;
 using namespace asio::experimental::awaitable_operators;
 
+namespace {
+
+boost::system::error_code errno_error(int e) {
+  return {e, boost::asio::error::get_system_category()};
+}
+
+// The pending error of a socket whose connect has ended (SO_ERROR; 0: connected).
+boost::system::error_code connect_error(int fd) {
+  int err = 0;
+  socklen_t len = sizeof err;
+  if (::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
+  return err ? errno_error(err) : boost::system::error_code();
+}
+
+// Whether the handshake of a connect that said EINPROGRESS has ended already (on loopback and to
+// a near backend it has, by the time connect(2) returns), and how: one poll(2) with no timeout,
+// instead of Asio's way (an epoll_ctl to add EPOLLOUT, a pass through epoll_wait, then poll(2)
+// and SO_ERROR).
+std::optional<boost::system::error_code> connect_ended(int fd) {
+  pollfd p{fd, POLLOUT, 0};
+  if (::poll(&p, 1, 0) <= 0 || p.revents == 0) return std::nullopt;
+  if (p.revents & (POLLERR | POLLHUP)) return connect_error(fd);
+  return boost::system::error_code();
+}
+
+}  // namespace
+
 asio::awaitable<connect_result> connect_within(stream_socket& s, stream_endpoint to,
                                                std::chrono::milliseconds limit,
                                                asio::steady_timer& timer) {
-  boost::system::error_code ec;
-  s.open(to.protocol(), ec);
-  if (!ec) s.non_blocking(true, ec);
-  timer.expires_after(limit);
-  auto r = co_await (s.async_connect(to, use_tuple) || timer.async_wait(use_tuple));
   connect_result out;
-  if (r.index() == 0) {
-    out.error = std::get<0>(std::get<0>(r));
-  } else if (auto timer_ec = std::get<0>(std::get<1>(r))) {
-    out.error = timer_ec;  // the timer was cancelled: a stop, not the limit
+  boost::system::error_code ec;
+  const int fd = ::socket(to.protocol().family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+                          to.protocol().protocol());
+  if (fd < 0)
+    ec = errno_error(errno);  // EMFILE, ENFILE, ENOBUFS...
+  else
+    adopt_new_socket(s, fd, to.protocol().family(), ec);
+  if (ec) {
+    out.error = ec;
+    co_return out;
+  }
+  std::optional<boost::system::error_code> ended;
+  if (::connect(fd, to.data(), to.size()) == 0)
+    ended = boost::system::error_code();
+  else if (errno == EINPROGRESS || errno == EINTR)  // EINTR: the connect goes on regardless
+    ended = connect_ended(fd);
+  else  // ECONNREFUSED, ENETUNREACH, EAGAIN (a Unix socket's backlog is full)...
+    ended = errno_error(errno);
+  if (ended) {
+    out.error = *ended;
   } else {
-    out.error = asio::error::timed_out;
-    out.timed_out = true;
+    // Still connecting (a remote backend): wait for the end of the handshake within the limit.
+    timer.expires_after(limit);
+    auto r = co_await (s.async_wait(stream_socket::wait_write, use_tuple) ||
+                       timer.async_wait(use_tuple));
+    if (r.index() == 0) {
+      const auto wait_ec = std::get<0>(std::get<0>(r));
+      out.error = wait_ec ? wait_ec : connect_error(fd);  // a wait cancelled: a stop
+    } else if (auto timer_ec = std::get<0>(std::get<1>(r))) {
+      out.error = timer_ec;  // the timer was cancelled: a stop, not the limit
+    } else {
+      out.error = asio::error::timed_out;
+      out.timed_out = true;
+    }
   }
   if (out.error) s.close(ec);
   co_return out;
