@@ -26,6 +26,13 @@ std::optional<address> local_of(const stream_socket& s);
 // Whether the peer has already reset the connection (a pending socket error): nothing it sent
 // can be delivered, so no upstream connect is made for it.
 bool peer_gone(stream_socket& s);
+// Gives `s` (not open) the socket `fd`, made just now by the caller (socket(2) or accept4(2) with
+// SOCK_NONBLOCK | SOCK_CLOEXEC) and referred to by nothing else: registered with `s`'s reactor, and
+// known to Asio as non-blocking and as no dup of another descriptor. Asio's own open and accept
+// cost an ioctl(FIONBIO) per socket to make it non-blocking, and an accepted one an
+// epoll_ctl(DEL) at its close (Asio takes a socket it did not open for a possible dup, whose close
+// would leave it in epoll). On failure `fd` is closed.
+void adopt_new_socket(stream_socket& s, int fd, int family, boost::system::error_code& ec);
 // The 4 or 16 network-order bytes of an IP address; empty for a Unix socket's.
 std::string ip_bytes(const address& a);
 

@@ -4,13 +4,28 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <unistd.h>
 
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
 #include <cstring>
 
+#include "zcproxy/asio_socket.hpp"
+
 namespace zcproxy {
 namespace asio = boost::asio;
+
+void adopt_new_socket(stream_socket& s, int fd, int family, boost::system::error_code& ec) {
+  s.assign(asio::generic::stream_protocol(family, family == AF_UNIX ? 0 : IPPROTO_TCP), fd, ec);
+  if (ec) {
+    ::close(fd);
+    return;
+  }
+  namespace ops = asio::detail::socket_ops;
+  auto& state = detail::asio_impl(s).state_;
+  state |= ops::user_set_non_blocking | ops::internal_non_blocking;  // O_NONBLOCK from its start
+  state &= ~ops::possible_dup;  // its close takes it out of epoll: no epoll_ctl(DEL) is needed
+}
 
 stream_endpoint endpoint_of(const address& a) {
   if (a.local) return asio::local::stream_protocol::endpoint(a.path);

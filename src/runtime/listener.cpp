@@ -1,14 +1,19 @@
 #include "zcproxy/listener.hpp"
 
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <cerrno>
 #include <chrono>
 #include <cstring>
 #include <stdexcept>
@@ -28,6 +33,8 @@ stream_acceptor open_tcp_acceptor(asio::io_context& io, const address& at) {
   acc.set_option(stream_acceptor::reuse_address(true));
   // One acceptor per worker thread on the same address: the kernel balances accepts among them.
   acc.set_option(asio::detail::socket_option::boolean<SOL_SOCKET, SO_REUSEPORT>(true));
+  // Every accepted socket inherits TCP_NODELAY from the listening one: no setsockopt per client.
+  acc.set_option(asio::ip::tcp::no_delay(true));
   acc.bind(ep);
   acc.listen(asio::socket_base::max_listen_connections);
   return acc;
@@ -130,6 +137,10 @@ std::vector<std::vector<stream_acceptor>> adopt_listener(const listener_config& 
     if (const std::string why = unfit_socket(f.get(), lc); !why.empty())
       throw std::runtime_error("listener " + lc.name + ": the socket passed for it (fd " +
                                std::to_string(f.get()) + ") is unfit: " + why);
+  // As a listener of our own (open_tcp_acceptor): accepted sockets inherit TCP_NODELAY.
+  const int on = 1;
+  if (!lc.bind.local)
+    for (const auto& f : fds) ::setsockopt(f.get(), IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
   const auto protocol = endpoint_of(lc.bind).protocol();
   std::vector<int> raw;  // for the dups: the acceptors own the fds
   for (const auto& f : fds) raw.push_back(f.get());
@@ -169,6 +180,47 @@ void start_session(worker& w, bound_listener& l, stream_socket client,
                  });
 }
 
+namespace {
+
+// One client from the listening socket's queue, non-blocking from the start (adopt_new_socket),
+// with its address as accept4(2) gives it: asked later (getpeername), it is gone once the client
+// has reset, and a client without an address would pass a deny list. The error is accept4's
+// (would_block: the queue is empty).
+boost::system::error_code accept_one(bound_listener& l, stream_socket& client,
+                                     stream_endpoint& peer) {
+  sockaddr_storage raw;
+  socklen_t len = sizeof raw;
+  const int fd = ::accept4(l.acceptor.native_handle(), reinterpret_cast<sockaddr*>(&raw), &len,
+                           SOCK_NONBLOCK | SOCK_CLOEXEC);
+  if (fd < 0) return {errno, boost::system::system_category()};
+  peer = stream_endpoint(&raw, len, raw.ss_family == AF_UNIX ? 0 : IPPROTO_TCP);
+  boost::system::error_code ec;
+  adopt_new_socket(client, fd, raw.ss_family, ec);
+  return ec;
+}
+
+// Errors of accept(2) that concern one connection only (Linux passes a new connection's pending
+// network error on this way): the next accept takes the next one.
+bool one_connection_failed(const boost::system::error_code& ec) {
+  switch (ec.value()) {
+    case ECONNABORTED:  // the client left before we took it
+    case EINTR:
+    case EPROTO:
+    case ENOPROTOOPT:
+    case EHOSTDOWN:
+    case ENONET:
+    case EHOSTUNREACH:
+    case EOPNOTSUPP:
+    case ENETUNREACH:
+    case ENETDOWN:
+      return true;
+    default:
+      return false;
+  }
+}
+
+}  // namespace
+
 void close_listener(worker& w, bound_listener& l) {
   // Connections the kernel has completed but nobody accepted yet would be reset by the close:
   // take them first, and serve them with the settings they came in under.
@@ -177,8 +229,11 @@ void close_listener(worker& w, bound_listener& l) {
   while (!ec && !w.draining) {
     stream_socket client(w.io);
     stream_endpoint peer;
-    l.acceptor.accept(client, peer, ec);
-    if (!ec) start_session(w, l, std::move(client), peer);
+    ec = accept_one(l, client, peer);
+    if (!ec)
+      start_session(w, l, std::move(client), peer);
+    else if (one_connection_failed(ec))
+      ec = {};
   }
   l.acceptor.close(ec);
   l.backoff.cancel();
@@ -187,22 +242,33 @@ void close_listener(worker& w, bound_listener& l) {
 asio::awaitable<void> accept_loop(worker& w, bound_listener& l) {
   using namespace std::chrono_literals;
   constexpr auto min_backoff = 10ms, max_backoff = 1000ms;
+  // Accepted in a row before the sessions already started get their turn.
+  constexpr unsigned batch = 64;
   auto backoff = min_backoff;
+  unsigned taken = 0;
+  boost::system::error_code ec;
+  l.acceptor.non_blocking(true, ec);  // accept4 below must never block
   while (l.acceptor.is_open()) {
-    // The client's address as accept(2) gives it: asked later (getpeername), it is gone once the
-    // client has reset, and a client without an address would pass a deny list.
+    // Take clients until the queue is empty, and only then wait (an epoll_ctl to re-arm the
+    // listening socket, once per batch rather than an ioctl and an epoll_ctl per client).
+    stream_socket client(w.io);
     stream_endpoint peer;
-    auto [ec, client] = co_await l.acceptor.async_accept(peer, use_tuple);
-    // Closed for shutdown: an accept that completed just before is dropped, not served past the
-    // drain. Closed by a reload that removed the listener, or because another process accepts on
-    // the socket now (handed over): it is served like any other, or it would be refused.
-    if ((w.draining && !w.handed_over) || ec == asio::error::operation_aborted) break;
+    ec = accept_one(l, client, peer);
     if (!ec) {
       backoff = min_backoff;
       start_session(w, l, std::move(client), peer);
+      if (++taken % batch == 0) co_await asio::post(w.io, use_tuple);
       continue;
     }
-    if (ec == asio::error::connection_aborted) continue;  // the client left before we took it
+    if (ec == asio::error::would_block || ec == asio::error::try_again) {
+      std::tie(ec) = co_await l.acceptor.async_wait(stream_acceptor::wait_read, use_tuple);
+      // Closed for shutdown, by a reload that removed the listener, or because another process
+      // accepts on the socket now (handed over): what the queue still holds is not ours to take
+      // here (close_listener takes it when the listener is removed).
+      if ((w.draining && !w.handed_over) || ec == asio::error::operation_aborted) break;
+      continue;
+    }
+    if (one_connection_failed(ec)) continue;
     // EMFILE, ENFILE, ENOBUFS, ENOMEM: the connection waits in the backlog; retrying at once
     // would spin, so wait and try again, longer each time while it persists.
     main_log().warn("listener {}: accept failed: {}; retrying in {} ms", l.config->name,

@@ -225,8 +225,10 @@ session::session(worker& w, std::shared_ptr<const generation> gen, listener_view
       routed(l.target) {
   metrics.accepted.fetch_add(1, std::memory_order_relaxed);
   metrics.active.fetch_add(1, std::memory_order_relaxed);
+  // Splice, read_some/write_some and peeks must never block. A listener's sockets are so from
+  // accept4 (adopt_new_socket): no ioctl here.
   boost::system::error_code ec;
-  s.client.non_blocking(true, ec);  // splice, read_some/write_some and peeks must never block
+  if (!s.client.non_blocking()) s.client.non_blocking(true, ec);
 }
 
 asio::awaitable<void> session::run() {
@@ -387,9 +389,9 @@ asio::awaitable<close_reason> session::relay_both() {
   target.started(*endpoint);
   const address& at = target.at(*endpoint);
   const address client_end = peer.value_or(address{});
-  if (!client_end.local) s.client.set_option(asio::ip::tcp::no_delay(true), ec);
-  if (!at.local) s.upstream.set_option(asio::ip::tcp::no_delay(true), ec);
   const engine_mode engine = engine_for(w.relay.engine, client_end, s.client, at, s.upstream);
+  // The client's socket has TCP_NODELAY from its listener's (open_tcp_acceptor).
+  if (!at.local) s.upstream.set_option(asio::ip::tcp::no_delay(true), ec);
   // The idle and duration timeouts are checked by the worker's sweep (check_timeouts).
   s.limits = t;
   s.relay_started = std::chrono::steady_clock::now();

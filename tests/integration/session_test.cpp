@@ -1,4 +1,6 @@
 // Sessions: endpoint failover, connect timeouts, many concurrent connections, no fd leaks, drain.
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 
 #include <catch2/catch.hpp>
@@ -152,4 +154,54 @@ TEST_CASE("session: connections still open at drain_timeout are closed",
   CHECK(took < 5s);
   release.set_value();
   CHECK(up.stop_and_collect_errors().empty());
+}
+
+namespace {
+
+// The fd of this process's socket whose peer is `peer` (a socket of the in-process proxy), or -1.
+int socket_with_peer(const sockaddr_in& peer) {
+  for (int f = 0; f < 4096; ++f) {
+    sockaddr_in a{};
+    socklen_t len = sizeof a;
+    if (::getpeername(f, reinterpret_cast<sockaddr*>(&a), &len) == 0 && a.sin_family == AF_INET &&
+        a.sin_port == peer.sin_port && a.sin_addr.s_addr == peer.sin_addr.s_addr)
+      return f;
+  }
+  return -1;
+}
+
+int nodelay_of(int f) {
+  int v = -1;
+  socklen_t len = sizeof v;
+  ::getsockopt(f, IPPROTO_TCP, TCP_NODELAY, &v, &len);
+  return v;
+}
+
+}  // namespace
+
+TEST_CASE(
+    "session: both sockets of a relayed TCP connection have TCP_NODELAY (the client's "
+    "inherited from its listener)",
+    "[session][integration]") {
+  upstream_server up(echo_handler());
+  proxy p("engine: auto", {up.port()});
+  fd c = connect_to(p.port());
+  send_all(c.get(), "ping", 4);
+  bytes got(4);
+  REQUIRE(::recv(c.get(), got.data(), got.size(), MSG_WAITALL) == 4);  // relaying now
+  sockaddr_in client{};
+  socklen_t len = sizeof client;
+  REQUIRE(::getsockname(c.get(), reinterpret_cast<sockaddr*>(&client), &len) == 0);
+  // The proxy's side of the client connection: its peer is this client.
+  const int accepted = socket_with_peer(client);
+  REQUIRE(accepted >= 0);
+  CHECK(nodelay_of(accepted) == 1);
+  // The proxy's upstream socket: its peer is the backend's port on 127.0.0.1.
+  sockaddr_in backend{};
+  backend.sin_family = AF_INET;
+  backend.sin_port = htons(up.port());
+  backend.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  const int upstream = socket_with_peer(backend);
+  REQUIRE(upstream >= 0);
+  CHECK(nodelay_of(upstream) == 1);
 }

@@ -2,6 +2,9 @@
 // a hanging connect as timed_out at its limit, and a cancel as operation_aborted at once.
 #include "zcproxy/connect.hpp"
 
+#include <poll.h>
+#include <sys/socket.h>
+
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -119,4 +122,55 @@ TEST_CASE("connect_within: with a timer of its own, closing the socket ends the 
   CHECK_FALSE(*out);
   CHECK_FALSE(out->timed_out);
   CHECK(out->error == asio::error::operation_aborted);
+}
+
+TEST_CASE(
+    "adopt_new_socket: Asio takes the socket as non-blocking (no ioctl of its own) and as no "
+    "dup (its close takes it out of epoll), and a connected one carries data",
+    "[connect]") {
+  asio::io_context io;
+  // Adopted, then closed: the next socket gets the same fd number, and registering it with the
+  // same reactor works only if the close took the first out of epoll (EEXIST otherwise).
+  const int first = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  REQUIRE(first >= 0);
+  {
+    stream_socket a(io);
+    boost::system::error_code ec;
+    zcproxy::adopt_new_socket(a, first, AF_INET, ec);
+    REQUIRE_FALSE(ec);
+    CHECK(a.non_blocking());
+    CHECK(a.native_non_blocking());
+  }
+  const int second = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  REQUIRE(second == first);
+  stream_socket b(io);
+  boost::system::error_code ec;
+  zcproxy::adopt_new_socket(b, second, AF_INET, ec);
+  REQUIRE_FALSE(ec);
+  // Connected (connect_within adopts its socket so), Asio's reads on it do not block: the bytes a
+  // peer sent, then would_block at once.
+  upstream_server up([](fd s) {
+    send_all(s.get(), "hi", 2);
+    recv_all(s.get());
+  });
+  b.close();
+  asio::steady_timer timer(io);
+  connect_result r;
+  asio::co_spawn(io, connect_within(b, loopback(up.port()), 2s, timer),
+                 [&](std::exception_ptr e, connect_result got) {
+                   if (e) std::rethrow_exception(e);
+                   r = got;
+                 });
+  io.run_for(5s);
+  REQUIRE(r);
+  CHECK(b.non_blocking());
+  pollfd p{b.native_handle(), POLLIN, 0};
+  REQUIRE(::poll(&p, 1, 5000) == 1);
+  char buf[8];
+  CHECK(b.read_some(asio::buffer(buf), ec) == 2);
+  CHECK_FALSE(ec);
+  CHECK(b.read_some(asio::buffer(buf), ec) == 0);
+  CHECK(ec == asio::error::would_block);
+  b.close();
+  CHECK(up.stop_and_collect_errors().empty());
 }
