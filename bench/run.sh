@@ -9,12 +9,14 @@
 # alike; socat (a process per connection) goes last in each case, and its children are waited for.
 #
 #   bash bench/run.sh [--quick] [--rounds N] [--time SECONDS] [--out DIR] [--baseline BINARY]
-#                     [--only REGEX]
+#                     [--only REGEX] [--topology loopback|veth]
 #
 # --quick: one round of 1 s figures, 100 idle connections (a smoke check, not a measurement).
 # --baseline: also runs BINARY as "zcproxy before" (default engine) beside the one under test, in
 # the same interleaved run: the A/B of a change. --only: only the proxies whose row name matches
 # the extended REGEX (direct always runs), e.g. --only zcproxy for an A/B without the peers.
+# --topology veth: the clients, the proxies and the backends in three network namespaces joined by
+# two veth pairs (bench/common.sh's netns_up; made and removed by the run); latest-veth.md/png.
 # Every run checks what it measures: a wrk case with any socket error or non-2xx response, an
 # iperf3 case with an error or a short count, zcproxy's idle connections holding more than their two
 # sockets, or a figure missing for zcproxy or direct fails the run (a peer's failure is reported).
@@ -29,6 +31,7 @@ out=bench/results
 quick=0
 baseline=""
 only=""
+topology=loopback
 while [ $# -gt 0 ]; do
   case $1 in
     --quick) quick=1; rounds=1; secs=1; idle_counts=(100) ;;
@@ -37,7 +40,8 @@ while [ $# -gt 0 ]; do
     --out) out=$2; shift ;;
     --baseline) baseline=$(realpath "$2"); shift ;;
     --only) only=$2; shift ;;
-    *) sed -n '2,21p' "$0"; exit 2 ;;
+    --topology) case $2 in loopback | veth) topology=$2 ;; *) sed -n '2,23p' "$0"; exit 2 ;; esac; shift ;;
+    *) sed -n '2,23p' "$0"; exit 2 ;;
   esac
   shift
 done
@@ -53,10 +57,19 @@ results=$work/results.txt   # name case round value...
 : >"$results"
 log() { echo "[bench] $*" >&2; }
 
+report=latest  # the report's files: DIR/latest.md and .png
+if [ "$topology" = veth ]; then
+  bash .ci/deps.sh iproute2
+  netns_up "zcb-$$"
+  report=latest-veth
+fi
+
 # --- backends: iperf3 and an nginx serving a small file --------------------------------------
 iperf_port=15201
 http_port=15280
-iperf3 -s -p $iperf_port >/dev/null 2>&1 &
+bind=()  # iperf3 listens on every address on loopback, on the server's address in veth
+[ "$topology" = veth ] && bind=(-B "$backend_ip")
+"${in_server[@]}" iperf3 -s "${bind[@]}" -p $iperf_port >/dev/null 2>&1 &
 pids+=($!)
 mkdir -p "$work/www" "$work/backend"
 # nginx's workers run as another user (www-data, from root): they must be able to pass through
@@ -72,13 +85,13 @@ events { worker_connections 20000; }
 http {
   access_log off;
   keepalive_requests 1000000;
-  server { listen 127.0.0.1:$http_port; root $work/www; }
+  server { listen $backend_ip:$http_port; root $work/www; }
 }
 EOF
-nginx -c "$work/backend/nginx.conf" -p "$work/backend" &
+"${in_server[@]}" nginx -c "$work/backend/nginx.conf" -p "$work/backend" &
 pids+=($!)
-wait_port $iperf_port
-wait_port $http_port
+wait_port $iperf_port "$backend_ip"
+wait_port $http_port "$backend_ip"
 
 # --- the proxies: each listens on BASE (-> iperf3) and BASE+1 (-> http backend) -----------------
 names=()      # in table order
@@ -103,13 +116,13 @@ log: { level: info, access_log: false }
 admin: { bind: "127.0.0.1:0" }
 relay: { engine: $2 }
 listeners:
-  - { name: iperf, bind: "127.0.0.1:$b", upstream: iperf }
-  - { name: http, bind: "127.0.0.1:$((b + 1))", upstream: http }
+  - { name: iperf, bind: "$listen_ip:$b", upstream: iperf }
+  - { name: http, bind: "$listen_ip:$((b + 1))", upstream: http }
 upstreams:
-  iperf: { endpoints: ["127.0.0.1:$iperf_port"] }
-  http: { endpoints: ["127.0.0.1:$http_port"] }
+  iperf: { endpoints: ["$backend_ip:$iperf_port"] }
+  http: { endpoints: ["$backend_ip:$http_port"] }
 EOF
-  "$bin" -c "$f.yaml" 2>"$f.log" &
+  "${in_proxy[@]}" "$bin" -c "$f.yaml" 2>"$f.log" &
   main_pids[$n]=$!
   logs[$n]=$f.log
   pids+=($!)
@@ -139,17 +152,17 @@ defaults
   timeout server 5m
   $opts
 frontend iperf
-  bind 127.0.0.1:$b
+  bind $listen_ip:$b
   default_backend iperf
 backend iperf
-  server s1 127.0.0.1:$iperf_port
+  server s1 $backend_ip:$iperf_port
 frontend http
-  bind 127.0.0.1:$((b + 1))
+  bind $listen_ip:$((b + 1))
   default_backend http
 backend http
-  server s1 127.0.0.1:$http_port
+  server s1 $backend_ip:$http_port
 EOF
-  haproxy -db -f "$f.cfg" >"$f.log" 2>&1 &
+  "${in_proxy[@]}" haproxy -db -f "$f.cfg" >"$f.log" 2>&1 &
   main_pids[$n]=$!
   pids+=($!)
 }
@@ -169,11 +182,11 @@ error_log $f/error.log;
 events { worker_connections 19000; }  # 8,000 idle connections are 16,000 on one worker at worst
 stream {
   $buf
-  server { listen 127.0.0.1:$b; proxy_pass 127.0.0.1:$iperf_port; }
-  server { listen 127.0.0.1:$((b + 1)); proxy_pass 127.0.0.1:$http_port; }
+  server { listen $listen_ip:$b; proxy_pass $backend_ip:$iperf_port; }
+  server { listen $listen_ip:$((b + 1)); proxy_pass $backend_ip:$http_port; }
 }
 EOF
-  nginx -c "$f/nginx.conf" -p "$f" &
+  "${in_proxy[@]}" nginx -c "$f/nginx.conf" -p "$f" &
   main_pids[$n]=$!
   pids+=($!)
 }
@@ -182,10 +195,10 @@ start_socat() {  # name tuned(0|1); socat forks a process per connection
   local n=$1 b=$next_base opt=()
   add_proxy "$n"
   [ "$2" = 1 ] && opt=(-b 1048576)
-  socat "${opt[@]}" TCP-LISTEN:$b,bind=127.0.0.1,reuseaddr,fork,backlog=4096 TCP:127.0.0.1:$iperf_port &
+  "${in_proxy[@]}" socat "${opt[@]}" TCP-LISTEN:$b,bind=$listen_ip,reuseaddr,fork,backlog=4096 TCP:$backend_ip:$iperf_port &
   main_pids[$n]="$!"
   pids+=($!)
-  socat "${opt[@]}" TCP-LISTEN:$((b + 1)),bind=127.0.0.1,reuseaddr,fork,backlog=4096 TCP:127.0.0.1:$http_port &
+  "${in_proxy[@]}" socat "${opt[@]}" TCP-LISTEN:$((b + 1)),bind=$listen_ip,reuseaddr,fork,backlog=4096 TCP:$backend_ip:$http_port &
   main_pids[$n]+=" $!"
   pids+=($!)
 }
@@ -207,12 +220,13 @@ wanted "socat" && start_socat "socat" 0
 wanted "socat tuned" && start_socat "socat tuned" 1
 for n in "${names[@]}"; do
   [ "$n" = direct ] && continue
-  wait_port "${base[$n]}"
-  wait_port "$((${base[$n]} + 1))"
+  wait_port "${base[$n]}" "$listen_ip"
+  wait_port "$((${base[$n]} + 1))" "$listen_ip"
 done
 
 iperf_at() { [ "$1" = direct ] && echo $iperf_port || echo "${base[$1]}"; }
 http_at() { [ "$1" = direct ] && echo $http_port || echo $((${base[$1]} + 1)); }
+host_at() { [ "$1" = direct ] && echo "$backend_ip" || echo "$listen_ip"; }
 
 # CPU ticks (user+sys) of the processes and all their descendants, live or reaped.
 cpu_ticks() {
@@ -274,7 +288,7 @@ iperf_case() {  # name case round
   # proxy, so it is run again; any other failure is not.
   local attempts=2
   for ((attempt = 1; attempt <= attempts; attempt++)); do
-    json=$(iperf3 -c 127.0.0.1 -p "$port" -t "$secs" -J "${args[@]}" 2>&1) || true
+    json=$("${in_client[@]}" iperf3 -c "$(host_at "$n")" -p "$port" -t "$secs" -J "${args[@]}" 2>&1) || true
     sleep 0.2  # let a forking proxy reap its per-connection children, so their CPU is counted
     why=$(iperf_bad "$json" $bidir $streams)
     [ -z "$why" ] && break
@@ -350,10 +364,10 @@ settle() {  # name
 
 wrk_case() {  # name case(rps|cps)CONNECTIONS round
   local n=$1 c=$2 r=$3 url txt why rps p50 p99 p999 reqs before after cpu=- hdr=() conns=${2#???}
-  url="http://127.0.0.1:$(http_at "$n")/"
+  url="http://$(host_at "$n"):$(http_at "$n")/"
   [ "${c:0:3}" = cps ] && hdr=(-H "Connection: close")
   [ "$n" != direct ] && before=$(cpu_ticks ${main_pids[$n]})
-  txt=$(wrk -t1 -c"$conns" -d"${secs}s" --latency -s "$work/pct.lua" "${hdr[@]}" "$url" 2>&1) || true
+  txt=$("${in_client[@]}" wrk -t1 -c"$conns" -d"${secs}s" --latency -s "$work/pct.lua" "${hdr[@]}" "$url" 2>&1) || true
   sleep 0.2  # as for iperf3: socat's children reaped, their CPU counted
   why=$(wrk_bad "$txt")
   read -r _ p50 p99 p999 reqs < <(grep '^pct ' <<<"$txt" || echo "pct")
@@ -377,7 +391,9 @@ wrk_case() {  # name case(rps|cps)CONNECTIONS round
 
 wrk_cases=(rps32 rps512 cps32 cps512)
 iperf_cases=(up down p4)
-iperf3 --help 2>&1 | grep -q -- --bidir && iperf_cases+=(bidir)
+# (Not a pipe into grep -q: grep may exit before iperf3 has written all its help, iperf3 then dies
+# of SIGPIPE and, with pipefail, bidir was dropped: in 1 of 5 tries here.)
+grep -q -- --bidir <<<"$(iperf3 --help 2>&1)" && iperf_cases+=(bidir)
 for r in $(seq "$rounds"); do
   for c in "${iperf_cases[@]}"; do
     for n in "${names[@]}"; do iperf_case "$n" "$c" "$r"; done
@@ -405,7 +421,7 @@ sys_case() {  # name case(rps|cps)
     [ "$(grep -c attached "$work/strace.err")" -ge "$(descendants ${main_pids[$n]} | wc -l)" ] && break
     sleep 0.05
   done
-  txt=$(wrk -t1 -c32 -d2s -s "$work/pct.lua" "${hdr[@]}" "http://127.0.0.1:$(http_at "$n")/" 2>&1) || true
+  txt=$("${in_client[@]}" wrk -t1 -c32 -d2s -s "$work/pct.lua" "${hdr[@]}" "http://$(host_at "$n"):$(http_at "$n")/" 2>&1) || true
   sleep 0.2
   kill -INT "$sp" 2>/dev/null || true
   wait "$sp" || true
@@ -460,7 +476,7 @@ zcproxy_metrics() {  # name
     [ -n "$port" ] && break
     sleep 0.05
   done
-  [ -n "$port" ] && curl -sf --max-time 5 "http://127.0.0.1:$port/metrics" || true
+  [ -n "$port" ] && "${in_proxy[@]}" curl -sf --max-time 5 "http://127.0.0.1:$port/metrics" || true
 }
 # A sample's value from metrics text, as an integer (the exposition may write 1e+05), or nothing.
 metric() { awk -v m="$1" '$1 == m { printf "%d\n", $2 }' <<<"$2"; }  # sample name, metrics text
@@ -489,6 +505,23 @@ zcproxy_idle_bad() {  # rss0 rss1 fds0 fds1 metrics-before metrics-while-held
   fi
 }
 
+# veth: bash opens a /dev/tcp connection in its own namespace only, so a child in the client's
+# holds them: it opens $idle connections to PORT, prints how many it has, and holds them until its
+# stdin closes. held gets as many copies of the pipe to that stdin: closing them all, as the loop
+# does with its sockets on loopback, lets the child close its connections and end.
+hold_in_client() {  # port
+  local n w r
+  # The last one has had its stdin closed a while ago (and has ended, or ends now)
+  [ -z "${holder_PID:-}" ] || { kill "$holder_PID" 2>/dev/null; wait "$holder_PID"; } || true
+  coproc holder { exec "${in_client[@]}" bash -c 'n=0
+    for _ in $(seq "$2"); do { exec {fd}<>"/dev/tcp/$0/$1"; } 2>/dev/null || break; n=$((n + 1)); done
+    echo "$n"; read -r _ || true' "$listen_ip" "$1" "$idle"; }
+  w=${holder[1]} r=${holder[0]}
+  read -r -t 60 n <&"$r" || n=0
+  for _ in $(seq "$n"); do exec {fd}>&"$w"; held+=("$fd"); done
+  exec {w}>&- {r}<&-
+}
+
 ulimit -n 20000 2>/dev/null || true
 for idle in "${idle_counts[@]}"; do
 for n in "zcproxy (default: adaptive)" "zcproxy before (default: adaptive)" "haproxy" "haproxy splice" \
@@ -499,11 +532,15 @@ for n in "zcproxy (default: adaptive)" "zcproxy before (default: adaptive)" "hap
   m0=""
   [ "$n" != "${n#zcproxy}" ] && m0=$(zcproxy_metrics "$n")  # after the fd count: it opens one
   held=()
-  for _ in $(seq "$idle"); do
-    # (bash's own message quiet: the check below tells; the braces keep stderr as it is)
-    { exec {fd}<>"/dev/tcp/127.0.0.1/$port"; } 2>/dev/null || break
-    held+=("$fd")
-  done
+  if [ "$topology" = veth ]; then
+    hold_in_client "$port"
+  else
+    for _ in $(seq "$idle"); do
+      # (bash's own message quiet: the check below tells; the braces keep stderr as it is)
+      { exec {fd}<>"/dev/tcp/127.0.0.1/$port"; } 2>/dev/null || break
+      held+=("$fd")
+    done
+  fi
   # Let the proxy accept and connect upstream for every one (more time on a busy machine).
   sleep 1
   for _ in $(seq 10); do
@@ -533,6 +570,15 @@ for n in "zcproxy (default: adaptive)" "zcproxy before (default: adaptive)" "hap
 done
 done
 
+# veth: the share of its bytes zcproxy's default engine spliced. Neither peer is on its host there
+# (not loopback, not its own address), so `adaptive` should choose `auto` (splice) throughout.
+spliced=""
+if [ "$topology" = veth ]; then
+  spliced=$(zcproxy_metrics "zcproxy (default: adaptive)" | awk '
+    $1 ~ /^zcproxy_listener_relayed_bytes_total[{]/ { t += $2; if ($1 ~ /engine="splice"/) s += $2 }
+    END { if (t > 0) printf "%.1f", 100 * s / t }')
+fi
+
 # --- report ----------------------------------------------------------------------------------
 # median (min–max) of column COL over rounds, for name and case
 stat() {
@@ -553,13 +599,16 @@ versions() {
   echo "- socat: $(socat -V | awk '/socat version/ {print $3}'), a process per connection"
   echo "- iperf3: $(iperf3 --version | head -1 | awk '{print $2}'); wrk: $(wrk -v 2>&1 | head -1 | awk '{print $2}')"
 }
-md=$out/latest.md
+md=$out/$report.md
+where=loopback
+[ "$topology" = veth ] && where="veth: client, proxy and server in three network namespaces joined by two veth pairs (MTU 1500)"
 {
   echo "# zcproxy benchmark"
   echo
-  echo "$(date -u '+%Y-%m-%d %H:%M UTC'), kernel $(uname -r), $(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //'), $(nproc) cores, loopback."
+  echo "$(date -u '+%Y-%m-%d %H:%M UTC'), kernel $(uname -r), $(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //'), $(nproc) cores, $where."
   echo "$rounds round(s), iperf3 and wrk for $secs s per figure; each cell is the median (min–max) over rounds."
   [ $quick = 1 ] && echo "**Quick mode: a smoke check, not a measurement.**"
+  [ -n "$spliced" ] && echo "zcproxy (default: adaptive) moved $spliced% of its bytes by splice (its /metrics): its peers are not on this host."
   echo
   versions
   echo
@@ -639,8 +688,8 @@ dat=$work/plot.dat
 ncols=$((${#iperf_cases[@]} + 1))
 gnuplot <<EOF
 set terminal png size 1400,900 font ",10"
-set output "$out/latest.png"
-set multiplot layout 2,1 title "zcproxy and peers on loopback ($(nproc) cores, $(date -u +%Y-%m-%d))"
+set output "$out/$report.png"
+set multiplot layout 2,1 title "zcproxy and peers on $topology ($(nproc) cores, $(date -u +%Y-%m-%d))"
 set style data histograms
 set style histogram clustered gap 1
 set style fill solid 0.8 border -1
@@ -654,7 +703,7 @@ set ylabel "CPU s per GiB, single stream up (lower is better)"
 plot "$dat" using $((ncols + 1)):xtic(1) title "CPU s/GiB (up)" lc rgb "#aa3333"
 unset multiplot
 EOF
-log "wrote $md and $out/latest.png"
+log "wrote $md and $out/$report.png"
 cat "$md"
 # The quick mode is a test of this script and of zcproxy under it: a failed zcproxy or direct case
 # fails the run, and so does a run where most cases failed (a tool's output not understood). A
@@ -663,6 +712,9 @@ status=0
 # Every figure the table shows for zcproxy and direct must be there: a "–" in their rows is a
 # failure however it came about (a case failed every round, or was never run).
 missing=()
+# (and with --topology veth, zcproxy's default engine must have spliced most of its bytes)
+[ "$topology" = loopback ] || awk -v s="${spliced:-0}" 'BEGIN { exit !(s > 50) }' ||
+  missing+=("zcproxy (default: adaptive): spliced ${spliced:-no}% of its bytes, not most")
 for n in "${names[@]}"; do
   [ "$n" = direct ] || [ "$n" != "${n#zcproxy}" ] || continue
   for c in "${iperf_cases[@]}"; do
