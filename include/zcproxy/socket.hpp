@@ -33,6 +33,10 @@ bool peer_gone(stream_socket& s);
 // epoll_ctl(DEL) at its close (Asio takes a socket it did not open for a possible dup, whose close
 // would leave it in epoll). On failure `fd` is closed.
 void adopt_new_socket(stream_socket& s, int fd, int family, boost::system::error_code& ec);
+// Asks the kernel to say, with each read, how many bytes it left behind (TCP_INQ), for the relay's
+// drained reads: set on a TCP listening socket (its accepted sockets inherit it) or a connected
+// one.
+void set_read_hint(int fd);
 // The 4 or 16 network-order bytes of an IP address; empty for a Unix socket's.
 std::string ip_bytes(const address& a);
 

@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -71,6 +72,11 @@ std::optional<address> local_of(const stream_socket& s) {
   boost::system::error_code ec;
   auto ep = s.local_endpoint(ec);
   return ec ? std::nullopt : address_of(ep);
+}
+
+void set_read_hint(int fd) {
+  const int on = 1;
+  ::setsockopt(fd, IPPROTO_TCP, TCP_INQ, &on, sizeof on);
 }
 
 bool peer_gone(stream_socket& s) {

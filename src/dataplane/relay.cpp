@@ -13,6 +13,7 @@
 #include <optional>
 #include <tuple>
 
+#include "drained_read.hpp"
 #include "zcproxy/stage.hpp"
 #include "zcproxy/use_tuple.hpp"
 
@@ -26,8 +27,9 @@ namespace {
 constexpr std::uint64_t yield_after_bytes = 4u << 20;
 // The copy engine waits for bytes by reading up to this many into the direction's own small
 // buffer: Asio's async_wait re-arms the socket with epoll_ctl on every wait, a read does not, and
-// a small message is moved without a pool buffer's round trip. Kept small: it is pinned for the
-// connection's life.
+// a small message is moved without a pool buffer's round trip. The read is a drained read
+// (drained_read.hpp): when it leaves nothing behind, the next wait costs no system call. Kept
+// small: it is pinned for the connection's life.
 constexpr std::size_t first_read_size = 1024;
 constexpr std::size_t unlimited = std::numeric_limits<std::size_t>::max();
 
@@ -339,7 +341,8 @@ asio::awaitable<direction_result> relay(stream_socket& from, stream_socket& to,
         // Idle: wait for bytes without holding a pipe or a large buffer.
         boost::system::error_code ec;
         if (d.out.on_copy) {
-          std::tie(ec, d.first_n) = co_await from.async_read_some(asio::buffer(d.first), use_tuple);
+          std::tie(ec, d.first_n) =
+              co_await detail::async_read_drained(from, asio::buffer(d.first), use_tuple);
           d.first_pending = !ec || ec == asio::error::eof;  // 0 bytes and eof: the FIN
           if (d.first_pending) ec = {};
         } else {

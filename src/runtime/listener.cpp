@@ -33,8 +33,10 @@ stream_acceptor open_tcp_acceptor(asio::io_context& io, const address& at) {
   acc.set_option(stream_acceptor::reuse_address(true));
   // One acceptor per worker thread on the same address: the kernel balances accepts among them.
   acc.set_option(asio::detail::socket_option::boolean<SOL_SOCKET, SO_REUSEPORT>(true));
-  // Every accepted socket inherits TCP_NODELAY from the listening one: no setsockopt per client.
+  // Every accepted socket inherits TCP_NODELAY and the read hint (TCP_INQ, for the relay's drained
+  // reads) from the listening one: no setsockopt per client.
   acc.set_option(asio::ip::tcp::no_delay(true));
+  set_read_hint(acc.native_handle());
   acc.bind(ep);
   acc.listen(asio::socket_base::max_listen_connections);
   return acc;
@@ -137,10 +139,13 @@ std::vector<std::vector<stream_acceptor>> adopt_listener(const listener_config& 
     if (const std::string why = unfit_socket(f.get(), lc); !why.empty())
       throw std::runtime_error("listener " + lc.name + ": the socket passed for it (fd " +
                                std::to_string(f.get()) + ") is unfit: " + why);
-  // As a listener of our own (open_tcp_acceptor): accepted sockets inherit TCP_NODELAY.
+  // As a listener of our own (open_tcp_acceptor): accepted sockets inherit TCP_NODELAY and TCP_INQ.
   const int on = 1;
   if (!lc.bind.local)
-    for (const auto& f : fds) ::setsockopt(f.get(), IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
+    for (const auto& f : fds) {
+      ::setsockopt(f.get(), IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
+      set_read_hint(f.get());
+    }
   const auto protocol = endpoint_of(lc.bind).protocol();
   std::vector<int> raw;  // for the dups: the acceptors own the fds
   for (const auto& f : fds) raw.push_back(f.get());

@@ -390,8 +390,12 @@ asio::awaitable<close_reason> session::relay_both() {
   const address& at = target.at(*endpoint);
   const address client_end = peer.value_or(address{});
   const engine_mode engine = engine_for(w.relay.engine, client_end, s.client, at, s.upstream);
-  // The client's socket has TCP_NODELAY from its listener's (open_tcp_acceptor).
-  if (!at.local) s.upstream.set_option(asio::ip::tcp::no_delay(true), ec);
+  // The client's socket has TCP_NODELAY and the read hint from its listener's (open_tcp_acceptor);
+  // the hint serves the copy engine's waits only.
+  if (!at.local) {
+    s.upstream.set_option(asio::ip::tcp::no_delay(true), ec);
+    if (engine == engine_mode::copy) set_read_hint(s.upstream.native_handle());
+  }
   // The idle and duration timeouts are checked by the worker's sweep (check_timeouts).
   s.limits = t;
   s.relay_started = std::chrono::steady_clock::now();

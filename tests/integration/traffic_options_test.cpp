@@ -267,6 +267,18 @@ extern "C" ssize_t recv(int fd, void* buf, size_t n, int flags) {
   return r;
 }
 
+// The copy engine's waits read with recvmsg (drained_read.hpp: the count of bytes left comes as a
+// control message).
+extern "C" ssize_t recvmsg(int fd, msghdr* msg, int flags) {
+  using recvmsg_fn = ssize_t (*)(int, msghdr*, int);
+  static const auto real = reinterpret_cast<recvmsg_fn>(::dlsym(RTLD_NEXT, "recvmsg"));
+  const ssize_t r = real(fd, msg, flags);
+  std::size_t n = 0;
+  for (std::size_t i = 0; i < msg->msg_iovlen; ++i) n += msg->msg_iov[i].iov_len;
+  if (!(flags & MSG_PEEK)) observe(socket_watch.recvs, fd, n, r);
+  return r;
+}
+
 extern "C" ssize_t send(int fd, const void* buf, size_t n, int flags) {
   using send_fn = ssize_t (*)(int, const void*, size_t, int);
   static const auto real = reinterpret_cast<send_fn>(::dlsym(RTLD_NEXT, "send"));
