@@ -12,7 +12,6 @@
 #include <array>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
-#include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/write.hpp>
 #include <chrono>
@@ -31,7 +30,6 @@
 
 namespace zcproxy {
 namespace asio = boost::asio;
-using namespace asio::experimental::awaitable_operators;
 using detail::session_state;
 
 namespace {
@@ -405,11 +403,28 @@ asio::awaitable<close_reason> session::relay_both() {
   std::optional<token_bucket> upload, download;  // rate_limit, per connection
   if (listener.upload_rate) upload.emplace(listener.upload_rate);
   if (listener.download_rate) download.emplace(listener.download_rate);
-  std::tie(up, down) = co_await (
-      relay(s.client, s.upstream, w.relay, engine, s.link,
-            {upload ? &*upload : nullptr, {&metrics.traffic[w.index], true}, shadow.get()}) &&
-      relay(s.upstream, s.client, w.relay, engine, s.link,
-            {download ? &*download : nullptr, {&metrics.traffic[w.index], false}}));
+  // Both directions at once, in two coroutines rather than the four and the parallel group of
+  // Asio's `a && b` (each a heap allocation held for the connection's life): upstream->client is
+  // spawned, client->upstream runs here, and s.timer (idle by now) wakes this one when the other
+  // ends later. The spawned one uses this frame, which waits for it.
+  bool down_ended = false;
+  std::exception_ptr down_failed;
+  asio::co_spawn(s.client.get_executor(),
+                 relay(s.upstream, s.client, w.relay, engine, s.link,
+                       {download ? &*download : nullptr, {&metrics.traffic[w.index], false}}),
+                 [&](std::exception_ptr e, direction_result r) {
+                   down = r;
+                   down_failed = e;
+                   down_ended = true;
+                   s.timer.cancel();
+                 });
+  up = co_await relay(s.client, s.upstream, w.relay, engine, s.link,
+                      {upload ? &*upload : nullptr, {&metrics.traffic[w.index], true}, shadow.get()});
+  while (!down_ended) {  // a stop cancels the timer too: wait on until the other has ended
+    s.timer.expires_at(asio::steady_timer::time_point::max());
+    co_await s.timer.async_wait(use_tuple);
+  }
+  if (down_failed) std::rethrow_exception(down_failed);
   s.relaying = false;
   const close_reason reason = s.expired ? *s.expired : relay_end(s, up, down);
   w.bytes_spliced.fetch_add(up.spliced + down.spliced, std::memory_order_relaxed);
