@@ -416,14 +416,23 @@ asio::awaitable<close_reason> session::relay_both() {
                    down = r;
                    down_failed = e;
                    down_ended = true;
+                   if (e) s.link.stop();  // a bug: the connection ends, this direction too
                    s.timer.cancel();
                  });
-  up = co_await relay(s.client, s.upstream, w.relay, engine, s.link,
-                      {upload ? &*upload : nullptr, {&metrics.traffic[w.index], true}, shadow.get()});
+  std::exception_ptr up_failed;
+  try {
+    up = co_await relay(
+        s.client, s.upstream, w.relay, engine, s.link,
+        {upload ? &*upload : nullptr, {&metrics.traffic[w.index], true}, shadow.get()});
+  } catch (...) {
+    up_failed = std::current_exception();  // a bug: end the other one, which uses this frame
+    s.link.stop();
+  }
   while (!down_ended) {  // a stop cancels the timer too: wait on until the other has ended
     s.timer.expires_at(asio::steady_timer::time_point::max());
     co_await s.timer.async_wait(use_tuple);
   }
+  if (up_failed) std::rethrow_exception(up_failed);
   if (down_failed) std::rethrow_exception(down_failed);
   s.relaying = false;
   const close_reason reason = s.expired ? *s.expired : relay_end(s, up, down);
