@@ -191,12 +191,13 @@ asio::awaitable<void> run_mirror(std::shared_ptr<mirror> m, std::shared_ptr<upst
     boost::system::error_code ec;
     m->socket_.shutdown(stream_socket::shutdown_send, ec);
     std::array<char, 16384> sink;
-    for (;;) {
+    // A stop meanwhile (the server closing its connections) ends it there, with the stop's result.
+    while (m->active()) {
       auto r = co_await (m->socket_.async_read_some(asio::buffer(sink), use_tuple) ||
                          m->wake_.async_wait(use_tuple));
       if (r.index() == 1 || std::get<0>(std::get<0>(r))) break;
     }
-    m->result_ = mirror_result::completed;
+    if (m->active()) m->result_ = mirror_result::completed;
     m->socket_.close(ec);
   }
   metrics->mirrors[static_cast<std::size_t>(*m->result_)].fetch_add(1, std::memory_order_relaxed);

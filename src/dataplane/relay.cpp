@@ -57,7 +57,7 @@ struct direction {
   }
 
   bool holding() const { return pipe || buffer; }
-  // After a wait: whether the link was stopped meanwhile (the direction then ends so).
+  // Whether the link is stopped (the direction then ends so).
   bool stopped() {
     if (link.stopped()) out.end = direction_end::stopped;
     return link.stopped();
@@ -335,7 +335,11 @@ asio::awaitable<direction_result> relay(stream_socket& from, stream_socket& to,
     limit_timer.emplace(from.get_executor());
     link.add_timer(&*limit_timer);
   }
-  for (;;) {
+  // No wait may start once the link is stopped: stop() cancels only what waits at that moment,
+  // and a wait that completed just before it (a write that moved everything, say) resumes here
+  // with nothing left to cancel the next one. So the loop checks before every round, as well as
+  // after each wait.
+  while (!d.stopped()) {
     if (!d.holding()) {
       if (!d.readable) {
         // Idle: wait for bytes without holding a pipe or a large buffer.
@@ -371,7 +375,6 @@ asio::awaitable<direction_result> relay(stream_socket& from, stream_socket& to,
         d.buffer.reset();
         limit_timer->expires_after(options.limit->wait_for(64 << 10, now));
         co_await limit_timer->async_wait(use_tuple);
-        if (d.stopped()) break;
         continue;
       }
     }
@@ -412,7 +415,6 @@ asio::awaitable<direction_result> relay(stream_socket& from, stream_socket& to,
     if (d.since_wait >= yield_after_bytes) {
       d.since_wait = 0;
       co_await asio::post(co_await asio::this_coro::executor, asio::use_awaitable);
-      if (d.stopped()) break;
     }
   }
   if (limit_timer) link.remove_timer(&*limit_timer);  // it dies with this frame
