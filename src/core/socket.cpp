@@ -22,10 +22,16 @@ void adopt_new_socket(stream_socket& s, int fd, int family, boost::system::error
     ::close(fd);
     return;
   }
+#if ZCPROXY_ASIO_INTERNALS
   namespace ops = asio::detail::socket_ops;
   auto& state = detail::asio_impl(s).state_;
   state |= ops::user_set_non_blocking | ops::internal_non_blocking;  // O_NONBLOCK from its start
   state &= ~ops::possible_dup;  // its close takes it out of epoll: no epoll_ctl(DEL) is needed
+#else
+  s.non_blocking(true, ec);  // already so: only for Asio to know it
+  boost::system::error_code ignored;
+  if (ec) s.close(ignored);
+#endif
 }
 
 stream_endpoint endpoint_of(const address& a) {

@@ -9,7 +9,9 @@
 // a read stops short of TCP urgent data, or of a Unix socket's message with other credentials, with
 // bytes left behind and no edge to come. Without the control message (not TCP, or TCP_INQ not set)
 // the read is an ordinary one. Asio's reactor op for a read otherwise; its cancel, close and
-// destruction are Asio's own.
+// destruction are Asio's own, and it takes per-operation cancellation (a slot bound to its handler:
+// `||` with a timer, bind_cancellation_slot) as Asio's async_receive does. Without Asio's internals
+// (ZCPROXY_ASIO_INTERNALS 0, see asio_socket.hpp) it is async_read_some.
 #pragma once
 
 #include <netinet/in.h>
@@ -18,6 +20,7 @@
 #include <sys/socket.h>
 #include <sys/uio.h>
 
+#include <boost/asio/associated_cancellation_slot.hpp>
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/buffer.hpp>
 #include <boost/asio/detail/bind_handler.hpp>
@@ -31,7 +34,6 @@
 #include <boost/asio/error.hpp>
 #include <boost/asio/execution/context.hpp>
 #include <boost/asio/query.hpp>
-#include <boost/version.hpp>
 #include <cerrno>
 #include <cstring>
 #include <memory>
@@ -41,7 +43,7 @@
 
 namespace zcproxy::detail {
 
-#if BOOST_VERSION == 108100
+#if ZCPROXY_ASIO_INTERNALS
 
 // The events epoll reported for a socket in the reactor pass under way: Asio keeps them in the
 // socket's descriptor state (an operation, whose task result they are) while it performs the
@@ -130,6 +132,26 @@ class drained_read_op : public boost::asio::detail::reactor_op {
   boost::asio::detail::handler_work<Handler, IoExecutor> work_;
 };
 
+// Cancels a pending drained read on its descriptor when the slot bound to its handler is emitted:
+// what Asio's reactor_op_cancellation (private to its socket service) does for async_receive.
+class drained_read_cancellation {
+ public:
+  drained_read_cancellation(boost::asio::detail::reactor& reactor,
+                            boost::asio::detail::reactor::per_descriptor_data& data, int fd)
+      : reactor_(reactor), data_(data), fd_(fd) {}
+  void operator()(boost::asio::cancellation_type_t type) {
+    using boost::asio::cancellation_type;
+    if (!!(type &
+           (cancellation_type::terminal | cancellation_type::partial | cancellation_type::total)))
+      reactor_.cancel_ops_by_key(fd_, data_, boost::asio::detail::reactor::read_op, this);
+  }
+
+ private:
+  boost::asio::detail::reactor& reactor_;
+  boost::asio::detail::reactor::per_descriptor_data& data_;
+  int fd_;
+};
+
 // Reads at most `buffer`'s size from `s` (open, non-blocking, on a reactor's io_context), as
 // async_read_some does; completes with (error, bytes).
 template <typename Token>
@@ -141,9 +163,13 @@ auto async_read_drained(stream_socket& s, boost::asio::mutable_buffer buffer, To
         auto& reactor = boost::asio::use_service<ad::reactor>(
             boost::asio::query(s.get_executor(), boost::asio::execution::context));
         const bool is_continuation = boost_asio_handler_cont_helpers::is_continuation(handler);
+        auto slot = boost::asio::get_associated_cancellation_slot(handler);
         typename op::ptr p = {std::addressof(handler), op::ptr::allocate(handler), 0};
         auto& impl = asio_impl(s);
         p.p = new (p.v) op(impl.socket_, impl.reactor_data_, buffer, handler, s.get_executor());
+        if (slot.is_connected())
+          p.p->cancellation_key_ = &slot.template emplace<drained_read_cancellation>(
+              reactor, impl.reactor_data_, impl.socket_);
         reactor.start_op(ad::reactor::read_op, impl.socket_, impl.reactor_data_, p.p,
                          is_continuation, true);
         p.v = p.p = 0;

@@ -143,3 +143,49 @@ TEST_CASE("relay: a stop that lands as a write completes ends the direction at o
     CHECK(got == message);
   }
 }
+
+// The drained read takes per-operation cancellation as Asio's own reads do: `||` with a timer
+// cancels it through its slot (without one, `||` waits for the read forever), and so does a
+// cancellation signal bound to its handler.
+TEST_CASE("drained read: per-operation cancellation, as Asio's async_receive", "[relay][copy]") {
+  using namespace asio::experimental::awaitable_operators;
+  asio::io_context io(1);
+  int pair[2];
+  REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) == 0);
+  test::fd peer(pair[1]);
+  stream_socket s = adopt(io, test::fd(pair[0]), AF_UNIX);
+  char data[64];
+
+  SECTION("|| with a timer") {
+    std::optional<std::size_t> winner;
+    auto race = [&]() -> asio::awaitable<void> {
+      asio::steady_timer timer(io, 20ms);
+      auto r = co_await (
+          zcproxy::detail::async_read_drained(s, asio::buffer(data), zcproxy::use_tuple) ||
+          timer.async_wait(zcproxy::use_tuple));
+      winner = r.index();
+    };
+    asio::co_spawn(io, race(), asio::detached);
+    io.run_for(5s);
+    REQUIRE(winner);
+    CHECK(*winner == 1);
+  }
+  SECTION("a bound cancellation signal") {
+    asio::cancellation_signal signal;
+    std::optional<boost::system::error_code> got;
+    zcproxy::detail::async_read_drained(
+        s, asio::buffer(data),
+        asio::bind_cancellation_slot(signal.slot(),
+                                     [&](boost::system::error_code ec, std::size_t) { got = ec; }));
+    io.poll();
+    REQUIRE(!got);
+    signal.emit(asio::cancellation_type::terminal);
+    io.run_for(5s);
+    REQUIRE(got);
+    CHECK(*got == asio::error::operation_aborted);
+  }
+  // Cancelled, the read took nothing: what the peer sends next is still there.
+  REQUIRE(::send(peer.get(), "x", 1, 0) == 1);
+  CHECK(poll_for(s.native_handle(), POLLIN, 1000));
+  CHECK(ioctl_int(s.native_handle(), FIONREAD) == 1);
+}
