@@ -5,6 +5,7 @@
 #include <exception>
 #include <string>
 
+#include "zcproxy/admin.hpp"
 #include "zcproxy/config.hpp"
 #include "zcproxy/control_plane.hpp"
 #include "zcproxy/inherited.hpp"
@@ -44,8 +45,8 @@ void print_plan(const zcproxy::config& cfg) {
     std::printf("listener %s: %s -> %s\n", l.name.c_str(), l.bind.to_string().c_str(),
                 l.destination().c_str());
   if (cfg.admin.enabled)
-    std::printf("admin: %s (/stats, /stats.json, /metrics, /healthz%s)\n",
-                cfg.admin.bind.to_string().c_str(), cfg.admin.reload ? ", POST /reload" : "");
+    std::printf("admin: %s (%s)\n", cfg.admin.bind.to_string().c_str(),
+                zcproxy::admin_paths(cfg.admin).c_str());
   if (!cfg.upgrade_socket.empty())
     std::printf("upgrade socket: %s (zcproxy --takeover -c FILE takes over)\n",
                 cfg.upgrade_socket.c_str());

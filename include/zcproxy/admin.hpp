@@ -6,12 +6,17 @@
 #pragma once
 
 #include <memory>
+#include <string>
 
 #include "zcproxy/config.hpp"
 
 namespace zcproxy {
 
 class control_api;
+
+// What an admin listener with `cfg` serves ("/stats, /stats.json, ..."): its start-up line, its
+// 404 and `zcproxy --check` print this one list.
+std::string admin_paths(const admin_config& cfg);
 
 class admin_server {
  public:

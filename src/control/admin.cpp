@@ -1,5 +1,6 @@
 #include "zcproxy/admin.hpp"
 
+#include <algorithm>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
@@ -12,6 +13,8 @@
 #include <boost/beast/http/string_body.hpp>
 #include <boost/beast/http/write.hpp>
 #include <boost/json.hpp>
+#include <boost/json/basic_parser_impl.hpp>
+#include <cctype>
 #include <charconv>
 #include <chrono>
 #include <deque>
@@ -76,6 +79,74 @@ bool same_secret(std::string_view given, std::string_view secret) {
   return diff == 0;
 }
 
+// The credentials of an `Authorization: Bearer TOKEN` header: the scheme's name is compared in
+// any case, and one or more spaces follow it (RFC 9110 11.1, 11.4); the token is as sent.
+std::optional<std::string_view> bearer_token(std::string_view header) {
+  constexpr std::string_view scheme = "bearer";
+  const auto space = header.find(' ');
+  if (space != scheme.size() ||
+      !std::equal(scheme.begin(), scheme.end(), header.begin(),
+                  [](char a, char b) { return a == std::tolower(static_cast<unsigned char>(b)); }))
+    return std::nullopt;
+  const auto token = header.find_first_not_of(' ', space);
+  if (token == std::string_view::npos) return std::nullopt;
+  return header.substr(token);
+}
+
+// The first key that an object of the JSON text `body` repeats at its top level, if any: Boost.JSON
+// keeps one value of a repeated key without a word, and a change request should mean one thing.
+// A SAX pass (basic_parser) over the same text json::parse then reads.
+class repeated_key_finder {
+ public:
+  static constexpr std::size_t max_object_size = std::size_t(-1);
+  static constexpr std::size_t max_array_size = std::size_t(-1);
+  static constexpr std::size_t max_key_size = std::size_t(-1);
+  static constexpr std::size_t max_string_size = std::size_t(-1);
+
+  std::optional<std::string> repeated;
+
+  bool on_document_begin(boost::system::error_code&) { return true; }
+  bool on_document_end(boost::system::error_code&) { return true; }
+  bool on_object_begin(boost::system::error_code&) { return ++depth_, true; }
+  bool on_object_end(std::size_t, boost::system::error_code&) { return --depth_, true; }
+  bool on_array_begin(boost::system::error_code&) { return ++depth_, true; }
+  bool on_array_end(std::size_t, boost::system::error_code&) { return --depth_, true; }
+  bool on_key_part(json::string_view s, std::size_t, boost::system::error_code&) {
+    key_ += s;
+    return true;
+  }
+  bool on_key(json::string_view s, std::size_t, boost::system::error_code&) {
+    key_ += s;
+    if (depth_ == 1 && !repeated && std::find(keys_.begin(), keys_.end(), key_) != keys_.end())
+      repeated = key_;
+    if (depth_ == 1) keys_.push_back(key_);
+    key_.clear();
+    return true;
+  }
+  bool on_string_part(json::string_view, std::size_t, boost::system::error_code&) { return true; }
+  bool on_string(json::string_view, std::size_t, boost::system::error_code&) { return true; }
+  bool on_number_part(json::string_view, boost::system::error_code&) { return true; }
+  bool on_int64(std::int64_t, json::string_view, boost::system::error_code&) { return true; }
+  bool on_uint64(std::uint64_t, json::string_view, boost::system::error_code&) { return true; }
+  bool on_double(double, json::string_view, boost::system::error_code&) { return true; }
+  bool on_bool(bool, boost::system::error_code&) { return true; }
+  bool on_null(boost::system::error_code&) { return true; }
+  bool on_comment_part(json::string_view, boost::system::error_code&) { return true; }
+  bool on_comment(json::string_view, boost::system::error_code&) { return true; }
+
+ private:
+  int depth_ = 0;
+  std::string key_;
+  std::vector<std::string> keys_;
+};
+
+std::optional<std::string> repeated_key(std::string_view body) {
+  json::basic_parser<repeated_key_finder> p{json::parse_options{}};
+  boost::system::error_code ec;
+  p.write_some(false, body.data(), body.size(), ec);
+  return ec ? std::nullopt : p.handler().repeated;
+}
+
 // The body of a change to an endpoint: {"state": "ready"|"drain"|"maint", "weight": 1..256},
 // either or both, nothing else; or why not.
 std::variant<endpoint_update, std::string> parse_endpoint_update(std::string_view body) {
@@ -83,6 +154,7 @@ std::variant<endpoint_update, std::string> parse_endpoint_update(std::string_vie
   const json::value v = json::parse(body, ec);
   if (ec) return "the body is not JSON: " + ec.message();
   if (!v.is_object()) return std::string("expected a JSON object {\"state\", \"weight\"}");
+  if (const auto key = repeated_key(body)) return "\"" + *key + "\" is given more than once";
   endpoint_update u;
   for (const auto& [key, value] : v.as_object()) {
     if (key == "state") {
@@ -101,7 +173,19 @@ std::variant<endpoint_update, std::string> parse_endpoint_update(std::string_vie
   return u;
 }
 
+// Run-time changes are taken with a token, on a loopback listener only.
+bool takes_changes(const admin_config& cfg) {
+  return !cfg.token.empty() && asio::ip::make_address(cfg.bind.ip).is_loopback();
+}
+
 }  // namespace
+
+std::string admin_paths(const admin_config& cfg) {
+  std::string out = "/stats, /stats.json, /metrics, /healthz, /upstreams";
+  if (cfg.reload) out += ", POST /reload";
+  if (takes_changes(cfg)) out += ", POST /upstreams/NAME/endpoints/ENDPOINT";
+  return out;
+}
 
 struct admin_server::impl {
   impl(control_api& api, const admin_config& cfg)
@@ -201,9 +285,7 @@ struct admin_server::impl {
         res.set(http::field::location, "/stats");
       }
     } else {
-      reply(http::status::not_found, "text/plain",
-            "not found; try /stats, /stats.json, /metrics, /healthz, /upstreams or POST "
-            "/reload\n");
+      reply(http::status::not_found, "text/plain", "not found; try " + admin_paths(cfg) + "\n");
     }
     res.prepare_payload();  // HEAD: Content-Length of the body a GET would get
     if (req.method() == http::verb::head) res.body().clear();
@@ -219,18 +301,17 @@ struct admin_server::impl {
     res.body() = std::move(text) + "\n";
   }
 
-  // Whether the request carries the token (`Authorization: Bearer TOKEN`); else answered 401 (no
-  // token) or 403 (a wrong one).
+  // Whether the request carries the token (`Authorization: Bearer TOKEN`, the scheme's name in
+  // any case, RFC 9110 11.1); else answered 401 (no token) or 403 (a wrong one).
   bool authorized(const request& req, response& res) const {
-    const auto header = req[http::field::authorization];
-    constexpr std::string_view scheme = "Bearer ";
-    if (!header.starts_with(scheme)) {
+    const auto token = bearer_token(req[http::field::authorization]);
+    if (!token) {
       res.set(http::field::www_authenticate, "Bearer realm=\"zcproxy\"");
       answer(res, http::status::unauthorized,
              "this call needs the admin token: Authorization: Bearer <token>");
       return false;
     }
-    if (!same_secret(header.substr(scheme.size()), cfg.token)) {
+    if (!same_secret(*token, cfg.token)) {
       answer(res, http::status::forbidden, "wrong token");
       return false;
     }
@@ -263,7 +344,7 @@ struct admin_server::impl {
     if (cfg.token.empty())
       return answer(res, http::status::forbidden,
                     "run-time changes are off; set admin.token_file to allow them");
-    if (!asio::ip::make_address(cfg.bind.ip).is_loopback())
+    if (!takes_changes(cfg))
       return answer(res, http::status::forbidden,
                     "run-time changes are taken only on a loopback admin listener");
     if (!authorized(req, res)) return;
@@ -354,10 +435,7 @@ admin_server::admin_server(control_api& api, const admin_config& cfg)
   if (!cfg.token.empty() && !ip.is_loopback())
     main_log().warn("admin: run-time changes are refused on {}, which is not a loopback address",
                     bound().to_string());
-  main_log().info(
-      "admin on {}: /stats, /stats.json, /metrics, /healthz, /upstreams{}{}", bound().to_string(),
-      cfg.reload ? ", POST /reload" : "",
-      !cfg.token.empty() && ip.is_loopback() ? ", POST /upstreams/.../endpoints/..." : "");
+  main_log().info("admin on {}: {}", bound().to_string(), admin_paths(cfg));
   asio::co_spawn(m.io, m.accept_loop(), asio::detached);
   asio::co_spawn(m.io, m.sample_loop(), asio::detached);
   m.thread = std::thread([&m] { m.io.run(); });

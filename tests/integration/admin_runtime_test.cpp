@@ -14,6 +14,7 @@
 #include <boost/beast/http/write.hpp>
 #include <boost/json.hpp>
 #include <catch2/catch.hpp>
+#include <cctype>
 #include <future>
 #include <string>
 
@@ -35,15 +36,16 @@ struct reply {
   std::string www_authenticate;
 };
 
-// One request on a connection of its own, by Beast's client.
-reply call(std::uint16_t port, http::verb verb, const std::string& target,
-           const std::string& body = "", const std::string& bearer = token) {
+// One request on a connection of its own, by Beast's client, with this Authorization header
+// (none when empty).
+reply call_authorized(std::uint16_t port, http::verb verb, const std::string& target,
+                      const std::string& body, const std::string& authorization) {
   asio::io_context io;
   asio::ip::tcp::socket s(io);
   s.connect({asio::ip::make_address("127.0.0.1"), port});
   http::request<http::string_body> req{verb, target, 11};
   req.set(http::field::host, "127.0.0.1");
-  if (!bearer.empty()) req.set(http::field::authorization, "Bearer " + bearer);
+  if (!authorization.empty()) req.set(http::field::authorization, authorization);
   if (!body.empty()) req.set(http::field::content_type, "application/json");
   req.body() = body;
   req.prepare_payload();
@@ -52,6 +54,11 @@ reply call(std::uint16_t port, http::verb verb, const std::string& target,
   http::response<http::string_body> res;
   http::read(s, buffer, res);
   return {res.result_int(), res.body(), std::string(res[http::field::www_authenticate])};
+}
+
+reply call(std::uint16_t port, http::verb verb, const std::string& target,
+           const std::string& body = "", const std::string& bearer = token) {
+  return call_authorized(port, verb, target, body, bearer.empty() ? "" : "Bearer " + bearer);
 }
 
 std::string endpoint_path(std::uint16_t backend) {
@@ -135,7 +142,39 @@ TEST_CASE("admin API: a change needs the token, and bad input changes nothing",
       change(admin, a.port(), R"({"state": "drain"})", "0123456789abcdef-the-admin-tokeN").status ==
       403);
   CHECK(change(admin, a.port(), R"({"state": "drain"})", std::string(token) + "x").status == 403);
+  // Another scheme, or none: 401; the token in another case: 403.
+  const std::string path_a = endpoint_path(a.port());
+  for (const std::string& h : {"Basic " + std::string(token), std::string(token),
+                               std::string("Bearer "), std::string("Bearer")}) {
+    INFO(h);
+    CHECK(call_authorized(admin, http::verb::post, path_a, R"({"state": "drain"})", h).status ==
+          401);
+  }
+  std::string upper(token);
+  for (char& ch : upper) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+  CHECK(call_authorized(admin, http::verb::post, path_a, R"({"state": "drain"})", "bearer " + upper)
+            .status == 403);
   CHECK(state_of(admin, a.port()) == "ready");
+  // The scheme's name in any case, and more than one space after it (RFC 9110 11.1, 11.4).
+  for (const std::string scheme : {"bearer ", "BEARER ", "bEaReR   "}) {
+    INFO(scheme);
+    CHECK(call_authorized(admin, http::verb::post, path_a, R"({"weight": 2})",
+                          scheme + std::string(token))
+              .status == 200);
+  }
+  CHECK(change(admin, a.port(), R"({"weight": 1})").status == 200);
+  // A key given twice means two things: refused, naming it, and nothing changes.
+  for (const std::string body :
+       {R"({"weight": 4, "weight": 9})", R"({"state": "drain", "weight": 2, "state": "maint"})"}) {
+    INFO(body);
+    const reply r = change(admin, a.port(), body);
+    CHECK(r.status == 400);
+    CHECK_THAT(r.body, Catch::Contains(body.find("\"state\": \"maint\"") != std::string::npos
+                                           ? "\"state\" is given more than once"
+                                           : "\"weight\" is given more than once"));
+  }
+  CHECK(state_of(admin, a.port()) == "ready");
+  CHECK(shown(admin, a.port()).at("weight").to_number<std::int64_t>() == 1);
 
   // Bad input: a 4xx with a message, and nothing changed.
   struct bad_case {

@@ -440,6 +440,17 @@ TEST_CASE("binary: curl drains an endpoint through the admin API with the token,
     return args;
   };
 
+  // --check lists what the running proxy serves, as its start-up line does.
+  std::string check_out;
+  temp_dir check_dir;  // not d: the proxy's own out and err are there
+  REQUIRE(run({"--check", "-c", zc.config}, check_dir, &check_out) == 0);
+  std::smatch served, checked;
+  const std::string log = zc.log();
+  REQUIRE(std::regex_search(log, served, std::regex("admin on [0-9.:]+: ([^\n]*)")));
+  REQUIRE(std::regex_search(check_out, checked, std::regex("admin: [0-9.:]+ \\(([^\n]*)\\)")));
+  CHECK(checked[1].str() == served[1].str());
+  CHECK_THAT(checked[1].str(), Catch::Contains("/upstreams, POST /upstreams/"));
+
   CHECK(curl(drain).first == 401);
   CHECK(curl(with(drain, "Authorization: Bearer wrong-token-0123456789abcdef")).first == 403);
   auto [code, body] = curl({admin + "/upstreams/app"});
