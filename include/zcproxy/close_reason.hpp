@@ -31,8 +31,7 @@ enum class close_reason : std::uint8_t {
   no_route,         // no route takes the client
   idle_timeout,     // no byte either way within idle_timeout
   max_duration,     // max_connection_duration passed
-  fallback,         // the listener's fallback_response was sent
-  other,            // kept for the output's shape: no code path ends with it today; stays last
+  fallback,         // the listener's fallback_response was sent; stays last (close_reasons)
 };
 
 constexpr std::size_t index_of(close_reason r) {
@@ -41,7 +40,7 @@ constexpr std::size_t index_of(close_reason r) {
 
 // Every reason, in order (index = the enum's value).
 inline constexpr auto close_reasons = [] {
-  std::array<close_reason, index_of(close_reason::other) + 1> all{};
+  std::array<close_reason, index_of(close_reason::fallback) + 1> all{};
   for (std::size_t i = 0; i < all.size(); ++i) all[i] = static_cast<close_reason>(i);
   return all;
 }();

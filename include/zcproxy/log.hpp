@@ -43,7 +43,7 @@ struct access_record {
   std::uint64_t duration_ms = 0;
   std::string engine_up;  // "splice", "copy" or "splice+copy"
   std::string engine_down;
-  close_reason close = close_reason::other;     // why it ended
+  close_reason close = close_reason::eof;       // why it ended
   std::chrono::system_clock::time_point start;  // when it was accepted
 };
 

@@ -8,7 +8,6 @@
 #include <boost/asio/steady_timer.hpp>
 #include <chrono>
 #include <cstdint>
-#include <system_error>
 #include <vector>
 
 #include "zcproxy/buffer_pool.hpp"
@@ -70,13 +69,11 @@ enum class direction_end {
   stopped,         // the link was stopped (the other direction failed, or the server shut down)
   splice_refused,  // engine splice required, and the kernel refused splice for these sockets
 };
-const char* to_string(direction_end e);
 
 struct direction_result {
   std::uint64_t spliced = 0;  // bytes moved by splice
   std::uint64_t copied = 0;   // bytes moved by copy
   direction_end end = direction_end::eof;
-  std::error_code error;                             // the errno behind reset/splice_refused
   bool on_copy = false;                              // the engine this direction ended on
   splice_fallback fallback = splice_fallback::none;  // why it left splice for copy, if it did
   std::uint64_t bytes() const { return spliced + copied; }

@@ -21,8 +21,7 @@ constexpr std::string_view names[] = {"eof",
                                       "no_route",
                                       "idle_timeout",
                                       "max_duration",
-                                      "fallback",
-                                      "other"};
+                                      "fallback"};
 static_assert(std::size(names) == close_reasons.size(), "a name for every reason");
 
 }  // namespace

@@ -33,10 +33,6 @@ constexpr std::uint64_t yield_after_bytes = 4u << 20;
 constexpr std::size_t first_read_size = 1024;
 constexpr std::size_t unlimited = std::numeric_limits<std::size_t>::max();
 
-std::error_code errno_code(int e) {
-  return {e, std::generic_category()};
-}
-
 // What a round does once its fill has answered.
 enum class next { flush, new_round, end };
 
@@ -270,7 +266,6 @@ bool direction::end_round() {
 // meets the error itself.
 void direction::end_with(direction_end end, int e, bool source_failed) {
   out.end = end;
-  out.error = errno_code(e);
   if (!source_failed) {
     if (e == ECONNRESET || e == EPIPE) link.peer_reset(dst);
     return;
@@ -289,20 +284,6 @@ void relay_link::stop() {
   client_.cancel(ignored);
   upstream_.cancel(ignored);
   for (auto* t : timers_) t->cancel();
-}
-
-const char* to_string(direction_end e) {
-  switch (e) {
-    case direction_end::eof:
-      return "eof";
-    case direction_end::reset:
-      return "reset";
-    case direction_end::stopped:
-      return "stopped";
-    case direction_end::splice_refused:
-      return "splice_refused";
-  }
-  return "?";
 }
 
 const char* direction_result::engine() const {

@@ -24,8 +24,7 @@ TEST_CASE("close_reason: every reason has its own name, in the metrics' order", 
                                   "no_route",
                                   "idle_timeout",
                                   "max_duration",
-                                  "fallback",
-                                  "other"};
+                                  "fallback"};
   REQUIRE(close_reasons.size() == std::size(expected));
   std::set<std::string_view> seen;
   for (std::size_t i = 0; i < close_reasons.size(); ++i) {

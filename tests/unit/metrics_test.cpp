@@ -28,7 +28,7 @@ proxy_stats sample_stats() {
   m.ended(close_reason::eof, 2.5, splice_fallback::refused, splice_fallback::refused);
   m.ended(close_reason::denied, 0.002, splice_fallback::none, splice_fallback::none);
   m.ended(close_reason::idle_timeout, 601, splice_fallback::pool_exhausted, splice_fallback::none);
-  m.ended(close_reason::other, 7200, splice_fallback::none, splice_fallback::none);
+  m.ended(close_reason::fallback, 7200, splice_fallback::none, splice_fallback::none);
 
   proxy_stats s;
   s.version = "1.2.3";
@@ -65,7 +65,7 @@ proxy_stats sample_stats() {
 TEST_CASE("metrics: close reasons, refusals and timeout kinds", "[metrics]") {
   CHECK(to_string(close_reason::eof) == "eof");
   CHECK(to_string(close_reason::no_route) == "no_route");
-  CHECK(to_string(close_reason::other) == "other");
+  CHECK(to_string(close_reason::fallback) == "fallback");
   CHECK(is_refusal(close_reason::denied));
   CHECK(is_refusal(close_reason::sni_timeout));
   CHECK_FALSE(is_refusal(close_reason::reset));
@@ -84,7 +84,7 @@ TEST_CASE("metrics: a listener's counters sum the worker slots and bucket durati
   CHECK(l.copied == 120);
   CHECK(l.closed[close_reason::eof] == 2);
   CHECK(l.closed[close_reason::denied] == 1);
-  CHECK(l.closed[close_reason::other] == 1);
+  CHECK(l.closed[close_reason::fallback] == 1);
   CHECK(l.fallbacks[0] == 2);  // splice_refused, both directions of one connection
   CHECK(l.fallbacks[1] == 1);  // pipe_pool_exhausted
   // 0.0005 <= 0.001; 0.002 <= 0.01; 2.5 <= 10; 601 <= 1800; 7200 > 3600: +Inf.
