@@ -47,6 +47,23 @@ struct alignas(64) traffic_slot {
   std::atomic<std::uint64_t> copied{0};
 };
 
+// Bytes one worker's relays (and mirrors) moved to and from one upstream endpoint, counted as they
+// move, as a listener's are. Written by that worker's thread only.
+struct alignas(64) endpoint_traffic_slot {
+  std::atomic<std::uint64_t> up{0};    // sent to the endpoint
+  std::atomic<std::uint64_t> down{0};  // received from it
+};
+
+// An endpoint's byte counts: a slot per worker. Shared by the upstream objects of every
+// generation that has the endpoint, so a connection that outlives a reload keeps counting where
+// the running upstream reads.
+struct endpoint_traffic {
+  explicit endpoint_traffic(unsigned workers)
+      : workers(workers), slots(std::make_unique<endpoint_traffic_slot[]>(workers)) {}
+  const unsigned workers;
+  std::unique_ptr<endpoint_traffic_slot[]> slots;  // by worker index
+};
+
 // A listener's counters, across workers and across reloads that keep the listener.
 struct listener_metrics {
   explicit listener_metrics(unsigned workers)

@@ -39,7 +39,7 @@ class mirror {
  private:
   friend boost::asio::awaitable<void> run_mirror(std::shared_ptr<mirror>, std::shared_ptr<upstream>,
                                                  std::shared_ptr<listener_metrics>,
-                                                 std::chrono::milliseconds);
+                                                 std::chrono::milliseconds, unsigned);
   void push();                   // send what the shadow takes now, drop its replies; never waits
   bool room_for(std::size_t n);  // within the lag, with a pipe at the back to add to
   std::size_t staged() const { return static_cast<std::size_t>(fed_ - sent_); }
@@ -53,7 +53,8 @@ class mirror {
   std::deque<pipe> staged_;
   std::optional<pipe> spare_;
   std::size_t lag_, pipe_size_;
-  std::optional<std::size_t> endpoint_;  // of the shadow upstream, once connected
+  std::optional<std::size_t> endpoint_;     // of the shadow upstream, once connected
+  endpoint_traffic_slot* meter_ = nullptr;  // that endpoint's, for this worker: bytes sent, live
   bool connecting_ = true;
   bool input_done_ = false;
   std::optional<mirror_result> result_;  // set once it has ended
@@ -63,11 +64,12 @@ class mirror {
 // The mirror's own coroutine, co_spawned as the connection starts (nothing waits for it): connect
 // to an endpoint of `shadow` (its policy, within `connect_timeout`), then send what is staged
 // whenever the shadow takes it, until end_of_stream(); then a FIN, the shadow's replies dropped
-// until it closes, and the result counted in `metrics`. It outlives its connection, and a reload
-// may retire the generation that holds `shadow` and `metrics`: the shared pointers keep them
-// alive (pass aliasing ones that share ownership of their holder).
+// until it closes, and the result counted in `metrics`; bytes sent are counted as they go, on the
+// endpoint's slot for worker thread `worker` (the one it runs on). It outlives its connection, and
+// a reload may retire the generation that holds `shadow` and `metrics`: the shared pointers keep
+// them alive (pass aliasing ones that share ownership of their holder).
 boost::asio::awaitable<void> run_mirror(std::shared_ptr<mirror> m, std::shared_ptr<upstream> shadow,
                                         std::shared_ptr<listener_metrics> metrics,
-                                        std::chrono::milliseconds connect_timeout);
+                                        std::chrono::milliseconds connect_timeout, unsigned worker);
 
 }  // namespace zcproxy

@@ -81,10 +81,12 @@ struct direction_result {
   const char* engine() const;
 };
 
-// Where a direction counts its bytes as they move: a listener's slot for this worker thread.
+// Where a direction counts its bytes as they move: a listener's slot and an endpoint's, for this
+// worker thread.
 struct byte_meter {
-  traffic_slot* slot = nullptr;  // none: not counted live
-  bool up = true;                // client -> upstream
+  traffic_slot* slot = nullptr;               // none: not counted live
+  endpoint_traffic_slot* endpoint = nullptr;  // likewise
+  bool up = true;                             // client -> upstream
 };
 
 // What one direction does besides moving bytes. All optional; none is owned here.

@@ -44,7 +44,7 @@ struct endpoint_stats {
   std::int64_t active = 0;
   std::uint64_t connections = 0;               // connections made to it
   std::uint64_t connect_failures = 0;          // attempts that failed or timed out
-  std::uint64_t bytes_up = 0, bytes_down = 0;  // by its connections that have ended
+  std::uint64_t bytes_up = 0, bytes_down = 0;  // by its connections, as they move
 };
 
 // How a DNS resolution ended.

@@ -14,6 +14,7 @@
 
 #include "zcproxy/balancer.hpp"
 #include "zcproxy/config.hpp"
+#include "zcproxy/counters.hpp"
 #include "zcproxy/endpoint_mode.hpp"
 
 namespace zcproxy {
@@ -26,8 +27,9 @@ class upstream {
   // in its health state, so a reload neither revives a dead endpoint nor kills a live one, and
   // keep their run-time mode, and a weight set at run time while the file's weight is unchanged.
   // An address new to it that a name resolved to starts down when health checks are on.
-  // Without `previous` (start-up) every endpoint starts up.
-  explicit upstream(upstream_config cfg, const upstream* previous = nullptr);
+  // Without `previous` (start-up) every endpoint starts up. `workers`: how many worker threads
+  // count bytes (traffic()).
+  upstream(upstream_config cfg, unsigned workers, const upstream* previous = nullptr);
   const upstream_config& config() const { return cfg_; }
   std::size_t size() const { return cfg_.endpoints.size(); }
   const address& at(std::size_t i) const { return cfg_.endpoints[i].at; }
@@ -68,8 +70,10 @@ class upstream {
     std::uint64_t connections, connect_failures, bytes_up, bytes_down;
   };
   endpoint_counts counts(std::size_t i) const;
-  // A connection to endpoint i ended, having moved these bytes.
-  void count_bytes(std::size_t i, std::uint64_t up, std::uint64_t down);
+  // Where worker `worker` counts the bytes it moves to and from endpoint i, as they move.
+  endpoint_traffic_slot& traffic(std::size_t i, unsigned worker) {
+    return state_[i].traffic->slots[worker];
+  }
 
   // Active checks: returns true when the state changed.
   bool set_healthy(std::size_t i, bool up);
@@ -83,8 +87,7 @@ class upstream {
     std::atomic<std::int64_t> ejected_until{0};  // clock ticks; 0 = not ejected
     std::atomic<std::uint64_t> connections{0};
     std::atomic<std::uint64_t> connect_failures{0};
-    std::atomic<std::uint64_t> bytes_up{0};
-    std::atomic<std::uint64_t> bytes_down{0};
+    std::shared_ptr<endpoint_traffic> traffic;  // carried over a reload as the same object
   };
 
   upstream_config cfg_;

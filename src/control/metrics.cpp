@@ -225,7 +225,7 @@ void render_endpoints(std::string& out, const proxy_stats& s) {
   }
   {
     family f(out, "zcproxy_endpoint_bytes_total", "counter",
-             "Bytes relayed by its connections that have ended, by direction.");
+             "Bytes relayed to and from it, counted as they move, by direction.");
     for (const auto& e : s.endpoints) {
       f.sample(endpoint_labels(e) + ",direction=\"client_to_upstream\"", d(e.bytes_up));
       f.sample(endpoint_labels(e) + ",direction=\"upstream_to_client\"", d(e.bytes_down));

@@ -137,6 +137,7 @@ void mirror::push() {
     if (m > 0) {
       front.level -= static_cast<std::size_t>(m);
       sent_ += static_cast<std::size_t>(m);
+      if (meter_) add_single_writer(meter_->up, static_cast<std::size_t>(m));
       continue;
     }
     if (m < 0 && errno == EINTR) continue;
@@ -147,7 +148,7 @@ void mirror::push() {
 
 asio::awaitable<void> run_mirror(std::shared_ptr<mirror> m, std::shared_ptr<upstream> shadow,
                                  std::shared_ptr<listener_metrics> metrics,
-                                 std::chrono::milliseconds connect_timeout) {
+                                 std::chrono::milliseconds connect_timeout, unsigned worker) {
   std::vector<std::uint8_t> candidates(shadow->size(), 1);
   const auto i = m->active() ? shadow->pick(candidates, 0, upstream::clock::now()) : std::nullopt;
   if (i) {
@@ -158,6 +159,7 @@ asio::awaitable<void> run_mirror(std::shared_ptr<mirror> m, std::shared_ptr<upst
       shadow->connect_succeeded(*i);
       shadow->started(*i);
       m->endpoint_ = i;
+      m->meter_ = &shadow->traffic(*i, worker);
     } else if (m->active()) {
       shadow->connect_failed(*i, upstream::clock::now());
     }
@@ -202,10 +204,7 @@ asio::awaitable<void> run_mirror(std::shared_ptr<mirror> m, std::shared_ptr<upst
   }
   metrics->mirrors[static_cast<std::size_t>(*m->result_)].fetch_add(1, std::memory_order_relaxed);
   metrics->mirror_bytes.fetch_add(m->sent_, std::memory_order_relaxed);
-  if (m->endpoint_) {
-    shadow->ended(*m->endpoint_);
-    shadow->count_bytes(*m->endpoint_, m->sent_, 0);
-  }
+  if (m->endpoint_) shadow->ended(*m->endpoint_);
   if (*m->result_ != mirror_result::completed)
     main_log().debug("mirror to upstream {}: stopped ({}) after {} of {} bytes",
                      shadow->config().name, to_string(*m->result_), m->sent_, m->fed_);

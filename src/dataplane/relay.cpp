@@ -26,10 +26,11 @@ namespace {
 // on its thread.
 constexpr std::uint64_t yield_after_bytes = 4u << 20;
 // The copy engine waits for bytes by reading up to this many into the direction's own small
-// buffer: Asio's async_wait re-arms the socket with epoll_ctl on every wait, a read does not, and
-// a small message is moved without a pool buffer's round trip. The read is a drained read
-// (drained_read.hpp): when it leaves nothing behind, the next wait costs no system call. Kept
-// small: it is pinned for the connection's life.
+// buffer: Asio's async_wait re-arms the socket with epoll_ctl on every wait, a read does not. What
+// it read is then copied into a pooled buffer (take_stage, fill_first: a lease from the worker's
+// pool and a copy of at most this many bytes, no system call) and flushed from there, like any
+// round. The read is a drained read (drained_read.hpp): when it leaves nothing behind, the next
+// wait costs no system call. Kept small: it is pinned for the connection's life.
 constexpr std::size_t first_read_size = 1024;
 constexpr std::size_t unlimited = std::numeric_limits<std::size_t>::max();
 
@@ -239,6 +240,8 @@ void direction::count(std::size_t moved) {
     add_single_writer(opt.meter.up ? opt.meter.slot->up : opt.meter.slot->down, moved);
     add_single_writer(pipe ? opt.meter.slot->spliced : opt.meter.slot->copied, moved);
   }
+  if (opt.meter.endpoint)
+    add_single_writer(opt.meter.up ? opt.meter.endpoint->up : opt.meter.endpoint->down, moved);
   link.touch();
   if (opt.limit) opt.limit->consume(moved);
 }

@@ -12,7 +12,7 @@ namespace {
 
 // An unchanged upstream is carried over as it is; a changed one starts afresh from the previous
 // one's endpoint health.
-std::vector<std::shared_ptr<upstream>> carry_upstreams(const config& next,
+std::vector<std::shared_ptr<upstream>> carry_upstreams(const config& next, unsigned workers,
                                                        const generation* previous) {
   std::vector<std::shared_ptr<upstream>> out;
   for (const auto& uc : next.upstreams) {
@@ -23,7 +23,7 @@ std::vector<std::shared_ptr<upstream>> carry_upstreams(const config& next,
     if (before && before->config() == uc)
       out.push_back(before);
     else
-      out.push_back(std::make_shared<upstream>(uc, before.get()));
+      out.push_back(std::make_shared<upstream>(uc, workers, before.get()));
   }
   return out;
 }
@@ -86,7 +86,7 @@ built_generation build_generation(config cfg, const generation* previous,
                                   const std::vector<boost::asio::io_context*>& workers,
                                   std::vector<inherited_listener>* inherited) {
   auto g = std::make_shared<generation>(std::move(cfg));
-  g->upstreams = carry_upstreams(g->cfg, previous);
+  g->upstreams = carry_upstreams(g->cfg, static_cast<unsigned>(workers.size()), previous);
   g->next_listener_id = previous ? previous->next_listener_id : 1;
   built_generation out{nullptr, std::vector<std::vector<listener_plan>>(workers.size())};
   std::vector<bool> taken(previous ? previous->listeners.size() : 0, false);

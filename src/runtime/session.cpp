@@ -343,7 +343,7 @@ void session::start_mirror() {
   asio::co_spawn(s.client.get_executor(),
                  run_mirror(shadow, std::shared_ptr<upstream>(gen, shadow_upstream),
                             std::shared_ptr<listener_metrics>(gen, &metrics),
-                            timeouts_for(listener, shadow_upstream->config()).connect),
+                            timeouts_for(listener, shadow_upstream->config()).connect, w.index),
                  asio::detached);
 }
 
@@ -376,6 +376,7 @@ asio::awaitable<outcome<>> session::send_first_bytes() {
   }
   add_single_writer(metrics.traffic[w.index].up, first_bytes.size());
   add_single_writer(metrics.traffic[w.index].copied, first_bytes.size());
+  add_single_writer(routed->traffic(*endpoint, w.index).up, first_bytes.size());
   if (shadow) shadow->feed(first_bytes.data(), first_bytes.size());  // the client's, not ours
   co_return go_on;
 }
@@ -407,23 +408,25 @@ asio::awaitable<close_reason> session::relay_both() {
   // Asio's `a && b` (each a heap allocation held for the connection's life): upstream->client is
   // spawned, client->upstream runs here, and s.timer (idle by now) wakes this one when the other
   // ends later. The spawned one uses this frame, which waits for it.
+  endpoint_traffic_slot& meter = target.traffic(*endpoint, w.index);
   bool down_ended = false;
   std::exception_ptr down_failed;
-  asio::co_spawn(s.client.get_executor(),
-                 relay(s.upstream, s.client, w.relay, engine, s.link,
-                       {download ? &*download : nullptr, {&metrics.traffic[w.index], false}}),
-                 [&](std::exception_ptr e, direction_result r) {
-                   down = r;
-                   down_failed = e;
-                   down_ended = true;
-                   if (e) s.link.stop();  // a bug: the connection ends, this direction too
-                   s.timer.cancel();
-                 });
+  asio::co_spawn(
+      s.client.get_executor(),
+      relay(s.upstream, s.client, w.relay, engine, s.link,
+            {download ? &*download : nullptr, {&metrics.traffic[w.index], &meter, false}}),
+      [&](std::exception_ptr e, direction_result r) {
+        down = r;
+        down_failed = e;
+        down_ended = true;
+        if (e) s.link.stop();  // a bug: the connection ends, this direction too
+        s.timer.cancel();
+      });
   std::exception_ptr up_failed;
   try {
     up = co_await relay(
         s.client, s.upstream, w.relay, engine, s.link,
-        {upload ? &*upload : nullptr, {&metrics.traffic[w.index], true}, shadow.get()});
+        {upload ? &*upload : nullptr, {&metrics.traffic[w.index], &meter, true}, shadow.get()});
   } catch (...) {
     up_failed = std::current_exception();  // a bug: end the other one, which uses this frame
     s.link.stop();
@@ -439,7 +442,6 @@ asio::awaitable<close_reason> session::relay_both() {
   w.bytes_spliced.fetch_add(up.spliced + down.spliced, std::memory_order_relaxed);
   w.bytes_copied.fetch_add(up.copied + down.copied, std::memory_order_relaxed);
   target.ended(*endpoint);
-  target.count_bytes(*endpoint, up.bytes() + first_bytes.size(), down.bytes());
   co_return reason;
 }
 

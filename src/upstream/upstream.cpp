@@ -11,11 +11,12 @@ std::vector<balancer::endpoint> balancer_endpoints(const upstream_config& cfg) {
 
 }  // namespace
 
-upstream::upstream(upstream_config cfg, const upstream* previous)
+upstream::upstream(upstream_config cfg, unsigned workers, const upstream* previous)
     : cfg_(std::move(cfg)),
       balancer_(cfg_.balance, balancer_endpoints(cfg_)),
       state_(std::make_unique<endpoint_state[]>(cfg_.endpoints.size())) {
   for (std::size_t i = 0; i < size(); ++i) {
+    state_[i].traffic = std::make_shared<endpoint_traffic>(workers);
     // An address a name has just resolved to, in a running upstream, takes traffic once its
     // health checks pass (at start-up every endpoint starts up, as ever).
     if (previous && !cfg_.endpoints[i].host.empty() && cfg_.health_check.enabled)
@@ -28,8 +29,7 @@ upstream::upstream(upstream_config cfg, const upstream* previous)
         state_[i].ejected_until = old.ejected_until.load();
         state_[i].connections = old.connections.load();
         state_[i].connect_failures = old.connect_failures.load();
-        state_[i].bytes_up = old.bytes_up.load();
-        state_[i].bytes_down = old.bytes_down.load();
+        state_[i].traffic = old.traffic;
         state_[i].mode = old.mode.load();
         const unsigned file_weight = previous->cfg_.endpoints[j].weight;
         if (file_weight == cfg_.endpoints[i].weight && previous->weight(j) != file_weight)
@@ -41,13 +41,12 @@ upstream::upstream(upstream_config cfg, const upstream* previous)
 upstream::endpoint_counts upstream::counts(std::size_t i) const {
   constexpr auto relaxed = std::memory_order_relaxed;
   const auto& s = state_[i];
-  return {s.connections.load(relaxed), s.connect_failures.load(relaxed), s.bytes_up.load(relaxed),
-          s.bytes_down.load(relaxed)};
-}
-
-void upstream::count_bytes(std::size_t i, std::uint64_t up, std::uint64_t down) {
-  state_[i].bytes_up.fetch_add(up, std::memory_order_relaxed);
-  state_[i].bytes_down.fetch_add(down, std::memory_order_relaxed);
+  endpoint_counts out{s.connections.load(relaxed), s.connect_failures.load(relaxed), 0, 0};
+  for (unsigned w = 0; w < s.traffic->workers; ++w) {
+    out.bytes_up += s.traffic->slots[w].up.load(relaxed);
+    out.bytes_down += s.traffic->slots[w].down.load(relaxed);
+  }
+  return out;
 }
 
 bool upstream::usable(std::size_t i, clock::time_point now) const {

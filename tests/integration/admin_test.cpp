@@ -133,27 +133,55 @@ TEST_CASE("admin: after known transfers, /metrics and /stats.json count exactly 
 
 TEST_CASE("admin: bytes count while a transfer runs, and connect failures per endpoint",
           "[admin][integration]") {
-  auto backend = upstream_server([](fd s) { recv_all(s.get()); });  // a sink
+  const std::string engine = GENERATE("copy", "splice");
+  INFO("engine " << engine);
+  constexpr std::size_t size = 4 << 20, reply_size = 1 << 20;
+  // Sends a reply first, then takes everything to EOF.
+  auto backend = upstream_server([](fd s) {
+    send_all(s.get(), random_bytes(reply_size, 2));
+    recv_all(s.get());
+  });
   const std::uint16_t dead = dead_port();
   test::proxy p(zcproxy::load_config_string(
-      "threads: 2\nlog: { level: warn, access_log: false }\nrelay: { engine: copy }\n"
-      "listeners:\n  - { name: web, bind: \"127.0.0.1:0\", upstream: app }\n"
-      "upstreams:\n  app: { endpoints: [\"127.0.0.1:" +
+      "threads: 2\nlog: { level: warn, access_log: false }\nrelay: { engine: " + engine +
+          " }\nlisteners:\n  - { name: web, bind: \"127.0.0.1:0\", upstream: app }\n"
+          "upstreams:\n  app: { endpoints: [\"127.0.0.1:" +
           std::to_string(dead) + "\", \"127.0.0.1:" + std::to_string(backend.port()) +
           "\"] }\nadmin: { bind: \"127.0.0.1:0\" }\n",
       "admin.yaml"));
   fd c = connect_to(p.port());
-  constexpr std::size_t size = 4 << 20;
+  CHECK(recv_exact(c.get(), reply_size).size() == reply_size);
   send_all(c.get(), random_bytes(size, 1));
-  // The connection is still open: its bytes show already.
+  // The connection is still open: its bytes show already, the listener's and the endpoint's.
+  const std::string ep =
+      R"(upstream="app",endpoint="127.0.0.1:)" + std::to_string(backend.port()) + "\"";
+  const std::string ep_up =
+      "zcproxy_endpoint_bytes_total{" + ep + R"(,direction="client_to_upstream"})";
+  const std::string ep_down =
+      "zcproxy_endpoint_bytes_total{" + ep + R"(,direction="upstream_to_client"})";
   REQUIRE(wait_until([&] {
     const auto m = metrics(admin_port(p));
     return m.at(R"(zcproxy_listener_bytes_total{listener="web",direction="client_to_upstream"})") ==
-           size;
+               size &&
+           m.at(ep_up) == size;
   }));
   const auto m = metrics(admin_port(p));
   CHECK(m.at(R"(zcproxy_listener_connections_active{listener="web"})") == 1);
-  CHECK(m.at(R"(zcproxy_listener_relayed_bytes_total{listener="web",engine="copy"})") == size);
+  CHECK(m.at(R"(zcproxy_listener_relayed_bytes_total{listener="web",engine=")" + engine + "\"}") ==
+        size + reply_size);
+  CHECK(m.at(R"(zcproxy_listener_bytes_total{listener="web",direction="upstream_to_client"})") ==
+        reply_size);
+  CHECK(m.at(ep_up) == size);
+  CHECK(m.at(ep_down) == reply_size);
+  // /stats.json says the same.
+  const auto r = request(admin_port(p), "GET", "/stats.json");
+  REQUIRE(r.status == 200);
+  const auto root = boost::json::parse(r.body).as_object();
+  for (const auto& e : root.at("endpoints").as_array()) {
+    if (e.at("address").as_string() != "127.0.0.1:" + std::to_string(backend.port())) continue;
+    CHECK(e.at("bytes_up").to_number<std::uint64_t>() == size);
+    CHECK(e.at("bytes_down").to_number<std::uint64_t>() == reply_size);
+  }
   // Round-robin tried the dead endpoint first, or will for the next client: make sure of one.
   fd second = connect_to(p.port());
   shutdown_write(second.get());
