@@ -15,14 +15,19 @@ bash .ci/deps.sh cmake make g++ ccache libboost1.81-dev libyaml-cpp-dev libspdlo
   libc-ares-dev pkgconf libsystemd-dev \
   iperf3 haproxy nginx libnginx-mod-stream socat wrk gnuplot-nox jq procps openssl curl dnsmasq-base \
   clang libclang-rt-14-dev clang-format chromium fonts-liberation util-linux \
-  systemd  # socket activation: libsystemd-dev (found by pkg-config);
+  systemd go-md2man man-db groff-base lintian dpkg-dev debootstrap python3 nodejs \
+  # socket activation: libsystemd-dev (found by pkg-config); man pages: go-md2man (man_pages:
+  # man-db, groff); the package test: cpack's dpkg-shlibdeps (dpkg-dev), lintian, debootstrap;
+  # k8s_manifests: Node.js (npm comes with it) and the npm registry;
   # bench_quick: the peers and tools; systemd_unit: systemd-analyze; sni: openssl;
   # fuzz_smoke: clang and libFuzzer; format: clang-format; the stats page test: chromium;
   # security: setpriv; the admin API (binary): curl; DNS names: dnsmasq
 BUILD_DIR=${BUILD_DIR:-build}
 jobs=$(nproc)
-# ccache hits across clones in other folders (CI's is a fresh one each time).
-export CCACHE_BASEDIR=$PWD
+# ccache hits across clones in other folders (CI's is a fresh one each time), and across build
+# folders of one clone (the package test's): with -g the compiler's folder is part of the hash
+# unless told not to be.
+export CCACHE_BASEDIR=$PWD CCACHE_NOHASHDIR=true
 
 stage() { echo "== $* ($(date -u +%H:%M:%S))"; }
 

@@ -1,0 +1,200 @@
+#!/usr/bin/env bash
+# The Debian package, made and used as an operator would:
+#  1. built: a build folder configured for prefix /usr, then `cpack -G DEB`;
+#  2. lintian: no error and no warning (packaging/README.md says what lintian still notes);
+#  3. `apt-get install ./zcproxy_*.deb` into a fresh Debian bookworm (debootstrap
+#     --variant=minbase from the mirror apt uses here, cached as a tarball, plus systemd), so its
+#     dependencies resolve from Debian alone; the user and group zcproxy are made and the service
+#     is enabled;
+#  4. `zcproxy --check` on the installed config; the installed man pages render;
+#  5. the installed binary, run as user zcproxy, passes 64 MiB byte-exact to a backend on loopback
+#     and drains on SIGTERM with exit 0;
+#  6. `systemd-analyze verify` on the installed units (the image as the root);
+#  7. `dpkg --purge`: no file of the package is left (folders other packages share aside); the
+#     user and group stay.
+#   bash tests/package_test.sh SOURCE_DIR WORK_DIR
+# Needs root (debootstrap, chroot, mounts). ZCPROXY_TEST_CACHE: where the base image is kept
+# (default /var/cache/zcproxy-test).
+set -euo pipefail
+src=$(cd "$1" && pwd)
+work=$2
+cache=${ZCPROXY_TEST_CACHE:-/var/cache/zcproxy-test}
+[ "$(id -u)" = 0 ] || { echo "SKIPPED: the package test needs root (debootstrap, chroot)"; exit 0; }
+mkdir -p "$work" "$cache"
+work=$(cd "$work" && pwd)
+root=$work/root
+step() { echo "== $* ($(date -u +%H:%M:%S))"; }
+
+cleanup() {
+  [ -n "${proxy_pid:-}" ] && kill "$proxy_pid" 2>/dev/null || true
+  for m in "$root/proc" "$root/dev"; do
+    mountpoint -q "$m" && umount -l "$m" || true
+  done
+  rm -rf "$root"
+}
+trap cleanup EXIT
+
+step "build the package"
+export CCACHE_BASEDIR=$src CCACHE_NOHASHDIR=true
+cmake -S "$src" -B "$work/build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_INSTALL_PREFIX=/usr \
+  -DZCPROXY_TESTS=OFF >/dev/null
+cmake --build "$work/build" -j"$(nproc)" >/dev/null
+rm -f "$work"/build/zcproxy_*.deb
+(cd "$work/build" && cpack -G DEB >/dev/null)
+deb=$(ls "$work"/build/zcproxy_*_*.deb)
+echo "$(basename "$deb"): $(du -k "$deb" | cut -f1) KiB"
+
+step "lintian"
+findings=$(lintian "$deb" 2>&1 | grep -v 'running with root privileges' || true)
+if [ -n "$findings" ]; then
+  echo "lintian: $findings"
+  exit 1
+fi
+
+step "a fresh Debian bookworm (minbase)"
+base=$cache/bookworm-minbase.tar
+if [ ! -s "$base" ]; then
+  mirror=$(awk '/^URIs:/ {print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null ||
+    true)
+  [ -n "$mirror" ] || mirror=$(awk '/^deb / {print $2; exit}' /etc/apt/sources.list)
+  rm -rf "$work/base"
+  debootstrap --variant=minbase bookworm "$work/base" "$mirror" >"$work/debootstrap.log" 2>&1 || {
+    tail -20 "$work/debootstrap.log"
+    exit 1
+  }
+  tar -C "$work/base" -cf "$base.part" . && mv "$base.part" "$base"
+  rm -rf "$work/base"
+fi
+rm -rf "$root"
+mkdir -p "$root"
+tar -C "$root" -xf "$base"
+mount -t proc proc "$root/proc"
+mount --bind /dev "$root/dev"
+cp /etc/resolv.conf "$root/etc/resolv.conf"
+in_root() { chroot "$root" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8 "$@"; }
+
+step "apt-get install systemd (as on a server), then ./$(basename "$deb")"
+cp "$deb" "$root/tmp/"
+in_root apt-get update -qq
+# systemd's units and deb-systemd-helper: the postinst enables the service (it starts it only where
+# systemd runs, which a chroot is not), and systemd-analyze verifies against them.
+in_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends systemd \
+  >"$work/systemd.log" 2>&1 || { tail -30 "$work/systemd.log"; exit 1; }
+in_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+  "/tmp/$(basename "$deb")" >"$work/install.log" 2>&1 || { tail -30 "$work/install.log"; exit 1; }
+in_root getent passwd zcproxy | grep -q ':/nonexistent:/usr/sbin/nologin$'
+in_root getent group zcproxy >/dev/null
+in_root dpkg -L zcproxy >"$work/files"
+for f in /usr/sbin/zcproxy /etc/zcproxy/zcproxy.yaml /etc/zcproxy/503.http /etc/logrotate.d/zcproxy \
+  /usr/share/man/man8/zcproxy.8.gz /usr/share/man/man5/zcproxy.yaml.5.gz; do
+  grep -qx "$f" "$work/files" || { echo "the package lacks $f"; exit 1; }
+done
+unit_dir=$(grep -m1 '/systemd/system/zcproxy.service$' "$work/files" | xargs dirname)
+in_root dpkg-query -W -f='${Conffiles}\n' zcproxy | grep -q '/etc/zcproxy/zcproxy.yaml'
+wants=/etc/systemd/system/multi-user.target.wants/zcproxy.service
+[ -L "$root$wants" ] || { echo "the postinst did not enable zcproxy.service"; exit 1; }
+
+step "zcproxy --check, the man pages"
+in_root zcproxy --check -c /etc/zcproxy/zcproxy.yaml
+for page in man8/zcproxy.8.gz man5/zcproxy.yaml.5.gz; do
+  MANWIDTH=80 man -l "$root/usr/share/man/$page" >/dev/null
+done
+
+step "the installed binary, as user zcproxy: 64 MiB through, then a drain"
+uid=$(in_root id -u zcproxy)
+gid=$(in_root id -g zcproxy)
+head -c $((64 << 20)) /dev/urandom >"$work/payload"
+# A backend on loopback that writes what it receives to a file, on a port of the kernel's choosing.
+python3 - "$work/payload.out" >"$work/backend.port" <<'EOF' &
+import socket, sys
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+s.listen(1)
+print(s.getsockname()[1], flush=True)
+s.settimeout(120)
+c, _ = s.accept()
+c.settimeout(120)
+with open(sys.argv[1], "wb") as out:
+    while True:
+        b = c.recv(1 << 20)
+        if not b:
+            break
+        out.write(b)
+c.close()
+EOF
+backend_pid=$!
+for _ in $(seq 100); do [ -s "$work/backend.port" ] && break; sleep 0.1; done
+backend_port=$(cat "$work/backend.port")
+cat >"$root/tmp/transfer.yaml" <<EOF
+threads: 2
+log: { level: info, access_log: true }
+listeners:
+  - { name: web, bind: "127.0.0.1:0", upstream: app }
+upstreams:
+  app: { endpoints: ["127.0.0.1:$backend_port"] }
+EOF
+chroot --userspec="$uid:$gid" --groups="$gid" "$root" /usr/sbin/zcproxy -c /tmp/transfer.yaml \
+  >"$work/proxy.out" 2>"$work/proxy.err" &
+proxy_pid=$!
+port=
+for _ in $(seq 100); do
+  port=$(sed -n 's/.*listener web on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$work/proxy.err" | head -1)
+  [ -n "$port" ] && break
+  sleep 0.1
+done
+[ -n "$port" ] || { cat "$work/proxy.err"; exit 1; }
+[ "$(awk '/^Uid:/ {print $2}' "/proc/$proxy_pid/status")" = "$uid" ] || {
+  echo "zcproxy does not run as user zcproxy"
+  exit 1
+}
+python3 - "$work/payload" "$port" <<'EOF'
+import socket, sys
+c = socket.create_connection(("127.0.0.1", int(sys.argv[2])), timeout=120)
+with open(sys.argv[1], "rb") as f:
+    while True:
+        b = f.read(1 << 20)
+        if not b:
+            break
+        c.sendall(b)
+c.shutdown(socket.SHUT_WR)
+c.settimeout(120)
+while c.recv(65536):
+    pass
+c.close()
+EOF
+wait "$backend_pid"
+cmp "$work/payload" "$work/payload.out"
+kill -TERM "$proxy_pid"
+code=0
+wait "$proxy_pid" || code=$?
+proxy_pid=
+[ "$code" = 0 ] || { echo "zcproxy exited $code after SIGTERM"; cat "$work/proxy.err"; exit 1; }
+grep -q "bytes_up=$((64 << 20)) " "$work/proxy.out" || { cat "$work/proxy.out"; exit 1; }
+
+step "systemd-analyze verify on the installed units"
+out=$(systemd-analyze verify --man=no --root="$root" "$unit_dir/zcproxy.service" \
+  "$unit_dir/zcproxy.socket" 2>&1) || { echo "$out"; exit 1; }
+[ -z "$out" ] || { echo "$out"; exit 1; }
+grep -q '^ExecStart=/usr/sbin/zcproxy -c /etc/zcproxy/zcproxy.yaml$' "$root$unit_dir/zcproxy.service"
+grep -q '^User=zcproxy$' "$root$unit_dir/zcproxy.service"
+
+step "dpkg --purge"
+mkdir -p "$root/var/log/zcproxy"  # as systemd's LogsDirectory= would have made it
+in_root dpkg --purge zcproxy >/dev/null
+left=()
+while read -r f; do
+  [ -e "$root$f" ] || [ -L "$root$f" ] || continue
+  # A folder another package (or the base system) owns too stays.
+  [ -d "$root$f" ] && in_root dpkg -S "$f" >/dev/null 2>&1 && continue
+  [ "$f" = "/." ] && continue
+  left+=("$f")
+done <"$work/files"
+for f in /etc/zcproxy /var/log/zcproxy "$wants"; do
+  [ -e "$root$f" ] || [ -L "$root$f" ] && left+=("$f")
+done
+if [ ${#left[@]} -gt 0 ]; then
+  echo "left behind by dpkg --purge: ${left[*]}"
+  exit 1
+fi
+in_root getent passwd zcproxy >/dev/null
+echo "package: built, lintian-clean, installed from Debian alone, served 64 MiB as zcproxy, units verified, purged clean"
