@@ -12,17 +12,15 @@
 #  6. `systemd-analyze verify` on the installed units (the image as the root);
 #  7. `dpkg --purge`: no file of the package is left (folders other packages share aside); the
 #     user and group stay.
-#   bash tests/package_test.sh SOURCE_DIR WORK_DIR
-# Needs root (debootstrap, chroot, mounts). ZCPROXY_TEST_CACHE: where the base image is kept
-# (default /var/cache/zcproxy-test).
+#   bash tests/package_test.sh SOURCE_DIR WORK_DIR    (WORK_DIR: the package's build folder too)
+# Needs root (debootstrap, chroot, mounts); the base image is cached (tests/debian_base.sh).
 set -euo pipefail
 src=$(cd "$1" && pwd)
 work=$2
-cache=${ZCPROXY_TEST_CACHE:-/var/cache/zcproxy-test}
 [ "$(id -u)" = 0 ] || { echo "SKIPPED: the package test needs root (debootstrap, chroot)"; exit 0; }
-mkdir -p "$work" "$cache"
+mkdir -p "$work"
 work=$(cd "$work" && pwd)
-root=$work/root
+root=$work/test-root
 step() { echo "== $* ($(date -u +%H:%M:%S))"; }
 
 cleanup() {
@@ -36,12 +34,12 @@ trap cleanup EXIT
 
 step "build the package"
 export CCACHE_BASEDIR=$src CCACHE_NOHASHDIR=true
-cmake -S "$src" -B "$work/build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_INSTALL_PREFIX=/usr \
+cmake -S "$src" -B "$work" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_INSTALL_PREFIX=/usr \
   -DZCPROXY_TESTS=OFF >/dev/null
-cmake --build "$work/build" -j"$(nproc)" >/dev/null
-rm -f "$work"/build/zcproxy_*.deb
-(cd "$work/build" && cpack -G DEB >/dev/null)
-deb=$(ls "$work"/build/zcproxy_*_*.deb)
+cmake --build "$work" -j"$(nproc)" >/dev/null
+rm -f "$work"/zcproxy_*.deb
+(cd "$work" && cpack -G DEB >/dev/null)
+deb=$(ls "$work"/zcproxy_*_*.deb)
 echo "$(basename "$deb"): $(du -k "$deb" | cut -f1) KiB"
 
 step "lintian"
@@ -52,19 +50,7 @@ if [ -n "$findings" ]; then
 fi
 
 step "a fresh Debian bookworm (minbase)"
-base=$cache/bookworm-minbase.tar
-if [ ! -s "$base" ]; then
-  mirror=$(awk '/^URIs:/ {print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null ||
-    true)
-  [ -n "$mirror" ] || mirror=$(awk '/^deb / {print $2; exit}' /etc/apt/sources.list)
-  rm -rf "$work/base"
-  debootstrap --variant=minbase bookworm "$work/base" "$mirror" >"$work/debootstrap.log" 2>&1 || {
-    tail -20 "$work/debootstrap.log"
-    exit 1
-  }
-  tar -C "$work/base" -cf "$base.part" . && mv "$base.part" "$base"
-  rm -rf "$work/base"
-fi
+base=$(bash "$src/tests/debian_base.sh")
 rm -rf "$root"
 mkdir -p "$root"
 tar -C "$root" -xf "$base"
@@ -104,24 +90,8 @@ step "the installed binary, as user zcproxy: 64 MiB through, then a drain"
 uid=$(in_root id -u zcproxy)
 gid=$(in_root id -g zcproxy)
 head -c $((64 << 20)) /dev/urandom >"$work/payload"
-# A backend on loopback that writes what it receives to a file, on a port of the kernel's choosing.
-python3 - "$work/payload.out" >"$work/backend.port" <<'EOF' &
-import socket, sys
-s = socket.socket()
-s.bind(("127.0.0.1", 0))
-s.listen(1)
-print(s.getsockname()[1], flush=True)
-s.settimeout(120)
-c, _ = s.accept()
-c.settimeout(120)
-with open(sys.argv[1], "wb") as out:
-    while True:
-        b = c.recv(1 << 20)
-        if not b:
-            break
-        out.write(b)
-c.close()
-EOF
+# A backend on loopback that writes what it receives to a file.
+python3 "$src/tests/support/transfer.py" backend "$work/payload.out" >"$work/backend.port" &
 backend_pid=$!
 for _ in $(seq 100); do [ -s "$work/backend.port" ] && break; sleep 0.1; done
 backend_port=$(cat "$work/backend.port")
@@ -147,21 +117,7 @@ done
   echo "zcproxy does not run as user zcproxy"
   exit 1
 }
-python3 - "$work/payload" "$port" <<'EOF'
-import socket, sys
-c = socket.create_connection(("127.0.0.1", int(sys.argv[2])), timeout=120)
-with open(sys.argv[1], "rb") as f:
-    while True:
-        b = f.read(1 << 20)
-        if not b:
-            break
-        c.sendall(b)
-c.shutdown(socket.SHUT_WR)
-c.settimeout(120)
-while c.recv(65536):
-    pass
-c.close()
-EOF
+python3 "$src/tests/support/transfer.py" client "$work/payload" "$port"
 wait "$backend_pid"
 cmp "$work/payload" "$work/payload.out"
 kill -TERM "$proxy_pid"

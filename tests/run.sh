@@ -3,7 +3,9 @@
 # limit (set in CMakeLists.txt): a hang fails, it never blocks.
 #   bash tests/run.sh          the fast tier: the normal build and every test once (unit,
 #                              integration, faults, soak, the browser test, the benchmark's quick
-#                              mode, the systemd unit): about 6 minutes from a cold build
+#                              mode, the systemd unit, man pages, the Debian package and the
+#                              container image built and run, the Kubernetes manifests): about
+#                              15 minutes from a cold build
 #   bash tests/run.sh --full   the full tier (what CI runs): the same plus the fuzz smoke run, the
 #                              whole suite again under ASan+UBSan and, under TSan, the tests where
 #                              threads meet (relay, session, reload, upstream and health checks,
@@ -15,9 +17,10 @@ bash .ci/deps.sh cmake make g++ ccache libboost1.81-dev libyaml-cpp-dev libspdlo
   libc-ares-dev pkgconf libsystemd-dev \
   iperf3 haproxy nginx libnginx-mod-stream socat wrk gnuplot-nox jq procps openssl curl dnsmasq-base \
   clang libclang-rt-14-dev clang-format chromium fonts-liberation util-linux \
-  systemd go-md2man man-db groff-base lintian dpkg-dev debootstrap python3 nodejs \
+  systemd go-md2man man-db groff-base lintian dpkg-dev debootstrap buildah python3 nodejs \
   # socket activation: libsystemd-dev (found by pkg-config); man pages: go-md2man (man_pages:
-  # man-db, groff); the package test: cpack's dpkg-shlibdeps (dpkg-dev), lintian, debootstrap;
+  # man-db, groff); the package and container tests: cpack's dpkg-shlibdeps (dpkg-dev), lintian,
+  # debootstrap, buildah;
   # k8s_manifests: Node.js (npm comes with it) and the npm registry;
   # bench_quick: the peers and tools; systemd_unit: systemd-analyze; sni: openssl;
   # fuzz_smoke: clang and libFuzzer; format: clang-format; the stats page test: chromium;

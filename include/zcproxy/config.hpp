@@ -229,6 +229,8 @@ struct config {
   // Where this process hands its listening sockets to a new one (`zcproxy --takeover`): a Unix
   // socket path; empty: no take-over.
   std::string upgrade_socket;
+  // Reload when the file (or what its path resolves to) changes on disk, as on SIGHUP.
+  bool watch_config = false;
 
   const upstream_config* find_upstream(std::string_view name) const;
   // Threads to run: `threads`, or the number of cores when it is 0.

@@ -22,6 +22,7 @@ struct log_config {
   bool access_log = true;
   access_log_format access_format = access_log_format::text;
   std::string access_file;  // an absolute path in a directory that existed at load; "" = stdout
+  bool operator==(const log_config&) const = default;
 };
 
 }  // namespace zcproxy

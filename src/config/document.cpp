@@ -207,6 +207,8 @@ const key_rule<config> top_level_keys[] = {
     {"core_dumps",
      [](auto& c, auto& e, auto& path, auto& cfg) { c.boolean(e, path, cfg.core_dumps); }},
     {"upgrade_socket", check_upgrade_socket},
+    {"watch_config",
+     [](auto& c, auto& e, auto& path, auto& cfg) { c.boolean(e, path, cfg.watch_config); }},
 };
 
 }  // namespace

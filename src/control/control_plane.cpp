@@ -6,9 +6,11 @@
 #include <csignal>
 #include <functional>
 #include <mutex>
+#include <optional>
 #include <string>
 
 #include "zcproxy/admin.hpp"
+#include "zcproxy/config_watch.hpp"
 #include "zcproxy/health_checks.hpp"
 #include "zcproxy/log.hpp"
 #include "zcproxy/privileges.hpp"
@@ -23,6 +25,7 @@ struct control_plane::impl {
         run_as(cfg.run_as),
         core_dumps(cfg.core_dumps),
         upgrade_path(cfg.upgrade_socket),
+        watch_path(cfg.watch_config ? cfg.source : std::string()),
         srv(std::move(cfg)) {
     // Called under the server's lock; follow() only posts to the checks' thread.
     srv.on_upstreams(
@@ -33,7 +36,8 @@ struct control_plane::impl {
   const std::optional<run_as_config> run_as;
   const bool core_dumps;
   const std::string upgrade_path;
-  health_checks health;  // before srv: the server's hook posts to it
+  const std::string watch_path;  // the config file, with watch_config; else empty
+  health_checks health;          // before srv: the server's hook posts to it
   server srv;
   mutable std::mutex mutex;                      // guards admin
   std::unique_ptr<admin_server> admin;           // from start() to wait(); uses srv
@@ -137,6 +141,15 @@ int control_plane::run_until_signalled() {
   // The workers have ended: so does the signal loop (a stop before run() makes it return).
   m.srv.on_stopped([&io] { io.stop(); });
   start();
+  // watch_config: a change on disk reloads as SIGHUP does, on this loop.
+  std::optional<config_watch> watch;
+  if (!m.watch_path.empty()) {
+    try {
+      watch.emplace(io, m.watch_path, [&m] { m.srv.reload_from_file(); });
+    } catch (const std::exception& e) {
+      main_log().error("{}; the config is not watched (SIGHUP still reloads it)", e.what());
+    }
+  }
   int received = 0;
   std::function<void(boost::system::error_code, int)> on_signal = [&](boost::system::error_code ec,
                                                                       int sig) {

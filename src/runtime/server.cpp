@@ -45,6 +45,39 @@ void keep_restart_only_settings(config& next, const config& now) {
   if (next.upgrade_socket != now.upgrade_socket)
     main_log().warn("reload: upgrade_socket changes only with a restart; kept as it is");
   next.upgrade_socket = now.upgrade_socket;
+  if (next.watch_config != now.watch_config)
+    main_log().warn("reload: watch_config changes only with a restart; kept as it is");
+  next.watch_config = now.watch_config;
+}
+
+// What a reload changes, by name: "listeners +api ~web; upstreams -old" ("nothing" when none).
+std::string what_changed(const config& before, const config& after) {
+  auto diff = [](const auto& was, const auto& now) {
+    std::string out;
+    auto find = [](const auto& list, const std::string& name) {
+      for (const auto& x : list)
+        if (x.name == name) return &x;
+      return static_cast<decltype(&list.front())>(nullptr);
+    };
+    for (const auto& x : now) {
+      const auto* old = find(was, x.name);
+      if (!old)
+        out += " +" + x.name;
+      else if (!(*old == x))
+        out += " ~" + x.name;
+    }
+    for (const auto& x : was)
+      if (!find(now, x.name)) out += " -" + x.name;
+    return out;
+  };
+  std::string out;
+  if (auto l = diff(before.listeners, after.listeners); !l.empty()) out += "listeners" + l;
+  if (auto u = diff(before.upstreams, after.upstreams); !u.empty())
+    out += (out.empty() ? "" : "; ") + std::string("upstreams") + u;
+  if (!(before.log == after.log) || before.drain_timeout != after.drain_timeout ||
+      !(before.resolve == after.resolve))
+    out += (out.empty() ? "" : "; ") + std::string("log, drain_timeout or resolve");
+  return out.empty() ? "nothing" : out;
 }
 
 }  // namespace
@@ -270,6 +303,7 @@ reload_result server::impl::apply_reload(config next) {
   // A draining worker would hold new listeners open without serving them.
   if (shutting_down) return reload_result::refused("the server is shutting down");
   keep_restart_only_settings(next, gen->cfg);
+  const std::string changed = what_changed(declared, next);
   built_generation built;
   try {
     built = build_generation(with_resolved_names(next, resolved), gen.get(), worker_ios());
@@ -292,6 +326,7 @@ reload_result server::impl::apply_reload(config next) {
     main_log().error("reload: {}; the access log stays as it was", e.what());
   }
   commit(after);
+  main_log().info("reload: changed: {}", changed);
   return reload_result::done();
 }
 
