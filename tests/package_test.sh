@@ -79,6 +79,10 @@ unit_dir=$(grep -m1 '/systemd/system/zcproxy.service$' "$work/files" | xargs dir
 in_root dpkg-query -W -f='${Conffiles}\n' zcproxy | grep -q '/etc/zcproxy/zcproxy.yaml'
 wants=/etc/systemd/system/multi-user.target.wants/zcproxy.service
 [ -L "$root$wants" ] || { echo "the postinst did not enable zcproxy.service"; exit 1; }
+# The admin enables socket activation: the purge must take that link away too.
+in_root systemctl enable zcproxy.socket >/dev/null 2>&1
+socket_wants=/etc/systemd/system/sockets.target.wants/zcproxy.socket
+[ -L "$root$socket_wants" ] || { echo "systemctl enable zcproxy.socket made no link"; exit 1; }
 
 step "zcproxy --check, the man pages"
 in_root zcproxy --check -c /etc/zcproxy/zcproxy.yaml
@@ -145,7 +149,7 @@ while read -r f; do
   [ "$f" = "/." ] && continue
   left+=("$f")
 done <"$work/files"
-for f in /etc/zcproxy /var/log/zcproxy "$wants"; do
+for f in /etc/zcproxy /var/log/zcproxy "$wants" "$socket_wants"; do
   [ -e "$root$f" ] || [ -L "$root$f" ] && left+=("$f")
 done
 if [ ${#left[@]} -gt 0 ]; then

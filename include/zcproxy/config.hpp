@@ -231,6 +231,8 @@ struct config {
   std::string upgrade_socket;
   // Reload when the file (or what its path resolves to) changes on disk, as on SIGHUP.
   bool watch_config = false;
+  // A digest of the bytes this config was loaded from (watch_config tells a change by it).
+  std::size_t source_digest = 0;
 
   const upstream_config* find_upstream(std::string_view name) const;
   // Threads to run: `threads`, or the number of cores when it is 0.

@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <functional>
 #include <sstream>
 
 #include "checker.hpp"
@@ -143,6 +144,7 @@ config load_config_string(const std::string& yaml, const std::string& source) {
   auto errors = check.take_errors();
   if (!errors.empty()) throw config_error(std::move(errors));
   result.source = source;
+  result.source_digest = std::hash<std::string>{}(yaml);
   return result;
 }
 

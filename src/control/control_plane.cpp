@@ -26,6 +26,7 @@ struct control_plane::impl {
         core_dumps(cfg.core_dumps),
         upgrade_path(cfg.upgrade_socket),
         watch_path(cfg.watch_config ? cfg.source : std::string()),
+        loaded_digest(cfg.source_digest),
         srv(std::move(cfg)) {
     // Called under the server's lock; follow() only posts to the checks' thread.
     srv.on_upstreams(
@@ -37,7 +38,8 @@ struct control_plane::impl {
   const bool core_dumps;
   const std::string upgrade_path;
   const std::string watch_path;  // the config file, with watch_config; else empty
-  health_checks health;          // before srv: the server's hook posts to it
+  const std::size_t loaded_digest;
+  health_checks health;  // before srv: the server's hook posts to it
   server srv;
   mutable std::mutex mutex;                      // guards admin
   std::unique_ptr<admin_server> admin;           // from start() to wait(); uses srv
@@ -145,7 +147,8 @@ int control_plane::run_until_signalled() {
   std::optional<config_watch> watch;
   if (!m.watch_path.empty()) {
     try {
-      watch.emplace(io, m.watch_path, [&m] { m.srv.reload_from_file(); });
+      watch.emplace(io, m.watch_path, m.loaded_digest,
+                    [&m] { return m.srv.reload_from_file().applied; });
     } catch (const std::exception& e) {
       main_log().error("{}; the config is not watched (SIGHUP still reloads it)", e.what());
     }
