@@ -9,7 +9,7 @@
 #   bash tests/run.sh --full   the full tier (what CI runs): the same plus the fuzz smoke run, the
 #                              whole suite again under ASan+UBSan and, under TSan, the tests where
 #                              threads meet (relay, session, reload, upstream and health checks,
-#                              mirror, admin, DNS): about an hour from a cold build on 2 cores
+#                              mirror, admin, DNS): about 40 minutes from a cold build on 2 cores
 # BUILD_DIR=build by default.
 set -euo pipefail
 cd "$(dirname "$0")/.."
