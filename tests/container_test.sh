@@ -18,6 +18,7 @@ work=$(cd "$work" && pwd)
 base_image=localhost/zcproxy-test-base:bookworm
 image=localhost/zcproxy:test
 step() { echo "== $* ($(date -u +%H:%M:%S))"; }
+. "$src/tests/support/through_proxy.sh"
 ctr=
 cleanup() {
   [ -n "${proxy_pid:-}" ] && kill "$proxy_pid" 2>/dev/null || true
@@ -65,46 +66,15 @@ ctr=$(buildah from "$image")
 buildah run --isolation chroot "$ctr" -- /usr/sbin/zcproxy --check -c /etc/zcproxy/zcproxy.yaml
 
 step "its zcproxy, as uid 10001: 64 MiB through, then a drain"
-head -c $((64 << 20)) /dev/urandom >"$work/payload"
-python3 "$src/tests/support/transfer.py" backend "$work/payload.out" >"$work/backend.port" &
-backend_pid=$!
-for _ in $(seq 100); do [ -s "$work/backend.port" ] && break; sleep 0.1; done
-cat >"$work/zcproxy.yaml" <<EOF
-threads: 2
-log: { level: info, access_log: true }
-listeners:
-  - { name: web, bind: "127.0.0.1:0", upstream: app }
-upstreams:
-  app: { endpoints: ["127.0.0.1:$(cat "$work/backend.port")"] }
-admin: { bind: "127.0.0.1:0" }
-EOF
-chmod 644 "$work/zcproxy.yaml"
+through_proxy_setup "$src" "$work"
 # The image's user, the config mounted over the image's, as an orchestrator runs it.
 buildah run --isolation chroot --user 10001:10001 -v "$work/zcproxy.yaml:/etc/zcproxy/zcproxy.yaml:ro" \
   "$ctr" -- /usr/sbin/zcproxy -c /etc/zcproxy/zcproxy.yaml >"$work/proxy.out" 2>"$work/proxy.err" &
 run_pid=$!
-port=
 for _ in $(seq 200); do
-  port=$(sed -n 's/.*listener web on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$work/proxy.err" | head -1)
-  [ -n "$port" ] && break
+  proxy_pid=$(pgrep -n -x zcproxy) && break
   sleep 0.1
 done
-[ -n "$port" ] || { cat "$work/proxy.err"; exit 1; }
-admin=$(sed -n 's/.*admin on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$work/proxy.err" | head -1)
-proxy_pid=$(pgrep -n -x zcproxy)
-[ "$(awk '/^Uid:/ {print $2}' "/proc/$proxy_pid/status")" = 10001 ] || {
-  echo "zcproxy in the image does not run as uid 10001"
-  exit 1
-}
-[ "$(curl -s "http://127.0.0.1:$admin/healthz")" = ok ]
-python3 "$src/tests/support/transfer.py" client "$work/payload" "$port"
-wait "$backend_pid"
-cmp "$work/payload" "$work/payload.out"
-kill -TERM "$proxy_pid"
-code=0
-wait "$run_pid" || code=$?
+through_proxy_check "$src" "$work" "$proxy_pid" "$run_pid" 10001
 proxy_pid=
-[ "$code" = 0 ] || { echo "zcproxy exited $code after SIGTERM"; cat "$work/proxy.err"; exit 1; }
-grep -q "bytes_up=$((64 << 20)) " "$work/proxy.out" || { cat "$work/proxy.out"; exit 1; }
-grep -q "draining" "$work/proxy.err"
 echo "container: built ($size), runs as 10001, 64 MiB byte-exact, drained on SIGTERM with exit 0"

@@ -22,6 +22,7 @@ mkdir -p "$work"
 work=$(cd "$work" && pwd)
 root=$work/test-root
 step() { echo "== $* ($(date -u +%H:%M:%S))"; }
+. "$src/tests/support/through_proxy.sh"
 
 cleanup() {
   [ -n "${proxy_pid:-}" ] && kill "$proxy_pid" 2>/dev/null || true
@@ -93,43 +94,13 @@ done
 step "the installed binary, as user zcproxy: 64 MiB through, then a drain"
 uid=$(in_root id -u zcproxy)
 gid=$(in_root id -g zcproxy)
-head -c $((64 << 20)) /dev/urandom >"$work/payload"
-# A backend on loopback that writes what it receives to a file.
-python3 "$src/tests/support/transfer.py" backend "$work/payload.out" >"$work/backend.port" &
-backend_pid=$!
-for _ in $(seq 100); do [ -s "$work/backend.port" ] && break; sleep 0.1; done
-backend_port=$(cat "$work/backend.port")
-cat >"$root/tmp/transfer.yaml" <<EOF
-threads: 2
-log: { level: info, access_log: true }
-listeners:
-  - { name: web, bind: "127.0.0.1:0", upstream: app }
-upstreams:
-  app: { endpoints: ["127.0.0.1:$backend_port"] }
-EOF
+through_proxy_setup "$src" "$work"
+cp "$work/zcproxy.yaml" "$root/tmp/transfer.yaml"
 chroot --userspec="$uid:$gid" --groups="$gid" "$root" /usr/sbin/zcproxy -c /tmp/transfer.yaml \
   >"$work/proxy.out" 2>"$work/proxy.err" &
 proxy_pid=$!
-port=
-for _ in $(seq 100); do
-  port=$(sed -n 's/.*listener web on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$work/proxy.err" | head -1)
-  [ -n "$port" ] && break
-  sleep 0.1
-done
-[ -n "$port" ] || { cat "$work/proxy.err"; exit 1; }
-[ "$(awk '/^Uid:/ {print $2}' "/proc/$proxy_pid/status")" = "$uid" ] || {
-  echo "zcproxy does not run as user zcproxy"
-  exit 1
-}
-python3 "$src/tests/support/transfer.py" client "$work/payload" "$port"
-wait "$backend_pid"
-cmp "$work/payload" "$work/payload.out"
-kill -TERM "$proxy_pid"
-code=0
-wait "$proxy_pid" || code=$?
+through_proxy_check "$src" "$work" "$proxy_pid" "$proxy_pid" "$uid"
 proxy_pid=
-[ "$code" = 0 ] || { echo "zcproxy exited $code after SIGTERM"; cat "$work/proxy.err"; exit 1; }
-grep -q "bytes_up=$((64 << 20)) " "$work/proxy.out" || { cat "$work/proxy.out"; exit 1; }
 
 step "systemd-analyze verify on the installed units"
 out=$(systemd-analyze verify --man=no --root="$root" "$unit_dir/zcproxy.service" \

@@ -254,6 +254,10 @@ config load_config_file(const std::string& path);
 // Same, from YAML text; `source` names it in messages.
 config load_config_string(const std::string& yaml, const std::string& source = "<string>");
 
+// What `after` changes of `before`, by name, for a reload's log line: "listeners +api ~web;
+// upstreams -old" (added, changed, removed), or "nothing".
+std::string changes_between(const config& before, const config& after);
+
 // "64KiB", "1MiB", "512", "2GiB", "16KB"... -> bytes; nullopt when malformed.
 std::optional<std::size_t> parse_size(std::string_view text);
 // "500ms", "3s", "1m", "1h" -> milliseconds; nullopt when malformed.

@@ -84,4 +84,33 @@ unsigned config::effective_threads() const {
   return std::max(1u, std::thread::hardware_concurrency());
 }
 
+std::string changes_between(const config& before, const config& after) {
+  auto diff = [](const auto& was, const auto& now) {
+    std::string out;
+    auto find = [](const auto& list, const std::string& name) {
+      for (const auto& x : list)
+        if (x.name == name) return &x;
+      return static_cast<decltype(&list.front())>(nullptr);
+    };
+    for (const auto& x : now) {
+      const auto* old = find(was, x.name);
+      if (!old)
+        out += " +" + x.name;
+      else if (!(*old == x))
+        out += " ~" + x.name;
+    }
+    for (const auto& x : was)
+      if (!find(now, x.name)) out += " -" + x.name;
+    return out;
+  };
+  std::string out;
+  if (auto l = diff(before.listeners, after.listeners); !l.empty()) out += "listeners" + l;
+  if (auto u = diff(before.upstreams, after.upstreams); !u.empty())
+    out += (out.empty() ? "" : "; ") + std::string("upstreams") + u;
+  if (!(before.log == after.log) || before.drain_timeout != after.drain_timeout ||
+      !(before.resolve == after.resolve))
+    out += (out.empty() ? "" : "; ") + std::string("log, drain_timeout or resolve");
+  return out.empty() ? "nothing" : out;
+}
+
 }  // namespace zcproxy

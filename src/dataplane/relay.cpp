@@ -319,10 +319,8 @@ asio::awaitable<direction_result> relay(stream_socket& from, stream_socket& to,
     limit_timer.emplace(from.get_executor());
     link.add_timer(&*limit_timer);
   }
-  // No wait may start once the link is stopped: stop() cancels only what waits at that moment,
-  // and a wait that completed just before it (a write that moved everything, say) resumes here
-  // with nothing left to cancel the next one. So the loop checks before every round, as well as
-  // after each wait.
+  // Checked before every round, not only after waits: stop() cancels only what waits at that
+  // moment, and a wait that had completed (a write that moved everything) resumes after it.
   while (!d.stopped()) {
     if (!d.holding()) {
       if (!d.readable) {

@@ -50,36 +50,6 @@ void keep_restart_only_settings(config& next, const config& now) {
   next.watch_config = now.watch_config;
 }
 
-// What a reload changes, by name: "listeners +api ~web; upstreams -old" ("nothing" when none).
-std::string what_changed(const config& before, const config& after) {
-  auto diff = [](const auto& was, const auto& now) {
-    std::string out;
-    auto find = [](const auto& list, const std::string& name) {
-      for (const auto& x : list)
-        if (x.name == name) return &x;
-      return static_cast<decltype(&list.front())>(nullptr);
-    };
-    for (const auto& x : now) {
-      const auto* old = find(was, x.name);
-      if (!old)
-        out += " +" + x.name;
-      else if (!(*old == x))
-        out += " ~" + x.name;
-    }
-    for (const auto& x : was)
-      if (!find(now, x.name)) out += " -" + x.name;
-    return out;
-  };
-  std::string out;
-  if (auto l = diff(before.listeners, after.listeners); !l.empty()) out += "listeners" + l;
-  if (auto u = diff(before.upstreams, after.upstreams); !u.empty())
-    out += (out.empty() ? "" : "; ") + std::string("upstreams") + u;
-  if (!(before.log == after.log) || before.drain_timeout != after.drain_timeout ||
-      !(before.resolve == after.resolve))
-    out += (out.empty() ? "" : "; ") + std::string("log, drain_timeout or resolve");
-  return out.empty() ? "nothing" : out;
-}
-
 }  // namespace
 
 struct server::impl final : control_api {
@@ -303,7 +273,7 @@ reload_result server::impl::apply_reload(config next) {
   // A draining worker would hold new listeners open without serving them.
   if (shutting_down) return reload_result::refused("the server is shutting down");
   keep_restart_only_settings(next, gen->cfg);
-  const std::string changed = what_changed(declared, next);
+  const std::string changed = changes_between(declared, next);
   built_generation built;
   try {
     built = build_generation(with_resolved_names(next, resolved), gen.get(), worker_ios());
