@@ -40,6 +40,7 @@ class pool {
     explicit operator bool() const { return pool_ != nullptr; }
     Resource& operator*() { return *r_; }
     Resource* operator->() { return &*r_; }
+    const Resource* operator->() const { return &*r_; }
     // Give the resource back now (pooled if reusable, destroyed otherwise).
     void reset() {
       if (pool_) std::exchange(pool_, nullptr)->give_back(std::move(*r_));

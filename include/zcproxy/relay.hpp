@@ -1,22 +1,30 @@
 // The relay: moves one direction of a connection, socket to socket, through a stage that is
-// either a pooled pipe (splice engine) or a pooled buffer (copy engine). Both engines share one
-// loop: wait until readable, fill the stage, mirror, flush it whole, yield now and then, repeat;
-// idle directions hold nothing.
+// either a pooled pipe (splice engine) or a pooled buffer (copy engine). One state machine of
+// completion handlers runs both engines: fill the stage, mirror, flush it whole, again, until the
+// source would block or the destination is full; only then does it wait. An idle direction holds
+// no stage, no buffer and no coroutine frame: its connection's object and the one wait it has
+// queued in the reactor (an operation embedded in the direction, not allocated per wait).
 #pragma once
 
-#include <boost/asio/awaitable.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <chrono>
 #include <cstdint>
-#include <vector>
+#include <memory>
 
+#include "zcproxy/asio_socket.hpp"
 #include "zcproxy/buffer_pool.hpp"
 #include "zcproxy/config.hpp"
 #include "zcproxy/counters.hpp"
 #include "zcproxy/mirror.hpp"
 #include "zcproxy/pipe_pool.hpp"
 #include "zcproxy/socket.hpp"
+#include "zcproxy/stage.hpp"
 #include "zcproxy/token_bucket.hpp"
+
+#if ZCPROXY_ASIO_INTERNALS
+#include <boost/asio/detail/reactor.hpp>
+#include <boost/asio/detail/reactor_op.hpp>
+#endif
 
 namespace zcproxy {
 
@@ -26,6 +34,9 @@ struct relay_resources {
   std::size_t pipe_size;  // as configured (pipes get what the kernel grants)
   pipe_pool pipes;
   buffer_pool buffers;
+#if ZCPROXY_ASIO_INTERNALS
+  boost::asio::detail::reactor* reactor = nullptr;  // the thread's, looked up by the first wait
+#endif
 };
 
 // What both directions of one connection share. Either direction that fails calls stop(), which
@@ -50,17 +61,16 @@ class relay_link {
   void peer_reset(int fd) { reset_fd_ = fd; }
   bool peer_was_reset(int fd) const { return reset_fd_ == fd; }
   // A timer a direction waits on (a rate limit's): stop() cancels it too.
-  void add_timer(boost::asio::steady_timer* t) { timers_.push_back(t); }
-  void remove_timer(boost::asio::steady_timer* t) { std::erase(timers_, t); }
+  void add_timer(boost::asio::steady_timer* t) { (timers_[0] ? timers_[1] : timers_[0]) = t; }
 
  private:
   stream_socket& client_;
   stream_socket& upstream_;
   bool stopped_ = false;
-  int ended_ = 0;
+  std::uint8_t ended_ = 0;
   int reset_fd_ = -1;
   std::chrono::steady_clock::time_point last_activity_ = std::chrono::steady_clock::now();
-  std::vector<boost::asio::steady_timer*> timers_;
+  boost::asio::steady_timer* timers_[2] = {};  // one per direction at most
 };
 
 enum class direction_end {
@@ -96,13 +106,102 @@ struct relay_options {
   mirror* shadow = nullptr;       // fed every byte moved, before it goes
 };
 
-// Relay from -> to until EOF, error or link.stop(), with `engine` (automatic, splice or copy).
-// Both sockets must be in non-blocking mode (socket::non_blocking(true)). With a limit, a
-// direction whose bucket is empty waits holding nothing. The policy lives here; the moves are
-// the stages' (stage.hpp).
-boost::asio::awaitable<direction_result> relay(stream_socket& from, stream_socket& to,
-                                               relay_resources& res, engine_mode engine,
-                                               relay_link& link, relay_options options = {});
+class relay_direction;
+
+// Told when a direction has ended (its result() is final). The direction is not touched after the
+// call: the owner may destroy it there.
+struct relay_owner {
+  virtual void direction_ended(relay_direction& d) = 0;
+
+ protected:
+  ~relay_owner() = default;
+};
+
+// One direction: from -> to until EOF, error or link.stop(), with `engine` (automatic, splice or
+// copy). Both sockets must be in non-blocking mode (socket::non_blocking(true)). With a limit, a
+// direction whose bucket is empty waits holding nothing. The policy lives here; the moves are the
+// stages' (stage.hpp). Lives in its owner (the session), on the sockets' thread; not movable.
+class relay_direction {
+ public:
+  relay_direction(stream_socket& from, stream_socket& to, relay_link& link)
+      : from_(from), to_(to), link_(link) {}
+  relay_direction(const relay_direction&) = delete;
+  relay_direction& operator=(const relay_direction&) = delete;
+  ~relay_direction();
+
+  // Starts moving bytes; owner.direction_ended(*this) is called once, when the direction ends.
+  void start(relay_resources& res, engine_mode engine, const relay_options& options,
+             relay_owner& owner);
+  const direction_result& result() const { return out_; }
+
+ private:
+  enum class next : std::uint8_t { flush, new_round, end };
+  enum class waiting : std::uint8_t { nothing, readable, writable };
+#if ZCPROXY_ASIO_INTERNALS
+  // The one wait a direction may have queued in the reactor at a time: for the source to be
+  // readable (its perform fills the stage) or the destination writable (its perform flushes it).
+  struct wait_op : boost::asio::detail::reactor_op {
+    explicit wait_op(relay_direction* d)
+        : reactor_op(boost::system::error_code(), &perform, &complete), d(d) {}
+    static status perform(reactor_op* base);
+    static void complete(void* owner, boost::asio::detail::scheduler_operation* base,
+                         const boost::system::error_code&, std::size_t);
+    relay_direction* d;
+    bool skip = false;  // the caller has just met EAGAIN: the reactor's first try would repeat it
+  };
+  friend struct wait_op;
+#endif
+
+  void run();
+  void wait(waiting what, bool just_blocked);
+  void on_ready(const boost::system::error_code& ec);
+  bool stopped();
+  std::size_t allowance() const;
+  bool try_fill();
+  void take_stage();
+  next fill_pipe(std::size_t allowed);
+  next fill_buffer(std::size_t allowed);
+  bool after_fill();
+  void at_end_of_source();
+  void feed_mirror();
+  bool try_flush();
+  std::size_t left() const;
+  bool finish_round();
+  void count(std::size_t moved);
+  void end_with(direction_end end, int e, bool source_failed);
+  void end();
+
+  stream_socket& from_;
+  stream_socket& to_;
+  relay_link& link_;
+  relay_resources* res_ = nullptr;
+  relay_owner* owner_ = nullptr;
+  relay_options opt_;
+  direction_result out_;
+  engine_mode engine_ = engine_mode::automatic;
+  waiting waiting_ = waiting::nothing;
+  // Whether the source may hold bytes not tried since its last EAGAIN. Readiness comes as edges
+  // (epoll EPOLLET): wait only after an EAGAIN, or an edge that came before the wait is lost.
+  bool readable_ = true;
+  bool urgent_ = false;        // the source sits at a TCP urgent byte, which splice never passes
+  bool drained_ = false;       // this round's fill left the source empty (no EAGAIN needed)
+  bool performed_ = false;     // the reactor made the fill or flush the wait was for
+  bool told_reactor_ = false;  // it found the source drained, and said so to the reactor
+  bool starting_ = false;      // inside start_op: its first try
+  next step_ = next::flush;    // what this round's fill said
+  direction_end end_kind_ = direction_end::reset;  // for next::end
+  int error_ = 0;                                  // likewise
+  std::size_t n_ = 0;                              // this round's fill
+  stage_result flushed_;                           // this round's flush
+  std::uint64_t since_wait_ = 0;
+  pipe_pool::lease pipe_;                                   // held only while bytes are in flight
+  buffer_pool::lease buffer_;                               // likewise, for copy rounds
+  buffer_stage copy_stage_;                                 // over buffer_, while held
+  std::unique_ptr<boost::asio::steady_timer> limit_timer_;  // waits for a rate limit's tokens
+#if ZCPROXY_ASIO_INTERNALS
+  wait_op op_{this};
+#endif
+};
 
 // The engine a connection between these two sockets uses under the configured one: adaptive
 // resolves to copy when both peers are on this host (a Unix socket's always is), else to

@@ -27,6 +27,9 @@ struct stage_result {
   std::size_t moved = 0;  // bytes this call moved (before the status, if any)
   stage_status status = stage_status::done;
   int error = 0;  // the errno, for stage_status::error
+  // fill: bytes the kernel says it left behind in the source (TCP_INQ, asked for by
+  // set_read_hint), or -1 when it did not say (splice, a Unix socket, no hint).
+  int left = -1;
 };
 
 // Splice: socket -> pipe -> socket, the bytes never enter user space. The pipe's `level` stays
@@ -46,22 +49,19 @@ class pipe_stage {
   pipe& pipe_;
 };
 
-// Copy: socket -> memory -> socket, through Asio's non-blocking read_some/write_some. Bytes wait
-// in [head, tail) of the buffer; a fill into an empty stage starts at the buffer's front.
+// Copy: socket -> memory -> socket, with recvmsg(2) and send(2) on non-blocking sockets. Bytes
+// wait in [head, tail) of the buffer; a fill into an empty stage starts at the buffer's front.
 class buffer_stage {
  public:
   buffer_stage() = default;
   explicit buffer_stage(buffer& b) : buffer_(&b) {}
-  // One read of at most `max` bytes from `from` (and the buffer's room).
-  stage_result fill(stream_socket& from, std::size_t max);
-  // Bytes from memory (what a wait read already), as a fill would have put them.
-  void put(const char* data, std::size_t n);
-  // To `to` until the stage is empty or the socket is full.
-  stage_result flush(stream_socket& to);
+  // One read of at most `max` bytes from socket `src` (and the buffer's room); says how many it
+  // left behind when the kernel tells (TCP_INQ).
+  stage_result fill(int src, std::size_t max);
+  // To socket `dst` until the stage is empty or the socket is full.
+  stage_result flush(int dst);
   std::size_t level() const { return tail_ - head_; }
   const char* data() const { return buffer_->data.get() + head_; }
-  // After a write made elsewhere (an async_write_some while waiting for room) moved n of them.
-  void consume(std::size_t n) { head_ += n; }
 
  private:
   buffer* buffer_ = nullptr;

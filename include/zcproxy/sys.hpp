@@ -1,14 +1,24 @@
 // The syscall seam: every splice(2) and tee(2) of the data plane (the relay's stages, the
-// mirror), and a fallback response's sendfile(2), go through these pointers so that a test can
+// mirror), the copy stage's recvmsg(2) and send(2), and a fallback response's sendfile(2), go
+// through these pointers so that a test can
 // stand in a kernel that refuses them (EINVAL) without needing such a kernel. Set them only while
 // no server runs.
 #pragma once
 
 #include <fcntl.h>
 #include <sys/sendfile.h>
+#include <sys/socket.h>
 #include <sys/types.h>
 
 namespace zcproxy::sys {
+
+using recvmsg_fn = ssize_t (*)(int fd, msghdr* msg, int flags);
+
+inline recvmsg_fn recvmsg = ::recvmsg;
+
+using send_fn = ssize_t (*)(int fd, const void* buf, size_t len, int flags);
+
+inline send_fn send = ::send;
 
 using splice_fn = ssize_t (*)(int fd_in, loff_t* off_in, int fd_out, loff_t* off_out, size_t len,
                               unsigned int flags);

@@ -1,51 +1,65 @@
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+
 #include <algorithm>
-#include <boost/asio/buffer.hpp>
-#include <boost/asio/error.hpp>
+#include <cerrno>
 #include <cstring>
 
 #include "zcproxy/stage.hpp"
+#include "zcproxy/sys.hpp"
 
 namespace zcproxy {
-namespace asio = boost::asio;
 
-// Asio's non-blocking read_some/write_some rather than their async forms: the relay calls a
-// stage when the socket was just reported ready (or to find out whether it is), and an async
-// operation would cost a pass through the scheduler (one more epoll_wait) per round for nothing.
+// Plain non-blocking system calls, not Asio's async forms: the relay calls a stage when the
+// socket was just reported ready (or to find out whether it is), and an async operation would
+// cost a pass through the scheduler (one more epoll_wait) per round for nothing.
 
-stage_result buffer_stage::fill(stream_socket& from, std::size_t max) {
+stage_result buffer_stage::fill(int src, std::size_t max) {
   if (head_ == tail_) head_ = tail_ = 0;  // empty: start at the front, the whole buffer is room
-  const std::size_t want = std::min(buffer_->size - tail_, max);
+  iovec iov{buffer_->data.get() + tail_, std::min(buffer_->size - tail_, max)};
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))];
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
   for (;;) {
-    boost::system::error_code ec;
-    const std::size_t n = from.read_some(asio::buffer(buffer_->data.get() + tail_, want), ec);
-    tail_ += n;
-    if (!ec) return {n, stage_status::done};
-    if (ec == asio::error::interrupted) continue;  // a signal came before anything moved
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof control;
+    const ssize_t n = sys::recvmsg(src, &msg, 0);
+    if (n > 0) {
+      tail_ += static_cast<std::size_t>(n);
+      stage_result r{static_cast<std::size_t>(n), stage_status::done};
+      for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c))
+        if (c->cmsg_level == SOL_TCP && c->cmsg_type == TCP_CM_INQ &&
+            c->cmsg_len >= CMSG_LEN(sizeof r.left))
+          std::memcpy(&r.left, CMSG_DATA(c), sizeof r.left);
+      return r;
+    }
+    if (n == 0) return {0, stage_status::eof};  // the FIN
+    const int e = errno;
+    if (e == EINTR) continue;  // a signal came before anything moved
     // Drained: the next bytes raise a new edge.
-    if (ec == asio::error::would_block) return {n, stage_status::would_block};
-    if (ec == asio::error::eof) return {n, stage_status::eof};  // the FIN: read gave 0
-    return {n, stage_status::error, ec.value()};  // ECONNRESET, ETIMEDOUT...: the source is gone
+    if (e == EAGAIN || e == EWOULDBLOCK) return {0, stage_status::would_block};
+    return {0, stage_status::error, e};  // ECONNRESET, ETIMEDOUT...: the source is gone
   }
 }
 
-void buffer_stage::put(const char* data, std::size_t n) {
-  if (head_ == tail_) head_ = tail_ = 0;
-  std::memcpy(buffer_->data.get() + tail_, data, n);
-  tail_ += n;
-}
-
-stage_result buffer_stage::flush(stream_socket& to) {
+stage_result buffer_stage::flush(int dst) {
   stage_result out;
   while (tail_ > head_) {
-    boost::system::error_code ec;
-    const std::size_t m = to.write_some(asio::buffer(data(), level()), ec);
-    head_ += m;
-    out.moved += m;
-    if (!ec || ec == asio::error::interrupted) continue;  // short writes are normal; a signal
+    const ssize_t m = sys::send(dst, data(), level(), MSG_NOSIGNAL);
+    if (m > 0) {  // short writes are normal
+      head_ += static_cast<std::size_t>(m);
+      out.moved += static_cast<std::size_t>(m);
+      continue;
+    }
+    const int e = m < 0 ? errno : EPIPE;  // 0 moves nothing from a stage that holds bytes
+    if (e == EINTR) continue;             // a signal came before anything moved
     // The socket's send buffer is full: the rest stays here until it has room.
-    if (ec == asio::error::would_block) return {out.moved, stage_status::would_block};
+    if (e == EAGAIN || e == EWOULDBLOCK) return {out.moved, stage_status::would_block};
     // EPIPE, ECONNRESET: the destination's peer is gone.
-    return {out.moved, stage_status::error, ec.value()};
+    return {out.moved, stage_status::error, e};
   }
   return out;
 }

@@ -1,21 +1,19 @@
 #include "zcproxy/relay.hpp"
 
+#include <sys/epoll.h>
 #include <sys/socket.h>
 
 #include <algorithm>
-#include <array>
 #include <boost/asio/ip/address.hpp>
 #include <boost/asio/post.hpp>
-#include <boost/asio/this_coro.hpp>
-#include <boost/asio/use_awaitable.hpp>
 #include <cerrno>
 #include <limits>
-#include <optional>
-#include <tuple>
 
-#include "drained_read.hpp"
-#include "zcproxy/stage.hpp"
-#include "zcproxy/use_tuple.hpp"
+#if ZCPROXY_ASIO_INTERNALS
+#include <boost/asio/detail/reactor.hpp>
+#include <boost/asio/execution/context.hpp>
+#include <boost/asio/query.hpp>
+#endif
 
 namespace zcproxy {
 namespace asio = boost::asio;
@@ -25,257 +23,40 @@ namespace {
 // After this many bytes without waiting, yield so one fast connection cannot starve the others
 // on its thread.
 constexpr std::uint64_t yield_after_bytes = 4u << 20;
-// The copy engine waits for bytes by reading up to this many into the direction's own small
-// buffer: Asio's async_wait re-arms the socket with epoll_ctl on every wait, a read does not. What
-// it read is then copied into a pooled buffer (take_stage, fill_first: a lease from the worker's
-// pool and a copy of at most this many bytes, no system call) and flushed from there, like any
-// round. The read is a drained read (drained_read.hpp): when it leaves nothing behind, the next
-// wait costs no system call. Kept small: it is pinned for the connection's life.
-constexpr std::size_t first_read_size = 1024;
 constexpr std::size_t unlimited = std::numeric_limits<std::size_t>::max();
 
-// What a round does once its fill has answered.
-enum class next { flush, new_round, end };
-
-// One direction's state from round to round, and the steps of a round that do not wait. relay()
-// below is the policy over them, and does every wait itself.
-struct direction {
-  direction(stream_socket& from, stream_socket& to, relay_resources& res, engine_mode engine,
-            relay_link& link, const relay_options& opt)
-      : from(from),
-        to(to),
-        res(res),
-        engine(engine),
-        link(link),
-        opt(opt),
-        src(from.native_handle()),
-        dst(to.native_handle()) {
-    out.on_copy = engine == engine_mode::copy;
+#if ZCPROXY_ASIO_INTERNALS
+// The events epoll last reported for a socket: Asio keeps them in the socket's descriptor state
+// (an operation, whose task result they are) from one reactor pass to the next.
+struct reported_events : asio::detail::scheduler_operation {
+  static unsigned of(stream_socket& s) {
+    // A private base of the descriptor state: only a C-style cast names it.
+    const auto* op = (const asio::detail::scheduler_operation*)detail::asio_impl(s).reactor_data_;
+    return op ? op->*&reported_events::task_result_ : 0u;
   }
-
-  bool holding() const { return pipe || buffer; }
-  // Whether the link is stopped (the direction then ends so).
-  bool stopped() {
-    if (link.stopped()) out.end = direction_end::stopped;
-    return link.stopped();
-  }
-  void take_stage();
-  std::size_t allowance(token_bucket::clock::time_point now) const;
-  next fill(std::size_t allowed);
-  next fill_pipe(std::size_t allowed);
-  next fill_first(std::size_t allowed);
-  next fill_buffer(std::size_t allowed);
-  next at_end_of_source();
-  void feed_mirror();
-  stage_result flush();
-  std::size_t left() { return pipe ? pipe->level : copy_stage.level(); }
-  void count(std::size_t moved);
-  bool end_round();
-  void end_with(direction_end end, int e, bool source_failed);
-
-  stream_socket& from;
-  stream_socket& to;
-  relay_resources& res;
-  const engine_mode engine;
-  relay_link& link;
-  const relay_options& opt;
-  const int src, dst;
-  direction_result out;
-  pipe_pool::lease pipe;      // held only while bytes are in flight
-  buffer_pool::lease buffer;  // likewise, for copy rounds
-  buffer_stage copy_stage;    // over `buffer`, while held
-  // Whether the source may hold bytes not tried since its last EAGAIN. Readiness comes as edges
-  // (epoll EPOLLET): wait only after an EAGAIN, or an edge that came before the wait is lost.
-  bool readable = false;
-  bool urgent = false;  // the source sits at a TCP urgent byte, which splice never passes
-  std::uint64_t since_wait = 0;
-  std::array<char, first_read_size> first;  // copy engine: what the wait read (first_n bytes)
-  std::size_t first_n = 0;
-  bool first_pending = false;
-  // This round's fill.
-  std::size_t n = 0;
-  bool drained = false;  // the source answered EAGAIN after these bytes
-  int deferred = 0;      // the source failed after these bytes (an errno)
 };
+#endif
 
-void direction::take_stage() {
-  if (!out.on_copy && !urgent) {
-    pipe = res.pipes.get();
-    // Pool at its cap (or no fds for a pipe): this direction carries on with copy.
-    if (!pipe) {
-      out.on_copy = true;
-      out.fallback = splice_fallback::pool_exhausted;
-    }
-  }
-  if (!pipe) {
-    buffer = res.buffers.get();
-    copy_stage = buffer_stage(*buffer);
-  }
+// Whether the kernel's count of bytes left behind (TCP_INQ) shows the source drained: none left,
+// and no error or hangup reported, whose edge would not come again. Without Asio's internals
+// the hangup cannot be seen, and a fill reads on to EAGAIN.
+bool drained_by([[maybe_unused]] const stage_result& r, [[maybe_unused]] stream_socket& from) {
+#if ZCPROXY_ASIO_INTERNALS
+  return r.left == 0 && !(reported_events::of(from) & (EPOLLERR | EPOLLHUP));
+#else
+  return false;
+#endif
 }
 
-std::size_t direction::allowance(token_bucket::clock::time_point now) const {
-  return static_cast<std::size_t>(std::min<std::uint64_t>(opt.limit->allowance(now), unlimited));
-}
-
-// Fill the stage. It is always empty here: each round flushes it whole before the next, so an
-// EAGAIN means the socket is drained, never that the pipe is full.
-next direction::fill(std::size_t allowed) {
-  n = 0;
-  drained = false;
-  deferred = 0;
-  const next step = pipe            ? fill_pipe(allowed)
-                    : first_pending ? fill_first(allowed)
-                                    : fill_buffer(allowed);
-  if (step == next::flush && n == 0) return at_end_of_source();
-  return step;
-}
-
-next direction::fill_pipe(std::size_t allowed) {
-  const stage_result r = pipe_stage(*pipe).fill(src, allowed);
-  n = r.moved;
-  switch (r.status) {
-    case stage_status::done:
-    case stage_status::eof:  // n is 0
-      return next::flush;
-    case stage_status::would_block:
-      pipe.reset();  // drained: wait for the next edge, holding nothing
-      readable = false;
-      return next::new_round;
-    case stage_status::urgent:
-      pipe.reset();  // a copy round passes the urgent byte, at once (no edge is coming)
-      urgent = true;
-      return next::new_round;
-    case stage_status::error:
-      break;
-  }
-  pipe.reset();
-  if (r.error == EINVAL || r.error == ENOSYS) {
-    // This pair of fds cannot splice; nothing was consumed, so copy can take over losslessly,
-    // if allowed and nothing has moved yet.
-    if (engine == engine_mode::automatic && out.bytes() == 0) {
-      out.on_copy = true;
-      out.fallback = splice_fallback::refused;
-      return next::new_round;
-    }
-    end_with(direction_end::splice_refused, r.error, true);
-    return next::end;
-  }
-  end_with(direction_end::reset, r.error, true);  // ECONNRESET, ETIMEDOUT...: the source is gone
-  return next::end;
-}
-
-// What the wait read. A short read needs no read to EAGAIN: the next wait reads first (Asio tries
-// a read before it waits, unless the last one met EOF). A full first buffer means more may be
-// queued: read on into the large one, so that a bulk stream still moves in large writes. An error
-// there is reported once by the kernel, so it is kept until the bytes already read are flushed;
-// an EOF there is met again by the next wait.
-next direction::fill_first(std::size_t allowed) {
-  first_pending = false;
-  copy_stage.put(first.data(), first_n);
-  n = first_n;
-  if (n < first.size()) {
-    drained = true;
-  } else if (allowed > n) {
-    const stage_result r = copy_stage.fill(from, std::min(buffer->size, allowed) - n);
-    n += r.moved;
-    if (r.status == stage_status::would_block)
-      drained = true;
-    else if (r.status == stage_status::error)
-      deferred = r.error;
-  }
-  urgent = false;
-  return next::flush;
-}
-
-next direction::fill_buffer(std::size_t allowed) {
-  const stage_result r = copy_stage.fill(from, allowed);
-  n = r.moved;
-  switch (r.status) {
-    case stage_status::done:
-    case stage_status::eof:  // n is 0
-      urgent = false;        // a plain read passes the urgent byte
-      return next::flush;
-    case stage_status::would_block:
-      buffer.reset();  // drained: wait for the next edge, holding nothing
-      readable = false;
-      return next::new_round;
-    case stage_status::urgent:  // a read never stops at one
-    case stage_status::error:
-      break;
-  }
-  end_with(direction_end::reset, r.error, true);
-  return next::end;
-}
-
-next direction::at_end_of_source() {
-  // The source's peer reset, and the other direction's write took the error: not a FIN.
-  if (link.peer_was_reset(src)) {
-    end_with(direction_end::reset, ECONNRESET, true);
-    return next::end;
-  }
-  // FIN from the source; the stage is empty, so nothing is left behind it: forward it and let
-  // the other direction run on (half-close). When that one has ended already, the close that
-  // follows sends the FIN.
-  if (!link.other_direction_ended()) ::shutdown(dst, SHUT_WR);
-  out.end = direction_end::eof;
-  return next::end;
-}
-
-// The mirror takes its copy first: tee(2) needs the bytes still in the pipe.
-void direction::feed_mirror() {
-  if (!opt.shadow) return;
-  if (pipe)
-    opt.shadow->feed_pipe(pipe->read_fd(), n);
-  else
-    opt.shadow->feed(copy_stage.data(), n);
-}
-
-stage_result direction::flush() {
-  return pipe ? pipe_stage(*pipe).flush(dst) : copy_stage.flush(to);
-}
-
-void direction::count(std::size_t moved) {
-  (pipe ? out.spliced : out.copied) += moved;
-  if (opt.meter.slot) {
-    add_single_writer(opt.meter.up ? opt.meter.slot->up : opt.meter.slot->down, moved);
-    add_single_writer(pipe ? opt.meter.slot->spliced : opt.meter.slot->copied, moved);
-  }
-  if (opt.meter.endpoint)
-    add_single_writer(opt.meter.up ? opt.meter.endpoint->up : opt.meter.endpoint->down, moved);
-  link.touch();
-  if (opt.limit) opt.limit->consume(moved);
-}
-
-// After a whole flush: false when the direction ends here.
-bool direction::end_round() {
-  if (deferred) {
-    end_with(direction_end::reset, deferred, true);
-    return false;
-  }
-  if (drained) {
-    buffer.reset();
-    readable = false;
-  }
-  // A copy round that passed an urgent byte is done: go back to splice (without waiting).
-  if (!out.on_copy && buffer) buffer.reset();
-  since_wait += n;
+// Whether bytes may wait in `s` that no reactor pass has reported yet as an edge still to come:
+// epoll reported it readable (or an error, or a hangup) when it last reported it. A socket epoll
+// has never reported (a fresh upstream) holds nothing, or its edge is pending in epoll.
+bool maybe_readable([[maybe_unused]] stream_socket& s) {
+#if ZCPROXY_ASIO_INTERNALS
+  return reported_events::of(s) & (EPOLLIN | EPOLLPRI | EPOLLERR | EPOLLHUP | EPOLLRDHUP);
+#else
   return true;
-}
-
-// A failing source breaks the connection both ways: stop the other direction too, and pass the
-// reset on to the destination's peer (closing with linger 0 sends RST, not a FIN that would make
-// a cut-off stream look complete). A failing destination ends only this direction: the other one
-// reads from that same socket and still delivers what it holds (an early reply, say) before it
-// meets the error itself.
-void direction::end_with(direction_end end, int e, bool source_failed) {
-  out.end = end;
-  if (!source_failed) {
-    if (e == ECONNRESET || e == EPIPE) link.peer_reset(dst);
-    return;
-  }
-  const linger abort_on_close{1, 0};
-  ::setsockopt(dst, SOL_SOCKET, SO_LINGER, &abort_on_close, sizeof abort_on_close);
-  link.stop();
+#endif
 }
 
 }  // namespace
@@ -286,7 +67,8 @@ void relay_link::stop() {
   boost::system::error_code ignored;
   client_.cancel(ignored);
   upstream_.cancel(ignored);
-  for (auto* t : timers_) t->cancel();
+  for (auto* t : timers_)
+    if (t) t->cancel();
 }
 
 const char* direction_result::engine() const {
@@ -310,98 +92,354 @@ engine_mode engine_for(engine_mode configured, const address& client_peer,
              : engine_mode::automatic;
 }
 
-asio::awaitable<direction_result> relay(stream_socket& from, stream_socket& to,
-                                        relay_resources& res, engine_mode engine, relay_link& link,
-                                        relay_options options) {
-  direction d(from, to, res, engine, link, options);
-  std::optional<asio::steady_timer> limit_timer;  // waits for the rate limit's tokens
-  if (options.limit) {
-    limit_timer.emplace(from.get_executor());
-    link.add_timer(&*limit_timer);
+relay_direction::~relay_direction() = default;
+
+void relay_direction::start(relay_resources& res, engine_mode engine, const relay_options& options,
+                            relay_owner& owner) {
+  res_ = &res;
+  engine_ = engine;
+  opt_ = options;
+  owner_ = &owner;
+  out_.on_copy = engine == engine_mode::copy;
+  if (opt_.limit) {
+    limit_timer_ = std::make_unique<asio::steady_timer>(from_.get_executor());
+    link_.add_timer(limit_timer_.get());
   }
+  readable_ = maybe_readable(from_);  // when not, no edge has been taken from it yet
+  run();
+}
+
+// Rounds until the direction must wait or has ended. A round: fill the stage (it is empty here),
+// mirror, flush it whole, count.
+void relay_direction::run() {
   // Checked before every round, not only after waits: stop() cancels only what waits at that
   // moment, and a wait that had completed (a write that moved everything) resumes after it.
-  while (!d.stopped()) {
-    if (!d.holding()) {
-      if (!d.readable) {
-        // Idle: wait for bytes without holding a pipe or a large buffer.
-        boost::system::error_code ec;
-        if (d.out.on_copy) {
-          std::tie(ec, d.first_n) =
-              co_await detail::async_read_drained(from, asio::buffer(d.first), use_tuple);
-          d.first_pending = !ec || ec == asio::error::eof;  // 0 bytes and eof: the FIN
-          if (d.first_pending) ec = {};
-        } else {
-          std::tie(ec) = co_await from.async_wait(stream_socket::wait_read, use_tuple);
-        }
-        if (d.stopped()) break;
-        if (ec) {
-          d.end_with(direction_end::reset, ec.value(), true);
-          break;
-        }
-        d.since_wait = 0;
-      }
-      d.take_stage();
-    }
-    d.readable = true;
-
+  while (!stopped()) {
     // Under a rate limit a round moves at most what the bucket holds; when it is empty, wait for
-    // tokens holding nothing (the stage is empty here). Bytes a wait has read already are moved,
-    // and paid for as a debt.
-    std::size_t allowed = unlimited;
-    if (options.limit) {
-      const auto now = token_bucket::clock::now();
-      allowed = d.allowance(now);
-      if (allowed == 0 && !d.first_pending) {
-        d.pipe.reset();
-        d.buffer.reset();
-        limit_timer->expires_after(options.limit->wait_for(64 << 10, now));
-        co_await limit_timer->async_wait(use_tuple);
-        continue;
-      }
+    // tokens holding nothing.
+    if (opt_.limit && allowance() == 0) {
+      pipe_.reset();
+      buffer_.reset();
+      limit_timer_->expires_after(opt_.limit->wait_for(64 << 10, token_bucket::clock::now()));
+      limit_timer_->async_wait([this](boost::system::error_code) { run(); });
+      return;
     }
-
-    const next step = d.fill(allowed);
-    if (step == next::end) break;
-    if (step == next::new_round) continue;
-    d.feed_mirror();
-
-    // Flush the stage whole. Short writes are normal; on a full send buffer, wait for room
-    // (backpressure): the stage keeps exactly what is left.
-    for (;;) {
-      stage_result r = d.flush();
-      if (r.status == stage_status::done) break;
-      if (r.status == stage_status::would_block) {
-        // The copy engine waits by writing: unlike async_wait, no epoll_ctl per wait.
-        boost::system::error_code ec;
-        if (d.pipe) {
-          std::tie(ec) = co_await to.async_wait(stream_socket::wait_write, use_tuple);
-        } else {
-          std::size_t m;
-          std::tie(ec, m) = co_await to.async_write_some(
-              asio::buffer(d.copy_stage.data(), d.copy_stage.level()), use_tuple);
-          d.copy_stage.consume(m);
-        }
-        if (d.stopped()) break;
-        if (!ec) continue;
-        r.error = ec.value();
-      }
-      // A pipe that still holds bytes is closed by its lease, not pooled.
-      d.end_with(direction_end::reset, r.error, false);
-      break;
+    if (!readable_) {
+      // Idle: wait for bytes without holding a pipe or a buffer. The source was found empty
+      // just now (nothing ran since that could have taken an edge), unless the reactor was told
+      // so: then it decides, from the edges it has seen since.
+      wait(waiting::readable, !std::exchange(told_reactor_, false));
+      return;
     }
-    d.count(d.n - d.left());
-    if (d.left() > 0) break;  // failed or stopped mid-flush; out.end says which
-    if (!d.end_round()) break;
+    try_fill();
+    if (!after_fill()) return;
+  }
+  end();
+}
 
-    if (d.since_wait >= yield_after_bytes) {
-      d.since_wait = 0;
-      co_await asio::post(co_await asio::this_coro::executor, asio::use_awaitable);
+// Queue the wait (or, without Asio's internals, Asio's async_wait). `just_blocked`: the source
+// or destination has just answered EAGAIN, so the reactor's first try, made before it queues the
+// wait, would only repeat it.
+void relay_direction::wait(waiting what, bool just_blocked) {
+  waiting_ = what;
+  performed_ = false;
+#if ZCPROXY_ASIO_INTERNALS
+  auto& impl = detail::asio_impl(what == waiting::readable ? from_ : to_);
+  if (!res_->reactor)
+    res_->reactor = &asio::use_service<asio::detail::reactor>(
+        asio::query(from_.get_executor(), asio::execution::context));
+  op_.ec_ = {};
+  op_.bytes_transferred_ = 0;
+  op_.skip = just_blocked;
+  starting_ = true;
+  res_->reactor->start_op(
+      what == waiting::readable ? asio::detail::reactor::read_op : asio::detail::reactor::write_op,
+      impl.socket_, impl.reactor_data_, &op_, true, true);
+  starting_ = false;
+#else
+  (void)just_blocked;
+  (what == waiting::readable ? from_ : to_)
+      .async_wait(what == waiting::readable ? stream_socket::wait_read : stream_socket::wait_write,
+                  [this](boost::system::error_code ec) { on_ready(ec); });
+#endif
+}
+
+#if ZCPROXY_ASIO_INTERNALS
+// Run by the reactor when epoll reports the socket (or by start_op, before it queues the wait,
+// unless the socket was found drained since its last edge): the fill or the flush the wait is
+// for. Under the descriptor's lock: nothing here may touch the reactor (no cancel, no stop).
+asio::detail::reactor_op::status relay_direction::wait_op::perform(reactor_op* base) {
+  auto* op = static_cast<wait_op*>(base);
+  relay_direction& d = *op->d;
+  if (d.starting_ && op->skip) return not_done;
+  if (d.waiting_ == waiting::writable) {
+    if (!d.try_flush()) return not_done;
+    d.performed_ = true;
+    return done;
+  }
+  if (!d.try_fill()) return not_done;
+  d.performed_ = true;
+  // Drained: told to the reactor, which then makes no first try before the socket's next edge
+  // (and any edge, until the next wait, makes it try again).
+  d.told_reactor_ = d.drained_;
+  return d.drained_ ? done_and_exhausted : done;
+}
+
+void relay_direction::wait_op::complete(void* owner, asio::detail::scheduler_operation* base,
+                                        const boost::system::error_code&, std::size_t) {
+  // No owner: the io_context is being destroyed with the wait queued. The op is the direction's,
+  // not the reactor's, so there is nothing to free.
+  if (!owner) return;
+  auto* op = static_cast<wait_op*>(base);
+  op->d->on_ready(op->ec_);
+}
+#endif
+
+// The wait has ended: the fill or flush it was for has been made (by the reactor's perform), or
+// the wait was cancelled, or (without Asio's internals) the socket is ready.
+void relay_direction::on_ready(const boost::system::error_code& ec) {
+  const waiting what = std::exchange(waiting_, waiting::nothing);
+  if (stopped()) {
+    count(n_ - left());
+    return end();
+  }
+  if (ec) {
+    if (what == waiting::readable) end_with(direction_end::reset, ec.value(), true);
+    if (what == waiting::writable) {
+      end_with(direction_end::reset, ec.value(), false);
+      count(n_ - left());
+    }
+    return end();
+  }
+  if (what == waiting::readable) {
+    if (!performed_ && !try_fill()) return wait(waiting::readable, true);
+    if (after_fill()) run();
+  } else {
+    if (!performed_ && !try_flush()) return wait(waiting::writable, true);
+    if (finish_round()) run();
+  }
+}
+
+bool relay_direction::stopped() {
+  if (link_.stopped()) out_.end = direction_end::stopped;
+  return link_.stopped();
+}
+
+std::size_t relay_direction::allowance() const {
+  return static_cast<std::size_t>(
+      std::min<std::uint64_t>(opt_.limit->allowance(token_bucket::clock::now()), unlimited));
+}
+
+// Fill the stage, taking one if none is held. It is always empty here: each round flushes it
+// whole before the next, so an EAGAIN means the socket is drained, never that the pipe is full.
+// False when the source would block (the stage is given back). Policy is left to after_fill():
+// this runs under the reactor's lock too.
+bool relay_direction::try_fill() {
+  readable_ = true;
+  told_reactor_ = false;
+  if (!pipe_ && !buffer_) take_stage();
+  n_ = 0;
+  drained_ = false;
+  error_ = 0;
+  const std::size_t allowed = opt_.limit ? allowance() : unlimited;
+  step_ = pipe_ ? fill_pipe(allowed) : fill_buffer(allowed);
+  return step_ != next::new_round || readable_;
+}
+
+void relay_direction::take_stage() {
+  if (!out_.on_copy && !urgent_) {
+    pipe_ = res_->pipes.get();
+    // Pool at its cap (or no fds for a pipe): this direction carries on with copy.
+    if (!pipe_) {
+      out_.on_copy = true;
+      out_.fallback = splice_fallback::pool_exhausted;
     }
   }
-  if (limit_timer) link.remove_timer(&*limit_timer);  // it dies with this frame
-  link.direction_ended();
-  co_return d.out;
+  if (!pipe_) {
+    buffer_ = res_->buffers.get();
+    copy_stage_ = buffer_stage(*buffer_);
+  }
+}
+
+relay_direction::next relay_direction::fill_pipe(std::size_t allowed) {
+  const stage_result r = pipe_stage(*pipe_).fill(from_.native_handle(), allowed);
+  n_ = r.moved;
+  switch (r.status) {
+    case stage_status::done:
+    case stage_status::eof:  // n is 0
+      return next::flush;
+    case stage_status::would_block:
+      pipe_.reset();  // drained: wait for the next edge, holding nothing
+      readable_ = false;
+      return next::new_round;
+    case stage_status::urgent:
+      pipe_.reset();  // a copy round passes the urgent byte, at once (no edge is coming)
+      urgent_ = true;
+      return next::new_round;
+    case stage_status::error:
+      break;
+  }
+  pipe_.reset();
+  if (r.error == EINVAL || r.error == ENOSYS) {
+    // This pair of fds cannot splice; nothing was consumed, so copy can take over losslessly,
+    // if allowed and nothing has moved yet.
+    if (engine_ == engine_mode::automatic && out_.bytes() == 0) {
+      out_.on_copy = true;
+      out_.fallback = splice_fallback::refused;
+      return next::new_round;
+    }
+    end_kind_ = direction_end::splice_refused;
+  } else {
+    end_kind_ = direction_end::reset;  // ECONNRESET, ETIMEDOUT...: the source is gone
+  }
+  error_ = r.error;
+  return next::end;
+}
+
+relay_direction::next relay_direction::fill_buffer(std::size_t allowed) {
+  const stage_result r = copy_stage_.fill(from_.native_handle(), allowed);
+  n_ = r.moved;
+  switch (r.status) {
+    case stage_status::done:
+      drained_ = drained_by(r, from_);
+      [[fallthrough]];
+    case stage_status::eof:  // n is 0
+      urgent_ = false;       // a plain read passes the urgent byte
+      return next::flush;
+    case stage_status::would_block:
+      buffer_.reset();  // drained: wait for the next edge, holding nothing
+      readable_ = false;
+      return next::new_round;
+    case stage_status::urgent:  // a read never stops at one
+    case stage_status::error:
+      break;
+  }
+  end_kind_ = direction_end::reset;
+  error_ = r.error;
+  return next::end;
+}
+
+// After a fill: the policy. False when the direction waits or has ended.
+bool relay_direction::after_fill() {
+  if (step_ == next::new_round) return true;
+  if (step_ == next::end) {
+    end_with(end_kind_, error_, true);
+    end();
+    return false;
+  }
+  if (n_ == 0) {
+    at_end_of_source();
+    end();
+    return false;
+  }
+  feed_mirror();
+  // Flush the stage whole. Short writes are normal; on a full send buffer, wait for room
+  // (backpressure): the stage keeps exactly what is left.
+  if (!try_flush()) {
+    // Edges reported while it waits for room are not seen here: what the fill found about the
+    // source is stale by then.
+    drained_ = told_reactor_ = false;
+    wait(waiting::writable, true);
+    return false;
+  }
+  return finish_round();
+}
+
+void relay_direction::at_end_of_source() {
+  // The source's peer reset, and the other direction's write took the error: not a FIN.
+  if (link_.peer_was_reset(from_.native_handle())) {
+    end_with(direction_end::reset, ECONNRESET, true);
+    return;
+  }
+  // FIN from the source; the stage is empty, so nothing is left behind it: forward it and let
+  // the other direction run on (half-close). When that one has ended already, the close that
+  // follows sends the FIN.
+  if (!link_.other_direction_ended()) ::shutdown(to_.native_handle(), SHUT_WR);
+  out_.end = direction_end::eof;
+}
+
+// The mirror takes its copy first: tee(2) needs the bytes still in the pipe.
+void relay_direction::feed_mirror() {
+  if (!opt_.shadow) return;
+  if (pipe_)
+    opt_.shadow->feed_pipe(pipe_->read_fd(), n_);
+  else
+    opt_.shadow->feed(copy_stage_.data(), n_);
+}
+
+// Flush what the stage holds; false when the destination is full with bytes left.
+bool relay_direction::try_flush() {
+  flushed_ = pipe_ ? pipe_stage(*pipe_).flush(to_.native_handle())
+                   : copy_stage_.flush(to_.native_handle());
+  return flushed_.status != stage_status::would_block;
+}
+
+std::size_t relay_direction::left() const {
+  return pipe_ ? pipe_->level : copy_stage_.level();
+}
+
+// After the round's flush has ended (done or failed): count, and end the round. False when the
+// direction yields or has ended.
+bool relay_direction::finish_round() {
+  // A failing destination: a pipe that still holds bytes is closed by its lease, not pooled.
+  if (flushed_.status == stage_status::error) end_with(direction_end::reset, flushed_.error, false);
+  count(n_ - left());
+  if (left() > 0) {
+    end();
+    return false;
+  }
+  if (drained_) {
+    buffer_.reset();
+    readable_ = false;
+  }
+  // A copy round that passed an urgent byte is done: go back to splice (without waiting).
+  if (!out_.on_copy && buffer_) buffer_.reset();
+  since_wait_ += n_;
+  n_ = 0;
+  if (since_wait_ >= yield_after_bytes) {
+    since_wait_ = 0;
+    asio::post(from_.get_executor(), [this] { run(); });
+    return false;
+  }
+  return true;
+}
+
+void relay_direction::count(std::size_t moved) {
+  if (moved == 0) return;
+  (pipe_ ? out_.spliced : out_.copied) += moved;
+  if (opt_.meter.slot) {
+    add_single_writer(opt_.meter.up ? opt_.meter.slot->up : opt_.meter.slot->down, moved);
+    add_single_writer(pipe_ ? opt_.meter.slot->spliced : opt_.meter.slot->copied, moved);
+  }
+  if (opt_.meter.endpoint)
+    add_single_writer(opt_.meter.up ? opt_.meter.endpoint->up : opt_.meter.endpoint->down, moved);
+  link_.touch();
+  if (opt_.limit) opt_.limit->consume(moved);
+}
+
+// A failing source breaks the connection both ways: stop the other direction too, and pass the
+// reset on to the destination's peer (closing with linger 0 sends RST, not a FIN that would make
+// a cut-off stream look complete). A failing destination ends only this direction: the other one
+// reads from that same socket and still delivers what it holds (an early reply, say) before it
+// meets the error itself.
+void relay_direction::end_with(direction_end end, int e, bool source_failed) {
+  out_.end = end;
+  if (!source_failed) {
+    if (e == ECONNRESET || e == EPIPE) link_.peer_reset(to_.native_handle());
+    return;
+  }
+  const linger abort_on_close{1, 0};
+  ::setsockopt(to_.native_handle(), SOL_SOCKET, SO_LINGER, &abort_on_close, sizeof abort_on_close);
+  link_.stop();
+}
+
+// Gives back what the direction holds (a pipe with bytes in it is closed, not pooled) and tells
+// the owner, which may destroy the direction: nothing touches it after.
+void relay_direction::end() {
+  pipe_.reset();
+  buffer_.reset();
+  link_.direction_ended();
+  owner_->direction_ended(*this);
 }
 
 }  // namespace zcproxy

@@ -157,17 +157,17 @@ bool permitted(const acl& access, const std::optional<address>& peer, const std:
   return access.permits({reinterpret_cast<const unsigned char*>(ip_key.data()), ip_key.size()});
 }
 
-// One client connection, its phases as member functions, in the order run() calls them. Lives in
-// serve()'s coroutine frame, on its worker's thread; `gen` keeps what the listener's references
-// point to alive through any reload.
-struct session {
+// One client connection, its phases as member functions, in the order serve() calls them. On the
+// heap, on its worker's thread: serve()'s coroutine owns it until the relays start, then the
+// relays do, and the last to end deletes it (an idle connection pins no coroutine frame). `gen`
+// keeps what the listener's references point to alive through any reload.
+struct session final : relay_owner {
   session(worker& w, std::shared_ptr<const generation> gen, listener_view l, stream_socket client,
           std::optional<address> peer);
   ~session() { w.session_ended(registration); }
   session(const session&) = delete;
   session& operator=(const session&) = delete;
 
-  asio::awaitable<void> run();
   asio::awaitable<outcome<>> open_upstream();
   asio::awaitable<outcome<>> identify();
   outcome<> admit();
@@ -175,7 +175,8 @@ struct session {
   asio::awaitable<outcome<std::size_t>> connect();
   void start_mirror();
   asio::awaitable<outcome<>> send_first_bytes();
-  asio::awaitable<close_reason> relay_both();
+  void start_relays();
+  void direction_ended(relay_direction& d) override;
   asio::awaitable<close_reason> refuse(close_reason reason);
   void finish(close_reason reason);
   bool may_log(close_reason reason, spdlog::level::level_enum level);
@@ -203,7 +204,10 @@ struct session {
   timeouts t;               // the routed upstream's, once connecting
   std::optional<std::size_t> endpoint;  // the one connected
   std::shared_ptr<mirror> shadow;
-  direction_result up, down;  // client->upstream, upstream->client
+  std::unique_ptr<token_bucket> upload, download;      // rate_limit, per connection
+  relay_direction up{s.client, s.upstream, s.link};    // client->upstream
+  relay_direction down{s.upstream, s.client, s.link};  // upstream->client
+  int relays_running = 0;
   std::size_t fallback_sent = 0;
 };
 
@@ -227,16 +231,6 @@ session::session(worker& w, std::shared_ptr<const generation> gen, listener_view
   // accept4 (adopt_new_socket): no ioctl here.
   boost::system::error_code ec;
   if (!s.client.non_blocking()) s.client.non_blocking(true, ec);
-}
-
-asio::awaitable<void> session::run() {
-  const outcome<> ready = co_await open_upstream();
-  close_reason reason;
-  if (ready)
-    reason = co_await relay_both();
-  else
-    reason = co_await refuse(ready.reason());
-  finish(reason);
 }
 
 // Every phase up to an upstream ready for the relay.
@@ -381,8 +375,8 @@ asio::awaitable<outcome<>> session::send_first_bytes() {
   co_return go_on;
 }
 
-// Both directions at once, until both end or the session stops them.
-asio::awaitable<close_reason> session::relay_both() {
+// Both directions at once; the last to end finishes the session and deletes it.
+void session::start_relays() {
   boost::system::error_code ec;
   upstream& target = *routed;
   target.started(*endpoint);
@@ -390,7 +384,7 @@ asio::awaitable<close_reason> session::relay_both() {
   const address client_end = peer.value_or(address{});
   const engine_mode engine = engine_for(w.relay.engine, client_end, s.client, at, s.upstream);
   // The client's socket has TCP_NODELAY and the read hint from its listener's (open_tcp_acceptor);
-  // the hint serves the copy engine's waits only.
+  // the hint serves the copy engine's fills only.
   if (!at.local) {
     s.upstream.set_option(asio::ip::tcp::no_delay(true), ec);
     if (engine == engine_mode::copy) set_read_hint(s.upstream.native_handle());
@@ -401,48 +395,25 @@ asio::awaitable<close_reason> session::relay_both() {
   s.link.touch();
   s.relaying = true;
   if (t.idle.count() > 0 || t.max_duration.count() > 0) w.need_sweep();
-  std::optional<token_bucket> upload, download;  // rate_limit, per connection
-  if (listener.upload_rate) upload.emplace(listener.upload_rate);
-  if (listener.download_rate) download.emplace(listener.download_rate);
-  // Both directions at once, in two coroutines rather than the four and the parallel group of
-  // Asio's `a && b` (each a heap allocation held for the connection's life): upstream->client is
-  // spawned, client->upstream runs here, and s.timer (idle by now) wakes this one when the other
-  // ends later. The spawned one uses this frame, which waits for it.
+  if (listener.upload_rate) upload = std::make_unique<token_bucket>(listener.upload_rate);
+  if (listener.download_rate) download = std::make_unique<token_bucket>(listener.download_rate);
   endpoint_traffic_slot& meter = target.traffic(*endpoint, w.index);
-  bool down_ended = false;
-  std::exception_ptr down_failed;
-  asio::co_spawn(
-      s.client.get_executor(),
-      relay(s.upstream, s.client, w.relay, engine, s.link,
-            {download ? &*download : nullptr, {&metrics.traffic[w.index], &meter, false}}),
-      [&](std::exception_ptr e, direction_result r) {
-        down = r;
-        down_failed = e;
-        down_ended = true;
-        if (e) s.link.stop();  // a bug: the connection ends, this direction too
-        s.timer.cancel();
-      });
-  std::exception_ptr up_failed;
-  try {
-    up = co_await relay(
-        s.client, s.upstream, w.relay, engine, s.link,
-        {upload ? &*upload : nullptr, {&metrics.traffic[w.index], &meter, true}, shadow.get()});
-  } catch (...) {
-    up_failed = std::current_exception();  // a bug: end the other one, which uses this frame
-    s.link.stop();
-  }
-  while (!down_ended) {  // a stop cancels the timer too: wait on until the other has ended
-    s.timer.expires_at(asio::steady_timer::time_point::max());
-    co_await s.timer.async_wait(use_tuple);
-  }
-  if (up_failed) std::rethrow_exception(up_failed);
-  if (down_failed) std::rethrow_exception(down_failed);
+  relays_running = 2;
+  down.start(w.relay, engine, {download.get(), {&metrics.traffic[w.index], &meter, false}}, *this);
+  // Last: when both directions end at once, this deletes the session.
+  up.start(w.relay, engine, {upload.get(), {&metrics.traffic[w.index], &meter, true}, shadow.get()},
+           *this);
+}
+
+void session::direction_ended(relay_direction&) {
+  if (--relays_running > 0) return;
   s.relaying = false;
-  const close_reason reason = s.expired ? *s.expired : relay_end(s, up, down);
-  w.bytes_spliced.fetch_add(up.spliced + down.spliced, std::memory_order_relaxed);
-  w.bytes_copied.fetch_add(up.copied + down.copied, std::memory_order_relaxed);
-  target.ended(*endpoint);
-  co_return reason;
+  const close_reason reason = s.expired ? *s.expired : relay_end(s, up.result(), down.result());
+  w.bytes_spliced.fetch_add(up.result().spliced + down.result().spliced, std::memory_order_relaxed);
+  w.bytes_copied.fetch_add(up.result().copied + down.result().copied, std::memory_order_relaxed);
+  routed->ended(*endpoint);
+  finish(reason);
+  delete this;
 }
 
 // A client no upstream serves. When no endpoint could be reached, the listener's
@@ -470,7 +441,7 @@ void session::finish(close_reason reason) {
   if (admitted) counts.release(ip_key, listener.max_connections_per_ip != 0);
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-  metrics.ended(reason, seconds, up.fallback, down.fallback);
+  metrics.ended(reason, seconds, up.result().fallback, down.result().fallback);
   metrics.active.fetch_sub(1, std::memory_order_relaxed);
   if (!access_log_enabled()) return;
   const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -480,11 +451,11 @@ void session::finish(close_reason reason) {
               .sni = server_name,
               .upstream = routed ? routed->config().name : "",
               .endpoint = endpoint ? routed->at(*endpoint).to_string() : "",
-              .bytes_up = up.bytes() + (endpoint ? first_bytes.size() : 0),
-              .bytes_down = down.bytes() + fallback_sent,
+              .bytes_up = up.result().bytes() + (endpoint ? first_bytes.size() : 0),
+              .bytes_down = down.result().bytes() + fallback_sent,
               .duration_ms = static_cast<std::uint64_t>(ms.count()),
-              .engine_up = endpoint ? up.engine() : "",
-              .engine_down = endpoint ? down.engine() : "",
+              .engine_up = endpoint ? up.result().engine() : "",
+              .engine_down = endpoint ? down.result().engine() : "",
               .close = reason,
               .start = std::chrono::system_clock::now() - ms});
 }
@@ -505,8 +476,15 @@ bool session::may_log(close_reason reason, spdlog::level::level_enum level) {
 
 asio::awaitable<void> serve(worker& w, std::shared_ptr<const generation> gen, listener_view l,
                             stream_socket client, std::optional<address> peer) {
-  session connection(w, std::move(gen), l, std::move(client), std::move(peer));
-  co_await connection.run();
+  auto connection =
+      std::make_unique<session>(w, std::move(gen), l, std::move(client), std::move(peer));
+  const outcome<> ready = co_await connection->open_upstream();
+  if (ready) {
+    connection.release()->start_relays();  // the relays own it from here
+    co_return;
+  }
+  const close_reason reason = co_await connection->refuse(ready.reason());
+  connection->finish(reason);
 }
 
 }  // namespace zcproxy

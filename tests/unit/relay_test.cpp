@@ -7,24 +7,14 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <boost/asio/bind_cancellation_slot.hpp>
-#include <boost/asio/cancellation_signal.hpp>
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
-#include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/generic/stream_protocol.hpp>
 #include <boost/asio/io_context.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <optional>
 #include <string>
 
-// The drained read is the data plane's own (not a public header): tested here, beside the relay
-// that waits with it.
-#include "../../src/dataplane/drained_read.hpp"
 #include "support/net.hpp"
-#include "zcproxy/use_tuple.hpp"
 
 namespace asio = boost::asio;
 using namespace std::chrono_literals;
@@ -54,6 +44,12 @@ bool poll_for(int fd, short events, int timeout_ms) {
   pollfd p{fd, events, 0};
   return ::poll(&p, 1, timeout_ms) == 1 && (p.revents & events);
 }
+
+// Keeps what a direction reports as it ends.
+struct owner final : zcproxy::relay_owner {
+  std::optional<direction_result> result;
+  void direction_ended(zcproxy::relay_direction& d) override { result = d.result(); }
+};
 
 zcproxy::relay_resources resources(engine_mode engine) {
   return {engine, 64 << 10, zcproxy::make_pipe_pool(64 << 10, 16),
@@ -96,12 +92,10 @@ TEST_CASE("relay: a stop that lands as a write completes ends the direction at o
   REQUIRE(::send(source_peer.get(), message.data(), message.size(), 0) == 1000);
   auto res = resources(engine);
   zcproxy::relay_link link(from, to);
-  std::optional<direction_result> result;
-  asio::co_spawn(io, zcproxy::relay(from, to, res, engine, link),
-                 [&](std::exception_ptr e, direction_result r) {
-                   REQUIRE(!e);
-                   result = r;
-                 });
+  owner ended;
+  auto& result = ended.result;
+  zcproxy::relay_direction direction(from, to, link);
+  direction.start(res, engine, {}, ended);
   io.poll();  // the read, the fill and the flush that would block: all without waiting
   REQUIRE(ioctl_int(from.native_handle(), FIONREAD) == 0);
   REQUIRE(!result);
@@ -142,50 +136,4 @@ TEST_CASE("relay: a stop that lands as a write completes ends the direction at o
     }
     CHECK(got == message);
   }
-}
-
-// The drained read takes per-operation cancellation as Asio's own reads do: `||` with a timer
-// cancels it through its slot (without one, `||` waits for the read forever), and so does a
-// cancellation signal bound to its handler.
-TEST_CASE("drained read: per-operation cancellation, as Asio's async_receive", "[relay][copy]") {
-  using namespace asio::experimental::awaitable_operators;
-  asio::io_context io(1);
-  int pair[2];
-  REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) == 0);
-  test::fd peer(pair[1]);
-  stream_socket s = adopt(io, test::fd(pair[0]), AF_UNIX);
-  char data[64];
-
-  SECTION("|| with a timer") {
-    std::optional<std::size_t> winner;
-    auto race = [&]() -> asio::awaitable<void> {
-      asio::steady_timer timer(io, 20ms);
-      auto r = co_await (
-          zcproxy::detail::async_read_drained(s, asio::buffer(data), zcproxy::use_tuple) ||
-          timer.async_wait(zcproxy::use_tuple));
-      winner = r.index();
-    };
-    asio::co_spawn(io, race(), asio::detached);
-    io.run_for(5s);
-    REQUIRE(winner);
-    CHECK(*winner == 1);
-  }
-  SECTION("a bound cancellation signal") {
-    asio::cancellation_signal signal;
-    std::optional<boost::system::error_code> got;
-    zcproxy::detail::async_read_drained(
-        s, asio::buffer(data),
-        asio::bind_cancellation_slot(signal.slot(),
-                                     [&](boost::system::error_code ec, std::size_t) { got = ec; }));
-    io.poll();
-    REQUIRE(!got);
-    signal.emit(asio::cancellation_type::terminal);
-    io.run_for(5s);
-    REQUIRE(got);
-    CHECK(*got == asio::error::operation_aborted);
-  }
-  // Cancelled, the read took nothing: what the peer sends next is still there.
-  REQUIRE(::send(peer.get(), "x", 1, 0) == 1);
-  CHECK(poll_for(s.native_handle(), POLLIN, 1000));
-  CHECK(ioctl_int(s.native_handle(), FIONREAD) == 1);
 }
