@@ -23,12 +23,12 @@ namespace zcproxy::detail {
 // touched by its worker's thread only.
 struct session_state final : session_handle {
   explicit session_state(stream_socket c)
-      : client(std::move(c)), upstream(client.get_executor()), timer(client.get_executor()) {}
+      : client(std::move(c)), upstream(client.get_executor()) {}
 
   void stop() override {
     shutting_down = true;
     link.stop();  // cancels both sockets: a pending connect or relay wait ends at once
-    timer.cancel();
+    if (timer) timer->cancel();
   }
 
   // Called by the worker's sweep while the relays run (see worker::sweep).
@@ -43,7 +43,9 @@ struct session_state final : session_handle {
 
   stream_socket client;
   stream_socket upstream;
-  boost::asio::steady_timer timer;  // the deadline of whichever step waits
+  // The deadline of whichever step before the relays waits; it lives in the session's setup
+  // frame (null once the relays run: they wait on no timer of the session's).
+  boost::asio::steady_timer* timer = nullptr;
   relay_link link{client, upstream};
   bool shutting_down = false;
   bool relaying = false;

@@ -26,7 +26,7 @@ asio::awaitable<std::size_t> send_fallback(session_state& s, const fallback_body
   const int out = s.client.native_handle();
   off_t offset = 0;
   auto left = [&] { return body.size - static_cast<std::size_t>(offset); };
-  s.timer.expires_after(limit);
+  s.timer->expires_after(limit);
   while (left() > 0) {
     const ssize_t n = sys::sendfile(out, body.fd, &offset, left());
     if (n > 0) continue;  // sendfile advanced offset; a short write is normal
@@ -34,7 +34,7 @@ asio::awaitable<std::size_t> send_fallback(session_state& s, const fallback_body
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
       // The client's socket buffer is full: wait for room.
       auto r = co_await (s.client.async_wait(stream_socket::wait_write, use_tuple) ||
-                         s.timer.async_wait(use_tuple));
+                         s.timer->async_wait(use_tuple));
       if (r.index() == 1 || std::get<0>(std::get<0>(r)) || s.shutting_down) co_return offset;
       continue;
     }
@@ -44,7 +44,7 @@ asio::awaitable<std::size_t> send_fallback(session_state& s, const fallback_body
       if (::pread(body.fd, rest.data(), rest.size(), offset) != static_cast<ssize_t>(rest.size()))
         co_return offset;
       auto r = co_await (asio::async_write(s.client, asio::buffer(rest), use_tuple) ||
-                         s.timer.async_wait(use_tuple));
+                         s.timer->async_wait(use_tuple));
       if (r.index() == 1 || std::get<0>(std::get<0>(r))) co_return offset;
       offset = static_cast<off_t>(body.size);
       break;
@@ -54,11 +54,11 @@ asio::awaitable<std::size_t> send_fallback(session_state& s, const fallback_body
   boost::system::error_code ec;
   s.client.shutdown(stream_socket::shutdown_send, ec);
   // Lingering close: read and drop what the client sends until it closes, for up to a second.
-  s.timer.expires_after(std::min(limit, std::chrono::milliseconds(1000)));
+  s.timer->expires_after(std::min(limit, std::chrono::milliseconds(1000)));
   std::array<char, 4096> sink;
   for (std::size_t drained = 0; drained < (1u << 20);) {
     auto r = co_await (s.client.async_read_some(asio::buffer(sink), use_tuple) ||
-                       s.timer.async_wait(use_tuple));
+                       s.timer->async_wait(use_tuple));
     if (r.index() == 1 || std::get<0>(std::get<0>(r))) break;
     drained += std::get<1>(std::get<0>(r));
   }

@@ -27,7 +27,7 @@ asio::awaitable<outcome<proxy_protocol::header>> read_proxy_header(
   const int fd = s.client.native_handle();
   std::array<char, proxy_protocol::default_max_size> buf;
   std::size_t have = 0;  // header bytes consumed so far, at the start of buf
-  s.timer.expires_after(limit);
+  s.timer->expires_after(limit);
   for (;;) {
     const ssize_t n = ::recv(fd, buf.data() + have, buf.size() - have, MSG_PEEK);
     if (n == 0) co_return refused("the client closed before a complete PROXY header");
@@ -35,7 +35,7 @@ asio::awaitable<outcome<proxy_protocol::header>> read_proxy_header(
       if (errno == EINTR) continue;
       if (errno != EAGAIN && errno != EWOULDBLOCK) co_return refused(std::strerror(errno));
       auto r = co_await (s.client.async_wait(stream_socket::wait_read, use_tuple) ||
-                         s.timer.async_wait(use_tuple));
+                         s.timer->async_wait(use_tuple));
       if (s.shutting_down) co_return refused("");
       if (r.index() == 1) co_return refused("no complete PROXY header within proxy_timeout");
       if (auto ec = std::get<0>(std::get<0>(r))) co_return refused(ec.message());
@@ -50,7 +50,7 @@ asio::awaitable<outcome<proxy_protocol::header>> read_proxy_header(
       co_return refused("reading the PROXY header failed");
     have += take;
     if (complete) {
-      s.timer.cancel();
+      s.timer->cancel();
       co_return parsed.header;
     }
   }
@@ -66,11 +66,11 @@ asio::awaitable<outcome<client_preface>> read_client_hello(session_state& s,
   // record header and whatever follows the hello in the same read.
   bytes.resize(sni::default_max_hello_bytes + 1024);
   std::size_t have = 0;
-  s.timer.expires_after(limit);
+  s.timer->expires_after(limit);
   for (;;) {
     auto r = co_await (s.client.async_read_some(
                            asio::buffer(bytes.data() + have, bytes.size() - have), use_tuple) ||
-                       s.timer.async_wait(use_tuple));
+                       s.timer->async_wait(use_tuple));
     if (s.shutting_down) co_return close_reason::shutdown;
     if (r.index() == 1)
       co_return closing{close_reason::sni_timeout, "no complete ClientHello within sni_timeout (" +
@@ -88,7 +88,7 @@ asio::awaitable<outcome<client_preface>> read_client_hello(session_state& s,
       hello.reason = "ClientHello larger than " + std::to_string(have) + " bytes";
     }
     if (hello.status != sni::parse_status::incomplete) {
-      s.timer.cancel();
+      s.timer->cancel();
       bytes.resize(have);
       co_return out;
     }

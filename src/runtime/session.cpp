@@ -61,7 +61,7 @@ asio::awaitable<outcome<std::size_t>> connect_upstream(session_state& s, upstrea
     candidates[*i] = 0;
     const address& a = up.at(*i);
     const connect_result r =
-        co_await connect_within(s.upstream, endpoint_of(a), t.connect, s.timer);
+        co_await connect_within(s.upstream, endpoint_of(a), t.connect, *s.timer);
     if (r && !s.shutting_down) {
       up.connect_succeeded(*i);
       co_return *i;
@@ -162,8 +162,19 @@ bool permitted(const acl& access, const std::optional<address>& peer, const std:
 // relays do, and the last to end deletes it (an idle connection pins no coroutine frame). `gen`
 // keeps what the listener's references point to alive through any reload.
 struct session final : relay_owner {
+  // What only the phases before the relays need: kept in serve()'s frame, which ends as the
+  // relays start, so an open connection does not hold it.
+  struct setup_state {
+    asio::steady_timer timer;             // session_state::timer
+    std::optional<address> peer;          // as accept(2) gave it
+    std::optional<address> client_peer;   // `peer`, or a PROXY header's source
+    std::optional<address> client_local = {};  // the address the client connected to, if known
+    std::string first_bytes = {};  // a routed listener's client's ClientHello, sent upstream first
+    timeouts t = {};               // the routed upstream's, once connecting
+  };
+
   session(worker& w, std::shared_ptr<const generation> gen, listener_view l, stream_socket client,
-          std::optional<address> peer);
+          setup_state& setup);
   ~session() { w.session_ended(registration); }
   session(const session&) = delete;
   session& operator=(const session&) = delete;
@@ -187,21 +198,18 @@ struct session final : relay_owner {
   const acl& access;
   listener_state& counts;
   listener_metrics& metrics;
-  const std::optional<address> peer;  // as accept(2) gave it
   const std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
   session_state s;
   const std::list<session_handle*>::iterator registration;
-  std::optional<address> client_peer;   // `peer`, or a PROXY header's source
-  std::optional<address> client_local;  // the address the client connected to, when known
-  std::string client_addr;              // client_peer for the logs
+  setup_state* setup;      // until the relays start
+  std::string client_addr;  // client_peer for the logs
   // client_peer's address bytes; empty for a Unix socket's client: all such clients count as one
   // for max_connections_per_ip.
   std::string ip_key;
   bool admitted = false;    // counted by the listener's limits (released at the end)
   upstream* routed;         // nullptr for a listener with routes, until the route is known
-  std::string first_bytes;  // the ClientHello of a routed listener's client, sent upstream first
-  std::string server_name;  // from it
-  timeouts t;               // the routed upstream's, once connecting
+  std::string server_name;          // from the ClientHello
+  std::size_t first_bytes_sent = 0;  // of setup->first_bytes
   std::optional<std::size_t> endpoint;  // the one connected
   std::shared_ptr<mirror> shadow;
   std::unique_ptr<token_bucket> upload, download;      // rate_limit, per connection
@@ -212,19 +220,19 @@ struct session final : relay_owner {
 };
 
 session::session(worker& w, std::shared_ptr<const generation> gen, listener_view l,
-                 stream_socket client, std::optional<address> peer)
+                 stream_socket client, setup_state& setup)
     : w(w),
       gen(std::move(gen)),
       listener(*l.config),
       access(*l.access),
       counts(*l.state),
       metrics(l.state->metrics),
-      peer(std::move(peer)),
       s(std::move(client)),
       registration(w.session_started(&s)),
-      client_peer(this->peer),
-      client_addr(client_peer ? client_peer->to_string() : "?"),
+      setup(&setup),
+      client_addr(setup.peer ? setup.peer->to_string() : "?"),
       routed(l.target) {
+  s.timer = &setup.timer;
   metrics.accepted.fetch_add(1, std::memory_order_relaxed);
   metrics.active.fetch_add(1, std::memory_order_relaxed);
   // Splice, read_some/write_some and peeks must never block. A listener's sockets are so from
@@ -264,15 +272,16 @@ asio::awaitable<outcome<>> session::identify() {
     co_return h.failure();
   }
   if (h->has_ip_addresses()) {
-    client_peer = h->source;
+    setup->client_peer = h->source;
     client_addr = h->source.to_string();
-    client_local = h->destination;
+    setup->client_local = h->destination;
   }
   co_return go_on;
 }
 
 // allow/deny, then max_connections(_per_ip).
 outcome<> session::admit() {
+  const std::optional<address>& client_peer = setup->client_peer;
   ip_key = client_peer ? ip_bytes(*client_peer) : std::string();
   if (!permitted(access, client_peer, ip_key)) {
     if (may_log(close_reason::denied, spdlog::level::info))
@@ -294,7 +303,7 @@ outcome<> session::admit() {
 asio::awaitable<outcome<upstream*>> session::preface_and_route() {
   auto preface = co_await detail::read_client_hello(s, listener.sni_timeout);
   if (preface) {
-    first_bytes = std::move(preface->bytes);
+    setup->first_bytes = std::move(preface->bytes);
     server_name = preface->hello.server_name;
   }
   auto target = preface ? route_client(*gen, listener, preface->hello)
@@ -307,10 +316,10 @@ asio::awaitable<outcome<upstream*>> session::preface_and_route() {
 // An endpoint of the routed upstream (see connect_upstream).
 asio::awaitable<outcome<std::size_t>> session::connect() {
   upstream& target = *routed;
-  t = timeouts_for(listener, target.config());
+  setup->t = timeouts_for(listener, target.config());
   const std::uint64_t client_hash =
       target.config().balance == balance_policy::source_hash ? balancer::hash_client(ip_key) : 0;
-  auto connected = co_await connect_upstream(s, target, t, client_hash);
+  auto connected = co_await connect_upstream(s, target, setup->t, client_hash);
   if (connected || connected.reason() == close_reason::shutdown) co_return connected;
   if (connected.why().empty()) {
     if (target.should_report_all_down(upstream::clock::now()))
@@ -345,6 +354,9 @@ void session::start_mirror() {
 // in one write.
 asio::awaitable<outcome<>> session::send_first_bytes() {
   const proxy_protocol_version send_proxy = routed->config().send_proxy;
+  const std::string& first_bytes = setup->first_bytes;
+  std::optional<address>& client_local = setup->client_local;
+  const std::optional<address>& client_peer = setup->client_peer;
   if (send_proxy == proxy_protocol_version::off && first_bytes.empty()) co_return go_on;
   std::string header;
   if (send_proxy != proxy_protocol_version::off) {
@@ -368,6 +380,7 @@ asio::awaitable<outcome<>> session::send_first_bytes() {
     endpoint.reset();
     co_return closing{close_reason::connect_failed, write_ec.message()};
   }
+  first_bytes_sent = first_bytes.size();
   add_single_writer(metrics.traffic[w.index].up, first_bytes.size());
   add_single_writer(metrics.traffic[w.index].copied, first_bytes.size());
   add_single_writer(routed->traffic(*endpoint, w.index).up, first_bytes.size());
@@ -381,7 +394,8 @@ void session::start_relays() {
   upstream& target = *routed;
   target.started(*endpoint);
   const address& at = target.at(*endpoint);
-  const address client_end = peer.value_or(address{});
+  const timeouts& t = setup->t;
+  const address client_end = setup->peer.value_or(address{});
   const engine_mode engine = engine_for(w.relay.engine, client_end, s.client, at, s.upstream);
   // The client's socket has TCP_NODELAY and the read hint from its listener's (open_tcp_acceptor);
   // the hint serves the copy engine's fills only.
@@ -398,6 +412,8 @@ void session::start_relays() {
   if (listener.upload_rate) upload = std::make_unique<token_bucket>(listener.upload_rate);
   if (listener.download_rate) download = std::make_unique<token_bucket>(listener.download_rate);
   endpoint_traffic_slot& meter = target.traffic(*endpoint, w.index);
+  setup = nullptr;  // serve()'s frame ends as this returns
+  s.timer = nullptr;
   relays_running = 2;
   down.start(w.relay, engine, {download.get(), {&metrics.traffic[w.index], &meter, false}}, *this);
   // Last: when both directions end at once, this deletes the session.
@@ -425,7 +441,8 @@ asio::awaitable<close_reason> session::refuse(close_reason reason) {
     co_return reason;
   }
   fallback_sent = co_await detail::send_fallback(
-      s, *listener.fallback, t.idle.count() > 0 ? t.idle : std::chrono::milliseconds(600000));
+      s, *listener.fallback,
+      setup->t.idle.count() > 0 ? setup->t.idle : std::chrono::milliseconds(600000));
   add_single_writer(metrics.traffic[w.index].down, fallback_sent);
   co_return s.shutting_down ? close_reason::shutdown : close_reason::fallback;
 }
@@ -451,7 +468,7 @@ void session::finish(close_reason reason) {
               .sni = server_name,
               .upstream = routed ? routed->config().name : "",
               .endpoint = endpoint ? routed->at(*endpoint).to_string() : "",
-              .bytes_up = up.result().bytes() + (endpoint ? first_bytes.size() : 0),
+              .bytes_up = up.result().bytes() + first_bytes_sent,
               .bytes_down = down.result().bytes() + fallback_sent,
               .duration_ms = static_cast<std::uint64_t>(ms.count()),
               .engine_up = endpoint ? up.result().engine() : "",
@@ -476,8 +493,8 @@ bool session::may_log(close_reason reason, spdlog::level::level_enum level) {
 
 asio::awaitable<void> serve(worker& w, std::shared_ptr<const generation> gen, listener_view l,
                             stream_socket client, std::optional<address> peer) {
-  auto connection =
-      std::make_unique<session>(w, std::move(gen), l, std::move(client), std::move(peer));
+  session::setup_state setup{asio::steady_timer(client.get_executor()), peer, peer};
+  auto connection = std::make_unique<session>(w, std::move(gen), l, std::move(client), setup);
   const outcome<> ready = co_await connection->open_upstream();
   if (ready) {
     connection.release()->start_relays();  // the relays own it from here
