@@ -26,7 +26,7 @@ class upstream;
 class mirror {
  public:
   // `lag`: how many bytes the shadow may fall behind; staged in pipes of `pipe_size` each.
-  mirror(const boost::asio::any_io_executor& ex, std::size_t lag, std::size_t pipe_size);
+  mirror(const stream_socket::executor_type& ex, std::size_t lag, std::size_t pipe_size);
   bool active() const { return !result_; }
   // n bytes the relay moves this round: in a pipe (teed, not consumed), or in memory.
   void feed_pipe(int pipe_read_fd, std::size_t n);

@@ -22,8 +22,7 @@ namespace zcproxy::detail {
 // The session's sockets and what the worker may do to it. Lives in the session's coroutine frame;
 // touched by its worker's thread only.
 struct session_state final : session_handle {
-  explicit session_state(stream_socket c)
-      : client(std::move(c)), upstream(client.get_executor()) {}
+  explicit session_state(stream_socket c) : client(std::move(c)), upstream(client.get_executor()) {}
 
   void stop() override {
     shutting_down = true;

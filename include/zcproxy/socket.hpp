@@ -5,13 +5,15 @@
 
 #include <boost/asio/basic_socket_acceptor.hpp>
 #include <boost/asio/generic/stream_protocol.hpp>
+#include <boost/asio/io_context.hpp>
 #include <optional>
 
 #include "zcproxy/address.hpp"
 
 namespace zcproxy {
 
-using stream_socket = boost::asio::generic::stream_protocol::socket;
+using stream_socket = boost::asio::basic_stream_socket<boost::asio::generic::stream_protocol,
+                                                       boost::asio::io_context::executor_type>;
 using stream_acceptor = boost::asio::basic_socket_acceptor<boost::asio::generic::stream_protocol>;
 using stream_endpoint = boost::asio::generic::stream_protocol::endpoint;
 

@@ -21,7 +21,7 @@ namespace zcproxy {
 namespace asio = boost::asio;
 using namespace asio::experimental::awaitable_operators;
 
-mirror::mirror(const asio::any_io_executor& ex, std::size_t lag, std::size_t pipe_size)
+mirror::mirror(const stream_socket::executor_type& ex, std::size_t lag, std::size_t pipe_size)
     : socket_(ex),
       wake_(ex, asio::steady_timer::time_point::max()),
       lag_(std::max(lag, pipe_size)),  // less than one round would stop every mirror at once

@@ -165,9 +165,9 @@ struct session final : relay_owner {
   // What only the phases before the relays need: kept in serve()'s frame, which ends as the
   // relays start, so an open connection does not hold it.
   struct setup_state {
-    asio::steady_timer timer;             // session_state::timer
-    std::optional<address> peer;          // as accept(2) gave it
-    std::optional<address> client_peer;   // `peer`, or a PROXY header's source
+    asio::steady_timer timer;                  // session_state::timer
+    std::optional<address> peer;               // as accept(2) gave it
+    std::optional<address> client_peer;        // `peer`, or a PROXY header's source
     std::optional<address> client_local = {};  // the address the client connected to, if known
     std::string first_bytes = {};  // a routed listener's client's ClientHello, sent upstream first
     timeouts t = {};               // the routed upstream's, once connecting
@@ -201,14 +201,14 @@ struct session final : relay_owner {
   const std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
   session_state s;
   const std::list<session_handle*>::iterator registration;
-  setup_state* setup;      // until the relays start
+  setup_state* setup;       // until the relays start
   std::string client_addr;  // client_peer for the logs
   // client_peer's address bytes; empty for a Unix socket's client: all such clients count as one
   // for max_connections_per_ip.
   std::string ip_key;
-  bool admitted = false;    // counted by the listener's limits (released at the end)
-  upstream* routed;         // nullptr for a listener with routes, until the route is known
-  std::string server_name;          // from the ClientHello
+  bool admitted = false;             // counted by the listener's limits (released at the end)
+  upstream* routed;                  // nullptr for a listener with routes, until the route is known
+  std::string server_name;           // from the ClientHello
   std::size_t first_bytes_sent = 0;  // of setup->first_bytes
   std::optional<std::size_t> endpoint;  // the one connected
   std::shared_ptr<mirror> shadow;
