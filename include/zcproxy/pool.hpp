@@ -6,6 +6,7 @@
 #include <atomic>
 #include <cstddef>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <utility>
 #include <vector>
@@ -26,12 +27,13 @@ class pool {
   class lease {
    public:
     lease() = default;
-    lease(lease&& o) noexcept : pool_(std::exchange(o.pool_, nullptr)), r_(std::move(o.r_)) {}
+    lease(lease&& o) noexcept
+        : pool_(std::exchange(o.pool_, nullptr)), r_(std::exchange(o.r_, nullptr)) {}
     lease& operator=(lease&& o) noexcept {
       if (this != &o) {
         reset();
         pool_ = std::exchange(o.pool_, nullptr);
-        r_ = std::move(o.r_);
+        r_ = std::exchange(o.r_, nullptr);
       }
       return *this;
     }
@@ -39,43 +41,47 @@ class pool {
 
     explicit operator bool() const { return pool_ != nullptr; }
     Resource& operator*() { return *r_; }
-    Resource* operator->() { return &*r_; }
-    const Resource* operator->() const { return &*r_; }
+    Resource* operator->() { return r_; }
+    const Resource* operator->() const { return r_; }
     // Give the resource back now (pooled if reusable, destroyed otherwise).
     void reset() {
-      if (pool_) std::exchange(pool_, nullptr)->give_back(std::move(*r_));
-      r_.reset();
+      if (pool_) std::exchange(pool_, nullptr)->give_back(std::exchange(r_, nullptr));
     }
 
    private:
     friend class pool;
-    lease(pool* p, Resource r) : pool_(p), r_(std::move(r)) {}
+    lease(pool* p, Resource* r) : pool_(p), r_(r) {}
+    // Two pointers: a lease is held by every busy direction of every connection. The resource
+    // lives on the heap, owned by the pool (idle) or by the lease (leased).
     pool* pool_ = nullptr;
-    std::optional<Resource> r_;
+    Resource* r_ = nullptr;
   };
 
   // A resource, or an empty lease when max_leased are out or make() failed.
   lease get() {
     if (leased_.load(std::memory_order_relaxed) >= max_leased_) return {};
-    std::optional<Resource> r;
+    std::unique_ptr<Resource> r;
     if (!idle_.empty()) {
       r = std::move(idle_.back());
       idle_.pop_back();
       idle_count_.store(idle_.size(), std::memory_order_relaxed);
-    } else if (!(r = make_())) {
+    } else if (auto made = make_()) {
+      r = std::make_unique<Resource>(std::move(*made));
+    } else {
       return {};
     }
     leased_.store(leased_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
-    return lease(this, std::move(*r));
+    return lease(this, r.release());
   }
 
   std::size_t leased() const { return leased_.load(std::memory_order_relaxed); }
   std::size_t idle() const { return idle_count_.load(std::memory_order_relaxed); }
 
  private:
-  void give_back(Resource&& r) {
+  void give_back(Resource* given) {
+    std::unique_ptr<Resource> r(given);
     leased_.store(leased_.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
-    if (r.reusable() && idle_.size() < keep_idle_) {
+    if (r->reusable() && idle_.size() < keep_idle_) {
       idle_.push_back(std::move(r));
       idle_count_.store(idle_.size(), std::memory_order_relaxed);
     }
@@ -88,7 +94,7 @@ class pool {
   // other threads may read them.
   std::atomic<std::size_t> leased_{0};
   std::atomic<std::size_t> idle_count_{0};
-  std::vector<Resource> idle_;
+  std::vector<std::unique_ptr<Resource>> idle_;
 };
 
 }  // namespace zcproxy

@@ -147,7 +147,6 @@ class relay_direction {
     static void complete(void* owner, boost::asio::detail::scheduler_operation* base,
                          const boost::system::error_code&, std::size_t);
     relay_direction* d;
-    bool skip = false;  // the caller has just met EAGAIN: the reactor's first try would repeat it
   };
   friend struct wait_op;
 #endif
@@ -178,8 +177,14 @@ class relay_direction {
   relay_owner* owner_ = nullptr;
   relay_options opt_;
   direction_result out_;
+  std::size_t n_ = 0;             // this round's fill
+  std::uint32_t since_wait_ = 0;  // bytes moved since the last wait
+  int error_ = 0;                 // for next::end: the errno
+  int flush_error_ = 0;           // this round's flush failed so (an errno)
   engine_mode engine_ = engine_mode::automatic;
   waiting waiting_ = waiting::nothing;
+  next step_ = next::flush;                        // what this round's fill said
+  direction_end end_kind_ = direction_end::reset;  // for next::end
   // Whether the source may hold bytes not tried since its last EAGAIN. Readiness comes as edges
   // (epoll EPOLLET): wait only after an EAGAIN, or an edge that came before the wait is lost.
   bool readable_ = true;
@@ -188,12 +193,7 @@ class relay_direction {
   bool performed_ = false;     // the reactor made the fill or flush the wait was for
   bool told_reactor_ = false;  // it found the source drained, and said so to the reactor
   bool starting_ = false;      // inside start_op: its first try
-  next step_ = next::flush;    // what this round's fill said
-  direction_end end_kind_ = direction_end::reset;  // for next::end
-  int error_ = 0;                                  // likewise
-  std::size_t n_ = 0;                              // this round's fill
-  stage_result flushed_;                           // this round's flush
-  std::uint64_t since_wait_ = 0;
+  bool skip_ = false;  // the caller has just met EAGAIN: the reactor's first try would repeat it
   pipe_pool::lease pipe_;                                   // held only while bytes are in flight
   buffer_pool::lease buffer_;                               // likewise, for copy rounds
   buffer_stage copy_stage_;                                 // over buffer_, while held

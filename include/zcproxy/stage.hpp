@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 
 #include "zcproxy/buffer_pool.hpp"
 #include "zcproxy/pipe_pool.hpp"
@@ -65,7 +66,7 @@ class buffer_stage {
 
  private:
   buffer* buffer_ = nullptr;
-  std::size_t head_ = 0, tail_ = 0;
+  std::uint32_t head_ = 0, tail_ = 0;  // buffer_size is at most 64 MiB
 };
 
 }  // namespace zcproxy

@@ -13,6 +13,7 @@
 #include <optional>
 #include <string_view>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "zcproxy/counters.hpp"
@@ -33,6 +34,39 @@ struct session_handle {
 
  protected:
   ~session_handle() = default;
+
+ private:
+  friend class session_list;
+  session_handle* prev_ = nullptr;
+  session_handle* next_ = nullptr;
+};
+
+// The sessions a worker runs, linked through themselves: no node allocated per connection.
+class session_list {
+ public:
+  void push(session_handle* s) {
+    s->next_ = head_;
+    if (head_) head_->prev_ = s;
+    head_ = s;
+    ++size_;
+  }
+  void erase(session_handle* s) {
+    (s->prev_ ? s->prev_->next_ : head_) = s->next_;
+    if (s->next_) s->next_->prev_ = s->prev_;
+    s->prev_ = s->next_ = nullptr;
+    --size_;
+  }
+  bool empty() const { return size_ == 0; }
+  std::size_t size() const { return size_; }
+  // f may erase the session it is given (not another).
+  template <class F>
+  void for_each(F f) {
+    for (session_handle* s = head_; s;) f(std::exchange(s, s->next_));
+  }
+
+ private:
+  session_handle* head_ = nullptr;
+  std::size_t size_ = 0;
 };
 
 // A listener on one worker. Its socket outlives reloads that keep the listener's address (the id
@@ -56,7 +90,7 @@ struct worker {
   boost::asio::io_context io{1};
   relay_resources relay;                // from the first config: a restart changes it
   std::list<bound_listener> listeners;  // a listener leaves once its accept loop has ended
-  std::list<session_handle*> sessions;
+  session_list sessions;
   boost::asio::steady_timer drain_timer{io};
   // Every sweep_interval while sessions run, each one's timeouts are checked: one timer per
   // worker instead of one per connection.
@@ -86,8 +120,8 @@ struct worker {
   // A session with timeouts runs: make sure the sweep does.
   void need_sweep();
   // Called by a session as it starts and as it ends.
-  std::list<session_handle*>::iterator session_started(session_handle* s);
-  void session_ended(std::list<session_handle*>::iterator it);
+  void session_started(session_handle* s);
+  void session_ended(session_handle* s);
 };
 
 }  // namespace zcproxy

@@ -28,7 +28,7 @@ stage_result buffer_stage::fill(int src, std::size_t max) {
     msg.msg_controllen = sizeof control;
     const ssize_t n = sys::recvmsg(src, &msg, 0);
     if (n > 0) {
-      tail_ += static_cast<std::size_t>(n);
+      tail_ += static_cast<std::uint32_t>(n);
       stage_result r{static_cast<std::size_t>(n), stage_status::done};
       for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c))
         if (c->cmsg_level == SOL_TCP && c->cmsg_type == TCP_CM_INQ &&
@@ -50,7 +50,7 @@ stage_result buffer_stage::flush(int dst) {
   while (tail_ > head_) {
     const ssize_t m = sys::send(dst, data(), level(), MSG_NOSIGNAL);
     if (m > 0) {  // short writes are normal
-      head_ += static_cast<std::size_t>(m);
+      head_ += static_cast<std::uint32_t>(m);
       out.moved += static_cast<std::size_t>(m);
       continue;
     }

@@ -143,6 +143,7 @@ void relay_direction::run() {
 void relay_direction::wait(waiting what, bool just_blocked) {
   waiting_ = what;
   performed_ = false;
+  if (what == waiting::readable) since_wait_ = 0;
 #if ZCPROXY_ASIO_INTERNALS
   auto& impl = detail::asio_impl(what == waiting::readable ? from_ : to_);
   if (!res_->reactor)
@@ -150,7 +151,7 @@ void relay_direction::wait(waiting what, bool just_blocked) {
         asio::query(from_.get_executor(), asio::execution::context));
   op_.ec_ = {};
   op_.bytes_transferred_ = 0;
-  op_.skip = just_blocked;
+  skip_ = just_blocked;
   starting_ = true;
   res_->reactor->start_op(
       what == waiting::readable ? asio::detail::reactor::read_op : asio::detail::reactor::write_op,
@@ -171,7 +172,7 @@ void relay_direction::wait(waiting what, bool just_blocked) {
 asio::detail::reactor_op::status relay_direction::wait_op::perform(reactor_op* base) {
   auto* op = static_cast<wait_op*>(base);
   relay_direction& d = *op->d;
-  if (d.starting_ && op->skip) return not_done;
+  if (d.starting_ && d.skip_) return not_done;
   if (d.waiting_ == waiting::writable) {
     if (!d.try_flush()) return not_done;
     d.performed_ = true;
@@ -369,9 +370,10 @@ void relay_direction::feed_mirror() {
 
 // Flush what the stage holds; false when the destination is full with bytes left.
 bool relay_direction::try_flush() {
-  flushed_ = pipe_ ? pipe_stage(*pipe_).flush(to_.native_handle())
-                   : copy_stage_.flush(to_.native_handle());
-  return flushed_.status != stage_status::would_block;
+  const stage_result r = pipe_ ? pipe_stage(*pipe_).flush(to_.native_handle())
+                               : copy_stage_.flush(to_.native_handle());
+  flush_error_ = r.status == stage_status::error ? r.error : 0;
+  return r.status != stage_status::would_block;
 }
 
 std::size_t relay_direction::left() const {
@@ -382,7 +384,7 @@ std::size_t relay_direction::left() const {
 // direction yields or has ended.
 bool relay_direction::finish_round() {
   // A failing destination: a pipe that still holds bytes is closed by its lease, not pooled.
-  if (flushed_.status == stage_status::error) end_with(direction_end::reset, flushed_.error, false);
+  if (flush_error_) end_with(direction_end::reset, flush_error_, false);
   count(n_ - left());
   if (left() > 0) {
     end();
@@ -394,7 +396,7 @@ bool relay_direction::finish_round() {
   }
   // A copy round that passed an urgent byte is done: go back to splice (without waiting).
   if (!out_.on_copy && buffer_) buffer_.reset();
-  since_wait_ += n_;
+  since_wait_ += static_cast<std::uint32_t>(n_);
   n_ = 0;
   if (since_wait_ >= yield_after_bytes) {
     since_wait_ = 0;

@@ -175,7 +175,7 @@ struct session final : relay_owner {
 
   session(worker& w, std::shared_ptr<const generation> gen, listener_view l, stream_socket client,
           setup_state& setup);
-  ~session() { w.session_ended(registration); }
+  ~session() { w.session_ended(&s); }
   session(const session&) = delete;
   session& operator=(const session&) = delete;
 
@@ -200,7 +200,6 @@ struct session final : relay_owner {
   listener_metrics& metrics;
   const std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
   session_state s;
-  const std::list<session_handle*>::iterator registration;
   setup_state* setup;       // until the relays start
   std::string client_addr;  // client_peer for the logs
   // client_peer's address bytes; empty for a Unix socket's client: all such clients count as one
@@ -228,11 +227,11 @@ session::session(worker& w, std::shared_ptr<const generation> gen, listener_view
       counts(*l.state),
       metrics(l.state->metrics),
       s(std::move(client)),
-      registration(w.session_started(&s)),
       setup(&setup),
       client_addr(setup.peer ? setup.peer->to_string() : "?"),
       routed(l.target) {
   s.timer = &setup.timer;
+  w.session_started(&s);
   metrics.accepted.fetch_add(1, std::memory_order_relaxed);
   metrics.active.fetch_add(1, std::memory_order_relaxed);
   // Splice, read_some/write_some and peeks must never block. A listener's sockets are so from

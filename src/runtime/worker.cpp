@@ -68,7 +68,7 @@ void worker::adopt(std::shared_ptr<const generation> next, std::vector<listener_
 void worker::shutdown(bool now) {
   auto stop_sessions = [this] {
     // stop() only wakes a session; it leaves the list when its coroutine ends.
-    for (session_handle* s : std::list<session_handle*>(sessions)) s->stop();
+    sessions.for_each([](session_handle* s) { s->stop(); });
   };
   draining = true;
   boost::system::error_code ec;
@@ -105,20 +105,19 @@ void worker::need_sweep() {
     if (ec || sessions.empty()) return;  // stops while no session runs: an idle worker sleeps
     const auto now = std::chrono::steady_clock::now();
     // check_timeouts() only stops a session; it leaves the list later, from its own coroutine.
-    for (session_handle* s : sessions) s->check_timeouts(now);
+    sessions.for_each([now](session_handle* s) { s->check_timeouts(now); });
     need_sweep();
   });
 }
 
-std::list<session_handle*>::iterator worker::session_started(session_handle* s) {
-  auto it = sessions.insert(sessions.end(), s);
+void worker::session_started(session_handle* s) {
+  sessions.push(s);
   session_count.store(sessions.size(), std::memory_order_relaxed);
   peak_sessions = std::max(peak_sessions, sessions.size());
-  return it;
 }
 
-void worker::session_ended(std::list<session_handle*>::iterator it) {
-  sessions.erase(it);
+void worker::session_ended(session_handle* s) {
+  sessions.erase(s);
   session_count.store(sessions.size(), std::memory_order_relaxed);
   // After a storm, hand what the sessions' frames and buffers used back to the system: the
   // allocator keeps freed memory in its arenas otherwise, and the process would stay at its peak.
