@@ -27,6 +27,7 @@ void adopt_new_socket(stream_socket& s, int fd, int family, boost::system::error
   auto& state = detail::asio_impl(s).state_;
   state |= ops::user_set_non_blocking | ops::internal_non_blocking;  // O_NONBLOCK from its start
   state &= ~ops::possible_dup;  // its close takes it out of epoll: no epoll_ctl(DEL) is needed
+  detail::reported_events::of(s) = 0;  // not those of the socket that had its descriptor state
 #else
   s.non_blocking(true, ec);  // already so: only for Asio to know it
   boost::system::error_code ignored;

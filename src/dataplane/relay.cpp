@@ -25,24 +25,12 @@ namespace {
 constexpr std::uint64_t yield_after_bytes = 4u << 20;
 constexpr std::size_t unlimited = std::numeric_limits<std::size_t>::max();
 
-#if ZCPROXY_ASIO_INTERNALS
-// The events epoll last reported for a socket: Asio keeps them in the socket's descriptor state
-// (an operation, whose task result they are) from one reactor pass to the next.
-struct reported_events : asio::detail::scheduler_operation {
-  static unsigned of(stream_socket& s) {
-    // A private base of the descriptor state: only a C-style cast names it.
-    const auto* op = (const asio::detail::scheduler_operation*)detail::asio_impl(s).reactor_data_;
-    return op ? op->*&reported_events::task_result_ : 0u;
-  }
-};
-#endif
-
 // Whether the kernel's count of bytes left behind (TCP_INQ) shows the source drained: none left,
 // and no error or hangup reported, whose edge would not come again. Without Asio's internals
 // the hangup cannot be seen, and a fill reads on to EAGAIN.
 bool drained_by([[maybe_unused]] const stage_result& r, [[maybe_unused]] stream_socket& from) {
 #if ZCPROXY_ASIO_INTERNALS
-  return r.left == 0 && !(reported_events::of(from) & (EPOLLERR | EPOLLHUP));
+  return r.left == 0 && !(detail::reported_events::of(from) & (EPOLLERR | EPOLLHUP));
 #else
   return false;
 #endif
@@ -53,7 +41,7 @@ bool drained_by([[maybe_unused]] const stage_result& r, [[maybe_unused]] stream_
 // has never reported (a fresh upstream) holds nothing, or its edge is pending in epoll.
 bool maybe_readable([[maybe_unused]] stream_socket& s) {
 #if ZCPROXY_ASIO_INTERNALS
-  return reported_events::of(s) & (EPOLLIN | EPOLLPRI | EPOLLERR | EPOLLHUP | EPOLLRDHUP);
+  return detail::reported_events::of(s) & (EPOLLIN | EPOLLPRI | EPOLLERR | EPOLLHUP | EPOLLRDHUP);
 #else
   return true;
 #endif

@@ -18,6 +18,7 @@
 #include <cstring>
 #include <stdexcept>
 
+#include "zcproxy/edge_wait.hpp"
 #include "zcproxy/log.hpp"
 #include "zcproxy/session.hpp"
 #include "zcproxy/use_tuple.hpp"
@@ -254,8 +255,8 @@ asio::awaitable<void> accept_loop(worker& w, bound_listener& l) {
   boost::system::error_code ec;
   l.acceptor.non_blocking(true, ec);  // accept4 below must never block
   while (l.acceptor.is_open()) {
-    // Take clients until the queue is empty, and only then wait (an epoll_ctl to re-arm the
-    // listening socket, once per batch rather than an ioctl and an epoll_ctl per client).
+    // Take clients until the queue is empty, and only then wait, for the next client's edge (no
+    // epoll_ctl to re-arm the listening socket: edge_wait.hpp).
     stream_socket client(w.io);
     stream_endpoint peer;
     ec = accept_one(l, client, peer);
@@ -266,7 +267,7 @@ asio::awaitable<void> accept_loop(worker& w, bound_listener& l) {
       continue;
     }
     if (ec == asio::error::would_block || ec == asio::error::try_again) {
-      std::tie(ec) = co_await l.acceptor.async_wait(stream_acceptor::wait_read, use_tuple);
+      std::tie(ec) = co_await detail::async_wait_edge(l.acceptor, use_tuple);
       // Closed for shutdown, by a reload that removed the listener, or because another process
       // accepts on the socket now (handed over): what the queue still holds is not ours to take
       // here (close_listener takes it when the listener is removed).
