@@ -158,8 +158,7 @@ class relay_direction {
   std::size_t allowance() const;
   bool try_fill();
   void take_stage();
-  next fill_pipe(std::size_t allowed);
-  next fill_buffer(std::size_t allowed);
+  next fill(std::size_t allowed);
   bool after_fill();
   void at_end_of_source();
   void feed_mirror();
@@ -194,9 +193,7 @@ class relay_direction {
   bool told_reactor_ = false;  // it found the source drained, and said so to the reactor
   bool starting_ = false;      // inside start_op: its first try
   bool skip_ = false;  // the caller has just met EAGAIN: the reactor's first try would repeat it
-  pipe_pool::lease pipe_;                                   // held only while bytes are in flight
-  buffer_pool::lease buffer_;                               // likewise, for copy rounds
-  buffer_stage copy_stage_;                                 // over buffer_, while held
+  held_stage stage_;   // only while bytes are in flight
   std::unique_ptr<boost::asio::steady_timer> limit_timer_;  // waits for a rate limit's tokens
 #if ZCPROXY_ASIO_INTERNALS
   wait_op op_{this};

@@ -9,6 +9,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <utility>
 
 #include "zcproxy/buffer_pool.hpp"
 #include "zcproxy/pipe_pool.hpp"
@@ -67,6 +68,39 @@ class buffer_stage {
  private:
   buffer* buffer_ = nullptr;
   std::uint32_t head_ = 0, tail_ = 0;  // buffer_size is at most 64 MiB
+};
+
+class mirror;
+
+// The stage one direction holds while bytes are in flight: a leased pipe (splice engine) or a
+// leased buffer (copy engine), or none. The one place where the two engines differ: the relay's
+// policy calls fill() and flush() alike for both.
+class held_stage {
+ public:
+  bool held() const { return pipe_ || buffer_; }
+  bool spliced() const { return bool(pipe_); }
+  void hold(pipe_pool::lease p) { pipe_ = std::move(p); }
+  void hold(buffer_pool::lease b) {
+    buffer_ = std::move(b);
+    copy_ = buffer_stage(*buffer_);
+  }
+  // A pipe that still holds bytes is closed, not pooled.
+  void release() {
+    pipe_.reset();
+    buffer_.reset();
+  }
+  stage_result fill(int src, std::size_t max) {
+    return pipe_ ? pipe_stage(*pipe_).fill(src, max) : copy_.fill(src, max);
+  }
+  stage_result flush(int dst) { return pipe_ ? pipe_stage(*pipe_).flush(dst) : copy_.flush(dst); }
+  std::size_t level() const { return pipe_ ? pipe_->level : buffer_ ? copy_.level() : 0; }
+  // The last n bytes filled, to a mirror (tee(2) from the pipe, or a copy), before they go.
+  void feed(mirror& m, std::size_t n);
+
+ private:
+  pipe_pool::lease pipe_;
+  buffer_pool::lease buffer_;
+  buffer_stage copy_;  // over buffer_, while held
 };
 
 }  // namespace zcproxy

@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "zcproxy/mirror.hpp"
 #include "zcproxy/stage.hpp"
 #include "zcproxy/sys.hpp"
 
@@ -62,6 +63,13 @@ stage_result buffer_stage::flush(int dst) {
     return {out.moved, stage_status::error, e};
   }
   return out;
+}
+
+void held_stage::feed(mirror& m, std::size_t n) {
+  if (pipe_)
+    m.feed_pipe(pipe_->read_fd(), n);
+  else
+    m.feed(copy_.data(), n);
 }
 
 }  // namespace zcproxy

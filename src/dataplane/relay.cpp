@@ -106,8 +106,7 @@ void relay_direction::run() {
     // Under a rate limit a round moves at most what the bucket holds; when it is empty, wait for
     // tokens holding nothing.
     if (opt_.limit && allowance() == 0) {
-      pipe_.reset();
-      buffer_.reset();
+      stage_.release();
       limit_timer_->expires_after(opt_.limit->wait_for(64 << 10, token_bucket::clock::now()));
       limit_timer_->async_wait([this](boost::system::error_code) { run(); });
       return;
@@ -226,50 +225,51 @@ std::size_t relay_direction::allowance() const {
 bool relay_direction::try_fill() {
   readable_ = true;
   told_reactor_ = false;
-  if (!pipe_ && !buffer_) take_stage();
+  if (!stage_.held()) take_stage();
   n_ = 0;
   drained_ = false;
   error_ = 0;
   const std::size_t allowed = opt_.limit ? allowance() : unlimited;
-  step_ = pipe_ ? fill_pipe(allowed) : fill_buffer(allowed);
+  step_ = fill(allowed);
   return step_ != next::new_round || readable_;
 }
 
 void relay_direction::take_stage() {
   if (!out_.on_copy && !urgent_) {
-    pipe_ = res_->pipes.get();
+    if (auto pipe = res_->pipes.get()) return stage_.hold(std::move(pipe));
     // Pool at its cap (or no fds for a pipe): this direction carries on with copy.
-    if (!pipe_) {
-      out_.on_copy = true;
-      out_.fallback = splice_fallback::pool_exhausted;
-    }
+    out_.on_copy = true;
+    out_.fallback = splice_fallback::pool_exhausted;
   }
-  if (!pipe_) {
-    buffer_ = res_->buffers.get();
-    copy_stage_ = buffer_stage(*buffer_);
-  }
+  stage_.hold(res_->buffers.get());
 }
 
-relay_direction::next relay_direction::fill_pipe(std::size_t allowed) {
-  const stage_result r = pipe_stage(*pipe_).fill(from_.native_handle(), allowed);
+relay_direction::next relay_direction::fill(std::size_t allowed) {
+  const stage_result r = stage_.fill(from_.native_handle(), allowed);
   n_ = r.moved;
   switch (r.status) {
     case stage_status::done:
-    case stage_status::eof:  // n is 0
+      drained_ = drained_by(r, from_);
+      [[fallthrough]];
+    case stage_status::eof:                    // n is 0
+      if (!stage_.spliced()) urgent_ = false;  // a plain read passes the urgent byte
       return next::flush;
     case stage_status::would_block:
-      pipe_.reset();  // drained: wait for the next edge, holding nothing
+      stage_.release();  // drained: wait for the next edge, holding nothing
       readable_ = false;
       return next::new_round;
     case stage_status::urgent:
-      pipe_.reset();  // a copy round passes the urgent byte, at once (no edge is coming)
+      stage_.release();  // a copy round passes the urgent byte, at once (no edge is coming)
       urgent_ = true;
       return next::new_round;
     case stage_status::error:
       break;
   }
-  pipe_.reset();
-  if (r.error == EINVAL || r.error == ENOSYS) {
+  const bool spliced = stage_.spliced();
+  stage_.release();
+  error_ = r.error;
+  end_kind_ = direction_end::reset;  // ECONNRESET, ETIMEDOUT...: the source is gone
+  if (spliced && (r.error == EINVAL || r.error == ENOSYS)) {
     // This pair of fds cannot splice; nothing was consumed, so copy can take over losslessly,
     // if allowed and nothing has moved yet.
     if (engine_ == engine_mode::automatic && out_.bytes() == 0) {
@@ -278,33 +278,7 @@ relay_direction::next relay_direction::fill_pipe(std::size_t allowed) {
       return next::new_round;
     }
     end_kind_ = direction_end::splice_refused;
-  } else {
-    end_kind_ = direction_end::reset;  // ECONNRESET, ETIMEDOUT...: the source is gone
   }
-  error_ = r.error;
-  return next::end;
-}
-
-relay_direction::next relay_direction::fill_buffer(std::size_t allowed) {
-  const stage_result r = copy_stage_.fill(from_.native_handle(), allowed);
-  n_ = r.moved;
-  switch (r.status) {
-    case stage_status::done:
-      drained_ = drained_by(r, from_);
-      [[fallthrough]];
-    case stage_status::eof:  // n is 0
-      urgent_ = false;       // a plain read passes the urgent byte
-      return next::flush;
-    case stage_status::would_block:
-      buffer_.reset();  // drained: wait for the next edge, holding nothing
-      readable_ = false;
-      return next::new_round;
-    case stage_status::urgent:  // a read never stops at one
-    case stage_status::error:
-      break;
-  }
-  end_kind_ = direction_end::reset;
-  error_ = r.error;
   return next::end;
 }
 
@@ -349,23 +323,18 @@ void relay_direction::at_end_of_source() {
 
 // The mirror takes its copy first: tee(2) needs the bytes still in the pipe.
 void relay_direction::feed_mirror() {
-  if (!opt_.shadow) return;
-  if (pipe_)
-    opt_.shadow->feed_pipe(pipe_->read_fd(), n_);
-  else
-    opt_.shadow->feed(copy_stage_.data(), n_);
+  if (opt_.shadow) stage_.feed(*opt_.shadow, n_);
 }
 
 // Flush what the stage holds; false when the destination is full with bytes left.
 bool relay_direction::try_flush() {
-  const stage_result r = pipe_ ? pipe_stage(*pipe_).flush(to_.native_handle())
-                               : copy_stage_.flush(to_.native_handle());
+  const stage_result r = stage_.flush(to_.native_handle());
   flush_error_ = r.status == stage_status::error ? r.error : 0;
   return r.status != stage_status::would_block;
 }
 
 std::size_t relay_direction::left() const {
-  return pipe_ ? pipe_->level : copy_stage_.level();
+  return stage_.level();
 }
 
 // After the round's flush has ended (done or failed): count, and end the round. False when the
@@ -379,11 +348,11 @@ bool relay_direction::finish_round() {
     return false;
   }
   if (drained_) {
-    buffer_.reset();
+    stage_.release();
     readable_ = false;
   }
   // A copy round that passed an urgent byte is done: go back to splice (without waiting).
-  if (!out_.on_copy && buffer_) buffer_.reset();
+  if (!out_.on_copy && stage_.held() && !stage_.spliced()) stage_.release();
   since_wait_ += static_cast<std::uint32_t>(n_);
   n_ = 0;
   if (since_wait_ >= yield_after_bytes) {
@@ -396,10 +365,10 @@ bool relay_direction::finish_round() {
 
 void relay_direction::count(std::size_t moved) {
   if (moved == 0) return;
-  (pipe_ ? out_.spliced : out_.copied) += moved;
+  (stage_.spliced() ? out_.spliced : out_.copied) += moved;
   if (opt_.meter.slot) {
     add_single_writer(opt_.meter.up ? opt_.meter.slot->up : opt_.meter.slot->down, moved);
-    add_single_writer(pipe_ ? opt_.meter.slot->spliced : opt_.meter.slot->copied, moved);
+    add_single_writer(stage_.spliced() ? opt_.meter.slot->spliced : opt_.meter.slot->copied, moved);
   }
   if (opt_.meter.endpoint)
     add_single_writer(opt_.meter.up ? opt_.meter.endpoint->up : opt_.meter.endpoint->down, moved);
@@ -426,8 +395,7 @@ void relay_direction::end_with(direction_end end, int e, bool source_failed) {
 // Gives back what the direction holds (a pipe with bytes in it is closed, not pooled) and tells
 // the owner, which may destroy the direction: nothing touches it after.
 void relay_direction::end() {
-  pipe_.reset();
-  buffer_.reset();
+  stage_.release();
   link_.direction_ended();
   owner_->direction_ended(*this);
 }
