@@ -39,7 +39,10 @@ struct stage_result {
 // relay flushes before it fills again).
 class pipe_stage {
  public:
-  explicit pipe_stage(pipe& p) : pipe_(p) {}
+  // urgent_possible: whether the source may hold TCP urgent data; when not (epoll has not
+  // reported EPOLLPRI for it), a stop is not checked for the urgent mark (an ioctl per EAGAIN).
+  explicit pipe_stage(pipe& p, bool urgent_possible = true)
+      : pipe_(p), urgent_possible_(urgent_possible) {}
   // At most `max` bytes from socket `src`. EINVAL/ENOSYS (the kernel cannot splice these fds)
   // come back as an error, with nothing consumed.
   stage_result fill(int src, std::size_t max);
@@ -49,6 +52,7 @@ class pipe_stage {
 
  private:
   pipe& pipe_;
+  bool urgent_possible_;
 };
 
 // Copy: socket -> memory -> socket, with recvmsg(2) and send(2) on non-blocking sockets. Bytes
@@ -89,8 +93,9 @@ class held_stage {
     pipe_.reset();
     buffer_.reset();
   }
-  stage_result fill(int src, std::size_t max) {
-    return pipe_ ? pipe_stage(*pipe_).fill(src, max) : copy_.fill(src, max);
+  // urgent_possible: see pipe_stage (a buffer fill passes an urgent byte anyway).
+  stage_result fill(int src, std::size_t max, bool urgent_possible = true) {
+    return pipe_ ? pipe_stage(*pipe_, urgent_possible).fill(src, max) : copy_.fill(src, max);
   }
   stage_result flush(int dst) { return pipe_ ? pipe_stage(*pipe_).flush(dst) : copy_.flush(dst); }
   std::size_t level() const { return pipe_ ? pipe_->level : buffer_ ? copy_.level() : 0; }

@@ -33,7 +33,7 @@ stage_result pipe_stage::fill(int src, std::size_t max) {
     const int e = errno;
     // splice stops at a TCP urgent byte: with EAGAIN though more is queued (and no edge to
     // come), or with 0 when the FIN is queued behind it. A read passes it, splice never does.
-    if ((r == 0 || e == EAGAIN || e == EWOULDBLOCK) && at_urgent_mark(src))
+    if ((r == 0 || e == EAGAIN || e == EWOULDBLOCK) && urgent_possible_ && at_urgent_mark(src))
       return {0, stage_status::urgent};
     if (r == 0) return {0, stage_status::eof};  // the FIN, with nothing before it
     if (e == EINTR) continue;                   // a signal came before anything moved

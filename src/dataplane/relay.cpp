@@ -47,6 +47,17 @@ bool maybe_readable([[maybe_unused]] stream_socket& s) {
 #endif
 }
 
+// Whether the source may hold TCP urgent data: epoll reports EPOLLPRI while an urgent byte waits
+// (it is in the events of every report from the one its segment raised on). Without Asio's
+// internals, always.
+bool urgent_possible([[maybe_unused]] stream_socket& s) {
+#if ZCPROXY_ASIO_INTERNALS
+  return detail::reported_events::of(s) & EPOLLPRI;
+#else
+  return true;
+#endif
+}
+
 }  // namespace
 
 void relay_link::stop() {
@@ -245,7 +256,7 @@ void relay_direction::take_stage() {
 }
 
 relay_direction::next relay_direction::fill(std::size_t allowed) {
-  const stage_result r = stage_.fill(from_.native_handle(), allowed);
+  const stage_result r = stage_.fill(from_.native_handle(), allowed, urgent_possible(from_));
   n_ = r.moved;
   switch (r.status) {
     case stage_status::done:
