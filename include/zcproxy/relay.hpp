@@ -187,11 +187,10 @@ class relay_direction {
   // Whether the source may hold bytes not tried since its last EAGAIN. Readiness comes as edges
   // (epoll EPOLLET): wait only after an EAGAIN, or an edge that came before the wait is lost.
   bool readable_ = true;
-  bool urgent_ = false;        // the source sits at a TCP urgent byte, which splice never passes
-  bool drained_ = false;       // this round's fill left the source empty (no EAGAIN needed)
-  bool performed_ = false;     // the reactor made the fill or flush the wait was for
-  bool told_reactor_ = false;  // it found the source drained, and said so to the reactor
-  bool starting_ = false;      // inside start_op: its first try
+  bool urgent_ = false;     // the source sits at a TCP urgent byte, which splice never passes
+  bool drained_ = false;    // this round's fill left the source empty (no EAGAIN needed)
+  bool performed_ = false;  // the reactor made the fill or flush the wait was for
+  bool starting_ = false;   // inside start_op: its first try
   bool skip_ = false;  // the caller has just met EAGAIN: the reactor's first try would repeat it
   held_stage stage_;   // only while bytes are in flight
   std::unique_ptr<boost::asio::steady_timer> limit_timer_;  // waits for a rate limit's tokens

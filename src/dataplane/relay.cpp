@@ -104,13 +104,19 @@ void relay_direction::start(relay_resources& res, engine_mode engine, const rela
     limit_timer_ = std::make_unique<asio::steady_timer>(from_.get_executor());
     link_.add_timer(limit_timer_.get());
   }
-  readable_ = maybe_readable(from_);  // when not, no edge has been taken from it yet
+  readable_ = maybe_readable(from_);
+  // When not, no edge has been taken from it: bytes that came have an edge still to come, and the
+  // reactor's first try would find nothing.
+  if (!readable_ && !link_.stopped()) return wait(waiting::readable, true);
   run();
 }
 
 // Rounds until the direction must wait or has ended. A round: fill the stage (it is empty here),
 // mirror, flush it whole, count.
 void relay_direction::run() {
+  // Whether this call has filled: a source it found empty was found so just now, and no reactor
+  // pass (which could have taken an edge) has run since.
+  bool filled_here = false;
   // Checked before every round, not only after waits: stop() cancels only what waits at that
   // moment, and a wait that had completed (a write that moved everything) resumes after it.
   while (!stopped()) {
@@ -123,13 +129,15 @@ void relay_direction::run() {
       return;
     }
     if (!readable_) {
-      // Idle: wait for bytes without holding a pipe or a buffer. The source was found empty
-      // just now (nothing ran since that could have taken an edge), unless the reactor was told
-      // so: then it decides, from the edges it has seen since.
-      wait(waiting::readable, !std::exchange(told_reactor_, false));
+      // Idle: wait for bytes without holding a pipe or a buffer. A source found empty earlier (by
+      // the reactor's perform, before a yield, a rate limit's wait or a wait for room) may have
+      // raised an edge since that no wait took: then the reactor decides, from the edges it has
+      // seen, whether to try first.
+      wait(waiting::readable, filled_here);
       return;
     }
     try_fill();
+    filled_here = true;
     if (!after_fill()) return;
   }
   end();
@@ -180,7 +188,6 @@ asio::detail::reactor_op::status relay_direction::wait_op::perform(reactor_op* b
   d.performed_ = true;
   // Drained: told to the reactor, which then makes no first try before the socket's next edge
   // (and any edge, until the next wait, makes it try again).
-  d.told_reactor_ = d.drained_;
   return d.drained_ ? done_and_exhausted : done;
 }
 
@@ -235,7 +242,6 @@ std::size_t relay_direction::allowance() const {
 // this runs under the reactor's lock too.
 bool relay_direction::try_fill() {
   readable_ = true;
-  told_reactor_ = false;
   if (!stage_.held()) take_stage();
   n_ = 0;
   drained_ = false;
@@ -312,7 +318,7 @@ bool relay_direction::after_fill() {
   if (!try_flush()) {
     // Edges reported while it waits for room are not seen here: what the fill found about the
     // source is stale by then.
-    drained_ = told_reactor_ = false;
+    drained_ = false;
     wait(waiting::writable, true);
     return false;
   }
