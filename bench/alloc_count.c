@@ -15,59 +15,40 @@ extern void* __libc_calloc(size_t, size_t);
 extern void* __libc_realloc(void*, size_t);
 extern void* __libc_memalign(size_t, size_t);
 static atomic_long live, count;
-void* malloc(size_t n) {
-  void* p = __libc_malloc(n);
+// Counts block p in (+1) or out (-1); nothing for a null pointer. Returns p.
+static void* counted(void* p, int sign) {
   if (p) {
-    atomic_fetch_add(&live, malloc_usable_size(p));
-    atomic_fetch_add(&count, 1);
+    atomic_fetch_add(&live, sign * (long)malloc_usable_size(p));
+    atomic_fetch_add(&count, sign);
   }
   return p;
+}
+void* malloc(size_t n) {
+  return counted(__libc_malloc(n), 1);
 }
 void free(void* p) {
-  if (p) {
-    atomic_fetch_sub(&live, malloc_usable_size(p));
-    atomic_fetch_sub(&count, 1);
-  }
-  __libc_free(p);
+  __libc_free(counted(p, -1));
 }
 void* calloc(size_t a, size_t b) {
-  void* p = __libc_calloc(a, b);
-  if (p) {
-    atomic_fetch_add(&live, malloc_usable_size(p));
-    atomic_fetch_add(&count, 1);
-  }
-  return p;
+  return counted(__libc_calloc(a, b), 1);
 }
 void* realloc(void* q, size_t n) {
-  if (q) {
-    atomic_fetch_sub(&live, malloc_usable_size(q));
-    atomic_fetch_sub(&count, 1);
-  }
+  counted(q, -1);
   void* p = __libc_realloc(q, n);
-  if (p) {
-    atomic_fetch_add(&live, malloc_usable_size(p));
-    atomic_fetch_add(&count, 1);
-  } else if (q) {
-    atomic_fetch_add(&live, malloc_usable_size(q));
-    atomic_fetch_add(&count, 1);
+  if (!p) {
+    counted(q, 1);  // a failed realloc leaves q as it was
+    return NULL;
   }
-  return p;
-}
-int posix_memalign(void** r, size_t a, size_t n) {
-  void* p = __libc_memalign(a, n);
-  if (!p) return 12;
-  atomic_fetch_add(&live, malloc_usable_size(p));
-  atomic_fetch_add(&count, 1);
-  *r = p;
-  return 0;
+  return counted(p, 1);
 }
 void* aligned_alloc(size_t a, size_t n) {
-  void* p = __libc_memalign(a, n);
-  if (p) {
-    atomic_fetch_add(&live, malloc_usable_size(p));
-    atomic_fetch_add(&count, 1);
-  }
-  return p;
+  return counted(__libc_memalign(a, n), 1);
+}
+int posix_memalign(void** r, size_t a, size_t n) {
+  void* p = aligned_alloc(a, n);
+  if (!p) return 12;  // ENOMEM
+  *r = p;
+  return 0;
 }
 void* memalign(size_t a, size_t n) {
   return aligned_alloc(a, n);

@@ -1,8 +1,9 @@
-// A session: one client connection, served by one coroutine that owns both sockets, in phases
-// (src/runtime/session.cpp): it reads the client's PROXY header and admits it, reads a routed
-// listener's ClientHello and routes it, connects to an endpoint of the upstream (chosen by the
-// upstream's policy among the usable ones, the next one on failure), relays both directions at
-// once under the idle and duration timeouts, closes both sockets and writes one access-log line.
+// A session: one client connection, an object that owns both sockets, served in phases
+// (src/runtime/session.cpp), those before the relay by one coroutine: it reads the client's PROXY
+// header and admits it, reads a routed listener's ClientHello and routes it, connects to an
+// endpoint of the upstream (chosen by the upstream's policy among the usable ones, the next one on
+// failure), relays both directions at once under the idle and duration timeouts, closes both
+// sockets and writes one access-log line.
 #pragma once
 
 #include <boost/asio/awaitable.hpp>

@@ -19,7 +19,7 @@
 
 namespace zcproxy::detail {
 
-// The session's sockets and what the worker may do to it. Lives in the session's coroutine frame;
+// The session's sockets and what the worker may do to it. Lives in the session's object;
 // touched by its worker's thread only.
 struct session_state final : session_handle {
   explicit session_state(stream_socket c) : client(std::move(c)), upstream(client.get_executor()) {}

@@ -67,7 +67,7 @@ void worker::adopt(std::shared_ptr<const generation> next, std::vector<listener_
 
 void worker::shutdown(bool now) {
   auto stop_sessions = [this] {
-    // stop() only wakes a session; it leaves the list when its coroutine ends.
+    // stop() only wakes a session; it leaves the list when it ends.
     sessions.for_each([](session_handle* s) { s->stop(); });
   };
   draining = true;
@@ -104,7 +104,7 @@ void worker::need_sweep() {
     sweeping = false;
     if (ec || sessions.empty()) return;  // stops while no session runs: an idle worker sleeps
     const auto now = std::chrono::steady_clock::now();
-    // check_timeouts() only stops a session; it leaves the list later, from its own coroutine.
+    // check_timeouts() only stops a session; it leaves the list later, as it ends.
     sessions.for_each([now](session_handle* s) { s->check_timeouts(now); });
     need_sweep();
   });
