@@ -7,20 +7,6 @@
 
 namespace zcproxy {
 
-std::string_view to_string(engine_mode m) {
-  switch (m) {
-    case engine_mode::automatic:
-      return "auto";
-    case engine_mode::splice:
-      return "splice";
-    case engine_mode::copy:
-      return "copy";
-    case engine_mode::adaptive:
-      return "adaptive";
-  }
-  return "auto";  // unreachable for valid enumerators; keeps -Wreturn-type quiet
-}
-
 std::string to_string(const endpoint_config& e) {
   return e.host.empty() ? e.at.to_string() : e.host + ":" + std::to_string(e.at.port);
 }

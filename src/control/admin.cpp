@@ -23,10 +23,10 @@
 #include <thread>
 #include <variant>
 
+#include "metrics.hpp"
 #include "zcproxy/acl.hpp"
 #include "zcproxy/control_api.hpp"
 #include "zcproxy/log.hpp"
-#include "zcproxy/metrics.hpp"
 #include "zcproxy/socket.hpp"
 #include "zcproxy/use_tuple.hpp"
 

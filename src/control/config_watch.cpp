@@ -1,4 +1,4 @@
-#include "zcproxy/config_watch.hpp"
+#include "config_watch.hpp"
 
 #include <sys/inotify.h>
 #include <unistd.h>

@@ -9,12 +9,12 @@
 #include <optional>
 #include <string>
 
+#include "config_watch.hpp"
+#include "health_checks.hpp"
+#include "takeover.hpp"
 #include "zcproxy/admin.hpp"
-#include "zcproxy/config_watch.hpp"
-#include "zcproxy/health_checks.hpp"
 #include "zcproxy/log.hpp"
 #include "zcproxy/privileges.hpp"
-#include "zcproxy/takeover.hpp"
 
 namespace zcproxy {
 namespace asio = boost::asio;

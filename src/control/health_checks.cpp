@@ -1,4 +1,4 @@
-#include "zcproxy/health_checks.hpp"
+#include "health_checks.hpp"
 
 #include <boost/asio/post.hpp>
 

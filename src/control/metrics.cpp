@@ -1,4 +1,4 @@
-#include "zcproxy/metrics.hpp"
+#include "metrics.hpp"
 
 #include <algorithm>
 #include <boost/json.hpp>

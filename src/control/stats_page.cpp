@@ -2,7 +2,7 @@
 // offline and behind any firewall. It polls /stats.json every second and redraws in place.
 // Every number shown sits in an element with data-field (its path in stats.json) and data-value
 // (the raw value), which the browser test reads.
-#include "zcproxy/metrics.hpp"
+#include "metrics.hpp"
 
 namespace zcproxy {
 

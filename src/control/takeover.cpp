@@ -1,4 +1,4 @@
-#include "zcproxy/takeover.hpp"
+#include "takeover.hpp"
 
 #include <poll.h>
 #include <sys/eventfd.h>

@@ -9,7 +9,7 @@
 #include <cerrno>
 #include <string>
 
-#include "zcproxy/session_state.hpp"
+#include "session_state.hpp"
 #include "zcproxy/sys.hpp"
 #include "zcproxy/use_tuple.hpp"
 

@@ -1,10 +1,10 @@
-#include "zcproxy/generation.hpp"
+#include "generation.hpp"
 
 #include <algorithm>
 
-#include "zcproxy/listener.hpp"
+#include "listener.hpp"
+#include "worker.hpp"
 #include "zcproxy/upstream.hpp"
-#include "zcproxy/worker.hpp"
 
 namespace zcproxy {
 

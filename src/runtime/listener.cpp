@@ -1,4 +1,4 @@
-#include "zcproxy/listener.hpp"
+#include "listener.hpp"
 
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -18,9 +18,9 @@
 #include <cstring>
 #include <stdexcept>
 
-#include "zcproxy/edge_wait.hpp"
+#include "edge_wait.hpp"
+#include "session.hpp"
 #include "zcproxy/log.hpp"
-#include "zcproxy/session.hpp"
 #include "zcproxy/use_tuple.hpp"
 
 namespace zcproxy {

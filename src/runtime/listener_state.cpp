@@ -1,4 +1,4 @@
-#include "zcproxy/listener_state.hpp"
+#include "listener_state.hpp"
 
 namespace zcproxy {
 

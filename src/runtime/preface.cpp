@@ -8,7 +8,7 @@
 #include <cstring>
 #include <string>
 
-#include "zcproxy/session_state.hpp"
+#include "session_state.hpp"
 #include "zcproxy/use_tuple.hpp"
 
 namespace zcproxy::detail {

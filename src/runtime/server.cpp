@@ -12,11 +12,12 @@
 #include <string>
 #include <thread>
 
-#include "zcproxy/generation.hpp"
-#include "zcproxy/listener.hpp"
+#include "generation.hpp"
+#include "listener.hpp"
+#include "worker.hpp"
 #include "zcproxy/log.hpp"
+#include "zcproxy/resolver.hpp"
 #include "zcproxy/upstream.hpp"
-#include "zcproxy/worker.hpp"
 
 namespace zcproxy {
 namespace asio = boost::asio;

@@ -4,7 +4,7 @@
 // the per-address limit judge the address it carries. A phase returns its value or why the
 // connection closes; the first that closes it ends the way there, and a client no upstream
 // serves gets the fallback response or a reset.
-#include "zcproxy/session.hpp"
+#include "session.hpp"
 
 #include <sys/socket.h>
 
@@ -21,10 +21,10 @@
 #include <tuple>
 #include <vector>
 
+#include "session_state.hpp"
 #include "zcproxy/connect.hpp"
 #include "zcproxy/log.hpp"
 #include "zcproxy/mirror.hpp"
-#include "zcproxy/session_state.hpp"
 #include "zcproxy/upstream.hpp"
 #include "zcproxy/use_tuple.hpp"
 

@@ -1,4 +1,4 @@
-#include "zcproxy/worker.hpp"
+#include "worker.hpp"
 
 #include <malloc.h>
 
@@ -6,7 +6,7 @@
 #include <boost/asio/co_spawn.hpp>
 #include <exception>
 
-#include "zcproxy/listener.hpp"
+#include "listener.hpp"
 #include "zcproxy/log.hpp"
 
 namespace zcproxy {

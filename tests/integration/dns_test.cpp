@@ -14,11 +14,11 @@
 #include <string>
 #include <thread>
 
+#include "control/metrics.hpp"
 #include "support/dns_server.hpp"
 #include "support/net.hpp"
 #include "support/process.hpp"
 #include "support/prometheus.hpp"
-#include "zcproxy/metrics.hpp"
 
 using namespace test;
 

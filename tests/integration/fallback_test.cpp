@@ -9,10 +9,10 @@
 #include <fstream>
 #include <regex>
 
+#include "control/metrics.hpp"
 #include "support/net.hpp"
 #include "support/process.hpp"
 #include "support/prometheus.hpp"
-#include "zcproxy/metrics.hpp"
 #include "zcproxy/sys.hpp"
 
 using namespace test;

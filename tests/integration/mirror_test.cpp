@@ -9,8 +9,8 @@
 #include <future>
 #include <mutex>
 
+#include "control/metrics.hpp"
 #include "support/net.hpp"
-#include "zcproxy/metrics.hpp"
 
 using namespace test;
 

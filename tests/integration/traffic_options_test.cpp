@@ -26,9 +26,9 @@
 #include <string>
 #include <vector>
 
+#include "control/metrics.hpp"
 #include "support/net.hpp"
 #include "support/process.hpp"
-#include "zcproxy/metrics.hpp"
 #include "zcproxy/proxy_protocol.hpp"
 #include "zcproxy/sys.hpp"
 

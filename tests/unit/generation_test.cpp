@@ -1,4 +1,4 @@
-#include "zcproxy/generation.hpp"
+#include "runtime/generation.hpp"
 
 #include <sys/stat.h>
 
@@ -6,10 +6,10 @@
 #include <stdexcept>
 #include <string>
 
+#include "runtime/worker.hpp"
 #include "support/net.hpp"
 #include "support/process.hpp"
 #include "zcproxy/upstream.hpp"
-#include "zcproxy/worker.hpp"
 
 namespace {
 

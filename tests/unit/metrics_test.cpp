@@ -1,7 +1,7 @@
 // Metric rendering: the Prometheus text passes a strict reader and carries the values given;
 // stats.json parses and carries every field; the counters' bookkeeping (close reasons,
 // fallbacks, the duration histogram, per-worker byte slots).
-#include "zcproxy/metrics.hpp"
+#include "control/metrics.hpp"
 
 #include <boost/json.hpp>
 #include <catch2/catch.hpp>

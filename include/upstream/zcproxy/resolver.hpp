@@ -16,26 +16,12 @@
 
 #include "zcproxy/address.hpp"
 #include "zcproxy/config.hpp"
-#include "zcproxy/stats.hpp"
+#include "zcproxy/dns.hpp"
 
 namespace zcproxy {
 
-// A name and how to resolve it; two upstreams that resolve a name alike share its resolution.
-struct dns_name {
-  std::string host;
-  resolve_config how;
-  bool operator==(const dns_name&) const = default;
-};
-
 // The names among `c`'s endpoints, each once, with how its upstream resolves it.
 std::vector<dns_name> names_in(const config& c);
-
-struct dns_answer {
-  dns_result result = dns_result::error;
-  std::vector<address> addresses;  // ip and v6 set, port 0; sorted, no duplicates
-  std::chrono::seconds ttl{0};     // the smallest of the records'
-  std::string detail;              // c-ares's words for a failure
-};
 
 class resolver {
  public:

@@ -1,5 +1,5 @@
-// A snapshot of what the proxy counts: plain values, summed over workers, that the runtime hands
-// out (control_api::snapshot) and the control plane renders (metrics.hpp).
+// What a listener and an endpoint count, as plain values summed over workers: parts of the
+// snapshot that the runtime hands out (control_api::snapshot) and the control plane renders.
 #pragma once
 
 #include <array>
@@ -7,7 +7,6 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
-#include <vector>
 
 #include "zcproxy/address.hpp"
 #include "zcproxy/counters.hpp"
@@ -45,36 +44,6 @@ struct endpoint_stats {
   std::uint64_t connections = 0;               // connections made to it
   std::uint64_t connect_failures = 0;          // attempts that failed or timed out
   std::uint64_t bytes_up = 0, bytes_down = 0;  // by its connections, as they move
-};
-
-// How a DNS resolution ended.
-enum class dns_result : unsigned char { ok, nxdomain, no_data, servfail, refused, timeout, error };
-inline constexpr std::array<std::string_view, 7> dns_result_names{
-    "ok", "nxdomain", "no_data", "servfail", "refused", "timeout", "error"};
-constexpr std::string_view to_string(dns_result r) {
-  return dns_result_names[static_cast<std::size_t>(r)];
-}
-
-// A name an upstream's endpoints are given by.
-struct dns_stats {
-  std::string name;
-  std::string family;         // any, v4 or v6
-  std::size_t addresses = 0;  // in use now (the last good answer's)
-  dns_result last = dns_result::ok;
-  bool resolved = false;  // an answer with addresses has come at least once
-  std::array<std::uint64_t, dns_result_names.size()> results{};  // resolutions, by result
-};
-
-struct proxy_stats {
-  std::string version;
-  double start_time = 0;  // Unix time, seconds
-  double now = 0;         // likewise, when the snapshot was taken
-  std::size_t sessions = 0;
-  std::size_t pipes_leased = 0, pipes_idle = 0, buffers_leased = 0;
-  std::uint64_t reloads = 0, reloads_failed = 0;
-  std::vector<listener_stats> listeners;
-  std::vector<endpoint_stats> endpoints;
-  std::vector<dns_stats> dns;
 };
 
 }  // namespace zcproxy

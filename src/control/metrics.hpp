@@ -11,7 +11,7 @@
 #include <string_view>
 #include <vector>
 
-#include "zcproxy/stats.hpp"
+#include "zcproxy/control_api.hpp"
 
 namespace zcproxy {
 

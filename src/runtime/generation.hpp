@@ -11,8 +11,8 @@
 
 #include "zcproxy/acl.hpp"
 #include "zcproxy/config.hpp"
+#include "zcproxy/dns.hpp"
 #include "zcproxy/inherited.hpp"
-#include "zcproxy/resolver.hpp"
 #include "zcproxy/socket.hpp"
 
 namespace zcproxy {

@@ -13,21 +13,10 @@
 
 #include "zcproxy/acl.hpp"
 #include "zcproxy/address.hpp"
+#include "zcproxy/engine_mode.hpp"
 #include "zcproxy/log_config.hpp"
 
 namespace zcproxy {
-
-// How a direction of a connection moves bytes.
-enum class engine_mode {
-  automatic,  // splice; copy when splice is refused (EINVAL/ENOSYS) or the pipe pool is at its cap
-  splice,     // splice only; a connection whose sockets refuse splice is closed
-  copy,       // buffered copy through user space
-  // Per connection: copy when both peers are on this host (loopback: the receiver copies anyway
-  // and the pages are cache-hot, so copy costs fewer cycles than splice), else as automatic.
-  adaptive,
-};
-
-std::string_view to_string(engine_mode m);
 
 struct relay_config {
   engine_mode engine = engine_mode::adaptive;

@@ -4,8 +4,8 @@
 #include <boost/asio/awaitable.hpp>
 #include <vector>
 
+#include "worker.hpp"
 #include "zcproxy/inherited.hpp"
-#include "zcproxy/worker.hpp"
 
 namespace zcproxy {
 

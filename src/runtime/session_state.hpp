@@ -9,13 +9,13 @@
 #include <optional>
 #include <string>
 
+#include "worker.hpp"
 #include "zcproxy/close_reason.hpp"
 #include "zcproxy/config.hpp"
 #include "zcproxy/proxy_protocol.hpp"
 #include "zcproxy/relay.hpp"
 #include "zcproxy/sni.hpp"
 #include "zcproxy/socket.hpp"
-#include "zcproxy/worker.hpp"
 
 namespace zcproxy::detail {
 

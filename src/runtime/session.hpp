@@ -9,7 +9,7 @@
 #include <boost/asio/awaitable.hpp>
 #include <optional>
 
-#include "zcproxy/worker.hpp"
+#include "worker.hpp"
 
 namespace zcproxy {
 

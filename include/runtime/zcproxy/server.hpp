@@ -13,7 +13,6 @@
 #include "zcproxy/config.hpp"
 #include "zcproxy/control_api.hpp"
 #include "zcproxy/inherited.hpp"
-#include "zcproxy/stats.hpp"
 
 namespace zcproxy {
 

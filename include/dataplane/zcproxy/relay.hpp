@@ -13,8 +13,8 @@
 
 #include "zcproxy/asio_socket.hpp"
 #include "zcproxy/buffer_pool.hpp"
-#include "zcproxy/config.hpp"
 #include "zcproxy/counters.hpp"
+#include "zcproxy/engine_mode.hpp"
 #include "zcproxy/mirror.hpp"
 #include "zcproxy/pipe_pool.hpp"
 #include "zcproxy/socket.hpp"

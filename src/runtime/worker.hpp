@@ -16,9 +16,9 @@
 #include <utility>
 #include <vector>
 
+#include "generation.hpp"
+#include "listener_state.hpp"
 #include "zcproxy/counters.hpp"
-#include "zcproxy/generation.hpp"
-#include "zcproxy/listener_state.hpp"
 #include "zcproxy/relay.hpp"
 #include "zcproxy/socket.hpp"
 

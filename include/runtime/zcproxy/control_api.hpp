@@ -5,8 +5,10 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "zcproxy/address.hpp"
+#include "zcproxy/dns.hpp"
 #include "zcproxy/endpoint_mode.hpp"
 #include "zcproxy/stats.hpp"
 
@@ -31,6 +33,19 @@ struct endpoint_update_result {
   enum class status { applied, no_upstream, no_endpoint, invalid };
   status what = status::applied;
   std::string error;  // for the others
+};
+
+// A snapshot of the whole proxy, as control_api::snapshot hands it out.
+struct proxy_stats {
+  std::string version;
+  double start_time = 0;  // Unix time, seconds
+  double now = 0;         // likewise, when the snapshot was taken
+  std::size_t sessions = 0;
+  std::size_t pipes_leased = 0, pipes_idle = 0, buffers_leased = 0;
+  std::uint64_t reloads = 0, reloads_failed = 0;
+  std::vector<listener_stats> listeners;
+  std::vector<endpoint_stats> endpoints;
+  std::vector<dns_stats> dns;
 };
 
 // Every call is thread-safe and may come at any time while the proxy runs.
