@@ -14,6 +14,7 @@
 
 #include "support/net.hpp"
 #include "support/process.hpp"
+#include "zcproxy/config.hpp"
 
 using namespace test;
 
@@ -82,6 +83,39 @@ TEST_CASE("binary: --check rejects a bad config with exit code 2 and names file,
   // The same file is refused at start-up too: nothing starts on a bad config.
   CHECK(run({"-c", bad}, d) == 2);
   CHECK(run({"--check", "-c", d.path + "/missing.yaml"}, d) == 2);
+}
+
+// The config unit tests check the loader's errors in-process; this is where the binary is shown to
+// print those very errors (every line, in order, naming the file), at start-up and with --check.
+TEST_CASE(
+    "binary: a bad config is refused with exactly the loader's errors, at start-up and by "
+    "--check",
+    "[binary]") {
+  temp_dir d;
+  const std::string bad = d.file("t.yaml", R"(threads: many
+relay: { engine: fast, pipe_size: 1TiB }
+drain_timeout: 5
+listeners:
+  - { name: web, bind: "localhost:80", upstream: api }
+  - { name: web, bind: "127.0.0.1:80", upstream: app }
+upstreams:
+  app: { endpoints: ["127.0.0.1:99999"], connect_timeout: 2h }
+)");
+  std::vector<std::string> errors;
+  try {
+    zcproxy::load_config_file(bad);
+  } catch (const zcproxy::config_error& e) {
+    errors = e.errors();
+  }
+  REQUIRE(errors.size() == 9);
+  CHECK_THAT(errors[0], Catch::StartsWith(bad + ":1:10: threads: "));
+  std::string expected = "zcproxy: invalid config:\n";
+  for (const auto& e : errors) expected += "  " + e + "\n";
+  std::string err;
+  CHECK(run({"-c", bad}, d, nullptr, &err) == 2);
+  CHECK(err == expected);
+  CHECK(run({"--check", "-c", bad}, d, nullptr, &err) == 2);
+  CHECK(err == expected);
 }
 
 TEST_CASE("binary: --version, --help and bad usage", "[binary]") {
