@@ -1,6 +1,5 @@
 #include "zcproxy/admin.hpp"
 
-#include <algorithm>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
@@ -12,17 +11,12 @@
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/string_body.hpp>
 #include <boost/beast/http/write.hpp>
-#include <boost/json.hpp>
-#include <boost/json/basic_parser_impl.hpp>
-#include <cctype>
-#include <charconv>
 #include <chrono>
 #include <deque>
-#include <mutex>
 #include <stdexcept>
 #include <thread>
-#include <variant>
 
+#include "admin_routes.hpp"
 #include "metrics.hpp"
 #include "zcproxy/acl.hpp"
 #include "zcproxy/control_api.hpp"
@@ -34,7 +28,6 @@ namespace zcproxy {
 namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace http = beast::http;
-namespace json = boost::json;
 using tcp = asio::ip::tcp;
 using namespace std::chrono_literals;
 
@@ -53,138 +46,10 @@ std::pair<std::uint64_t, std::uint64_t> bytes_moved(const proxy_stats& s) {
   return {up, down};
 }
 
-// %XX escapes decoded (an endpoint in a path: unix%3A%2Frun%2Fapp.sock); nullopt when malformed.
-std::optional<std::string> percent_decoded(std::string_view in) {
-  std::string out;
-  for (std::size_t i = 0; i < in.size(); ++i) {
-    if (in[i] != '%') {
-      out += in[i];
-      continue;
-    }
-    unsigned value = 0;
-    if (i + 2 >= in.size() ||
-        std::from_chars(in.data() + i + 1, in.data() + i + 3, value, 16).ptr != in.data() + i + 3)
-      return std::nullopt;
-    out += static_cast<char>(value);
-    i += 2;
-  }
-  return out;
-}
-
-// Equal, in a time that does not depend on where they differ (the length is no secret).
-bool same_secret(std::string_view given, std::string_view secret) {
-  if (secret.empty() || given.size() != secret.size()) return false;
-  unsigned char diff = 0;
-  for (std::size_t i = 0; i < secret.size(); ++i) diff |= given[i] ^ secret[i];
-  return diff == 0;
-}
-
-// The credentials of an `Authorization: Bearer TOKEN` header: the scheme's name is compared in
-// any case, and one or more spaces follow it (RFC 9110 11.1, 11.4); the token is as sent.
-std::optional<std::string_view> bearer_token(std::string_view header) {
-  constexpr std::string_view scheme = "bearer";
-  const auto space = header.find(' ');
-  if (space != scheme.size() ||
-      !std::equal(scheme.begin(), scheme.end(), header.begin(),
-                  [](char a, char b) { return a == std::tolower(static_cast<unsigned char>(b)); }))
-    return std::nullopt;
-  const auto token = header.find_first_not_of(' ', space);
-  if (token == std::string_view::npos) return std::nullopt;
-  return header.substr(token);
-}
-
-// The first key that an object of the JSON text `body` repeats at its top level, if any: Boost.JSON
-// keeps one value of a repeated key without a word, and a change request should mean one thing.
-// A SAX pass (basic_parser) over the same text json::parse then reads.
-class repeated_key_finder {
- public:
-  static constexpr std::size_t max_object_size = std::size_t(-1);
-  static constexpr std::size_t max_array_size = std::size_t(-1);
-  static constexpr std::size_t max_key_size = std::size_t(-1);
-  static constexpr std::size_t max_string_size = std::size_t(-1);
-
-  std::optional<std::string> repeated;
-
-  bool on_document_begin(boost::system::error_code&) { return true; }
-  bool on_document_end(boost::system::error_code&) { return true; }
-  bool on_object_begin(boost::system::error_code&) { return ++depth_, true; }
-  bool on_object_end(std::size_t, boost::system::error_code&) { return --depth_, true; }
-  bool on_array_begin(boost::system::error_code&) { return ++depth_, true; }
-  bool on_array_end(std::size_t, boost::system::error_code&) { return --depth_, true; }
-  bool on_key_part(json::string_view s, std::size_t, boost::system::error_code&) {
-    key_ += s;
-    return true;
-  }
-  bool on_key(json::string_view s, std::size_t, boost::system::error_code&) {
-    key_ += s;
-    if (depth_ == 1 && !repeated && std::find(keys_.begin(), keys_.end(), key_) != keys_.end())
-      repeated = key_;
-    if (depth_ == 1) keys_.push_back(key_);
-    key_.clear();
-    return true;
-  }
-  bool on_string_part(json::string_view, std::size_t, boost::system::error_code&) { return true; }
-  bool on_string(json::string_view, std::size_t, boost::system::error_code&) { return true; }
-  bool on_number_part(json::string_view, boost::system::error_code&) { return true; }
-  bool on_int64(std::int64_t, json::string_view, boost::system::error_code&) { return true; }
-  bool on_uint64(std::uint64_t, json::string_view, boost::system::error_code&) { return true; }
-  bool on_double(double, json::string_view, boost::system::error_code&) { return true; }
-  bool on_bool(bool, boost::system::error_code&) { return true; }
-  bool on_null(boost::system::error_code&) { return true; }
-  bool on_comment_part(json::string_view, boost::system::error_code&) { return true; }
-  bool on_comment(json::string_view, boost::system::error_code&) { return true; }
-
- private:
-  int depth_ = 0;
-  std::string key_;
-  std::vector<std::string> keys_;
-};
-
-std::optional<std::string> repeated_key(std::string_view body) {
-  json::basic_parser<repeated_key_finder> p{json::parse_options{}};
-  boost::system::error_code ec;
-  p.write_some(false, body.data(), body.size(), ec);
-  return ec ? std::nullopt : p.handler().repeated;
-}
-
-// The body of a change to an endpoint: {"state": "ready"|"drain"|"maint", "weight": 1..256},
-// either or both, nothing else; or why not.
-std::variant<endpoint_update, std::string> parse_endpoint_update(std::string_view body) {
-  boost::system::error_code ec;
-  const json::value v = json::parse(body, ec);
-  if (ec) return "the body is not JSON: " + ec.message();
-  if (!v.is_object()) return std::string("expected a JSON object {\"state\", \"weight\"}");
-  if (const auto key = repeated_key(body)) return "\"" + *key + "\" is given more than once";
-  endpoint_update u;
-  for (const auto& [key, value] : v.as_object()) {
-    if (key == "state") {
-      const auto* text = value.if_string();
-      u.mode = text ? parse_endpoint_mode(*text) : std::nullopt;
-      if (!u.mode) return std::string("state: expected \"ready\", \"drain\" or \"maint\"");
-    } else if (key == "weight") {
-      const auto w = value.is_int64() ? value.as_int64() : 0;
-      if (w < 1 || w > 256) return std::string("weight: expected an integer from 1 to 256");
-      u.weight = static_cast<unsigned>(w);
-    } else {
-      return "unknown key \"" + std::string(key) + "\"; expected state and/or weight";
-    }
-  }
-  if (!u.mode && !u.weight) return std::string("nothing to change: give state and/or weight");
-  return u;
-}
-
-// Run-time changes are taken with a token, on a loopback listener only.
-bool takes_changes(const admin_config& cfg) {
-  return !cfg.token.empty() && asio::ip::make_address(cfg.bind.ip).is_loopback();
-}
-
 }  // namespace
 
 std::string admin_paths(const admin_config& cfg) {
-  std::string out = "/stats, /stats.json, /metrics, /healthz, /upstreams";
-  if (cfg.reload) out += ", POST /reload";
-  if (takes_changes(cfg)) out += ", POST /upstreams/NAME/endpoints/ENDPOINT";
-  return out;
+  return listed_paths(admin_table(), cfg);
 }
 
 struct admin_server::impl {
@@ -203,6 +68,7 @@ struct admin_server::impl {
   std::deque<throughput_sample> history;
   std::uint64_t last_up = 0, last_down = 0;
   std::chrono::steady_clock::time_point last_time;
+  admin_context context{api, cfg, history};
 
   asio::awaitable<void> sample_loop() {
     bool first = true;
@@ -229,145 +95,6 @@ struct admin_server::impl {
     }
   }
 
-  http::response<http::string_body> handle(const http::request<http::string_body>& req) {
-    http::response<http::string_body> res{http::status::ok, req.version()};
-    res.set(http::field::server, "zcproxy/" ZCPROXY_VERSION);
-    res.set(http::field::cache_control, "no-store");
-    res.keep_alive(req.keep_alive());
-    auto reply = [&](http::status status, std::string_view type, std::string body) {
-      res.result(status);
-      res.set(http::field::content_type, type);
-      res.body() = std::move(body);
-    };
-    const std::string_view target(req.target().data(), req.target().size());
-    const std::string_view path = target.substr(0, target.find('?'));
-    const bool read_only = req.method() == http::verb::get || req.method() == http::verb::head;
-    constexpr std::string_view upstreams_path = "/upstreams";
-    if (path == upstreams_path || path.starts_with("/upstreams/")) {
-      upstreams(req, path.substr(upstreams_path.size()), res);
-    } else if (path == "/reload") {
-      if (req.method() != http::verb::post) {
-        res.set(http::field::allow, "POST");
-        reply(http::status::method_not_allowed, "text/plain", "use POST\n");
-      } else if (!cfg.reload) {
-        reply(http::status::forbidden, "text/plain",
-              "reload over HTTP is off; set admin.reload: true to allow it\n");
-      } else if (!cfg.token.empty() && !authorized(req, res)) {
-        // answered
-      } else {
-        const reload_result r = api.reload_from_file();
-        if (r.applied)
-          reply(http::status::ok, "text/plain", "reloaded\n");
-        else
-          reply(http::status::unprocessable_entity, "text/plain",
-                "reload refused, the running config stays: " + r.error + "\n");
-      }
-    } else if (path == "/metrics" || path == "/stats" || path == "/stats.json" ||
-               path == "/healthz" || path == "/") {
-      if (!read_only) {
-        res.set(http::field::allow, "GET, HEAD");
-        reply(http::status::method_not_allowed, "text/plain", "use GET\n");
-      } else if (path == "/metrics") {
-        reply(http::status::ok, "text/plain; version=0.0.4; charset=utf-8",
-              render_prometheus(api.snapshot()));
-      } else if (path == "/stats.json") {
-        reply(http::status::ok, "application/json",
-              render_stats_json(api.snapshot(), {history.begin(), history.end()}));
-      } else if (path == "/stats") {
-        reply(http::status::ok, "text/html; charset=utf-8", std::string(stats_page_html()));
-      } else if (path == "/healthz") {
-        if (api.draining())
-          reply(http::status::service_unavailable, "text/plain", "draining\n");
-        else
-          reply(http::status::ok, "text/plain", "ok\n");
-      } else {
-        res.result(http::status::found);
-        res.set(http::field::location, "/stats");
-      }
-    } else {
-      reply(http::status::not_found, "text/plain", "not found; try " + admin_paths(cfg) + "\n");
-    }
-    res.prepare_payload();  // HEAD: Content-Length of the body a GET would get
-    if (req.method() == http::verb::head) res.body().clear();
-    return res;
-  }
-
-  using request = http::request<http::string_body>;
-  using response = http::response<http::string_body>;
-
-  static void answer(response& res, http::status status, std::string text) {
-    res.result(status);
-    res.set(http::field::content_type, "text/plain");
-    res.body() = std::move(text) + "\n";
-  }
-
-  // Whether the request carries the token (`Authorization: Bearer TOKEN`, the scheme's name in
-  // any case, RFC 9110 11.1); else answered 401 (no token) or 403 (a wrong one).
-  bool authorized(const request& req, response& res) const {
-    const auto token = bearer_token(req[http::field::authorization]);
-    if (!token) {
-      res.set(http::field::www_authenticate, "Bearer realm=\"zcproxy\"");
-      answer(res, http::status::unauthorized,
-             "this call needs the admin token: Authorization: Bearer <token>");
-      return false;
-    }
-    if (!same_secret(*token, cfg.token)) {
-      answer(res, http::status::forbidden, "wrong token");
-      return false;
-    }
-    return true;
-  }
-
-  // /upstreams[/NAME[/endpoints/ENDPOINT]] (`rest` is what follows /upstreams): GET lists, POST
-  // to an endpoint changes its state or weight.
-  void upstreams(const request& req, std::string_view rest, response& res) {
-    constexpr std::string_view endpoints = "/endpoints/";
-    const auto at = rest.find(endpoints);
-    if (at == std::string_view::npos) {
-      if (req.method() != http::verb::get && req.method() != http::verb::head) {
-        res.set(http::field::allow, "GET, HEAD");
-        return answer(res, http::status::method_not_allowed, "use GET");
-      }
-      const auto name = percent_decoded(rest.empty() ? rest : rest.substr(1));
-      if (!name) return answer(res, http::status::bad_request, "a bad %-escape in the path");
-      const auto body =
-          render_upstreams_json(api.snapshot(), rest.empty() ? std::nullopt : std::optional(*name));
-      if (!body) return answer(res, http::status::not_found, "no upstream " + *name);
-      res.set(http::field::content_type, "application/json");
-      res.body() = *body;
-      return;
-    }
-    if (req.method() != http::verb::post) {
-      res.set(http::field::allow, "POST");
-      return answer(res, http::status::method_not_allowed, "use POST");
-    }
-    if (cfg.token.empty())
-      return answer(res, http::status::forbidden,
-                    "run-time changes are off; set admin.token_file to allow them");
-    if (!takes_changes(cfg))
-      return answer(res, http::status::forbidden,
-                    "run-time changes are taken only on a loopback admin listener");
-    if (!authorized(req, res)) return;
-    const auto name = percent_decoded(rest.substr(1, at - 1));
-    const auto endpoint = percent_decoded(rest.substr(at + endpoints.size()));
-    if (!name || !endpoint) return answer(res, http::status::bad_request, "a bad %-escape");
-    std::string why;
-    const auto address = parse_address(*endpoint, why);
-    if (!address)
-      return answer(res, http::status::bad_request, "endpoint " + *endpoint + ": " + why);
-    auto update = parse_endpoint_update(req.body());
-    if (auto* error = std::get_if<std::string>(&update))
-      return answer(res, http::status::bad_request, *error);
-    const auto r = api.update_endpoint(*name, *address, std::get<endpoint_update>(update));
-    using status = endpoint_update_result::status;
-    if (r.what != status::applied)
-      return answer(res,
-                    r.what == status::invalid ? http::status::bad_request : http::status::not_found,
-                    r.error);
-    res.set(http::field::content_type, "application/json");
-    res.body() = render_upstreams_json(api.snapshot(), *name).value_or("{}");
-  }
-
   asio::awaitable<void> serve(tcp::socket socket) {
     beast::tcp_stream stream(std::move(socket));
     beast::flat_buffer buffer;
@@ -383,7 +110,7 @@ struct admin_server::impl {
           main_log().debug("admin: bad request: {}", ec.message());
         break;
       }
-      auto res = handle(parser.get());
+      auto res = respond(admin_table(), context, parser.get());
       const bool keep = res.keep_alive();
       auto [write_ec, m] = co_await http::async_write(stream, res, use_tuple);
       if (write_ec || !keep) break;

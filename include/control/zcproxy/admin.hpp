@@ -1,8 +1,8 @@
 // The admin listener (config `admin:`): an HTTP/1.1 server on a thread of its own, built on
-// Boost.Beast. GET /metrics (Prometheus text format), /stats (a live HTML page), /stats.json
-// (its data), /healthz; POST /reload when `admin.reload` is true. It only reads the proxy's
-// counters (control_api::snapshot) and never touches a connection, so a slow scraper cannot stall a
-// relay.
+// Boost.Beast. What it serves (GET /metrics, /stats, /stats.json, /healthz, /upstreams; POST
+// /reload when `admin.reload` is true, POST to an endpoint with the token) is the route table of
+// admin_handlers.cpp (admin_routes.hpp). It only reads the proxy's counters
+// (control_api::snapshot) and never touches a connection, so a slow scraper cannot stall a relay.
 #pragma once
 
 #include <memory>
@@ -14,8 +14,8 @@ namespace zcproxy {
 
 class control_api;
 
-// What an admin listener with `cfg` serves ("/stats, /stats.json, ..."): its start-up line, its
-// 404 and `zcproxy --check` print this one list.
+// What an admin listener with `cfg` serves ("/stats, /stats.json, ..."), from its route table:
+// its start-up line and `zcproxy --check` print this one list.
 std::string admin_paths(const admin_config& cfg);
 
 class admin_server {
