@@ -9,7 +9,7 @@ order=(core proto config upstream dataplane runtime control)
 declare -A rank layer
 for i in "${!order[@]}"; do rank[${order[$i]}]=$i; done
 # Headers with no .cpp of their name.
-layer=([use_tuple]=core [sys]=core [log_config]=core [stats]=core [endpoint_mode]=core [asio_socket]=core [edge_wait]=core [pool]=dataplane
+layer=([use_tuple]=core [sys]=core [log_config]=core [stats]=core [endpoint_mode]=core [asio_socket]=core [edge_wait]=core [deadline]=core [pool]=dataplane
        [buffer_pool]=dataplane [stage]=dataplane [session_state]=runtime [control_api]=runtime)
 for d in "${order[@]}"; do
   for f in src/$d/*.cpp src/$d/*.hpp; do
