@@ -19,9 +19,7 @@
 #include <random>
 #include <string>
 #include <tuple>
-#include <vector>
 
-#include "zcproxy/connect.hpp"
 #include "zcproxy/endpoint_connection.hpp"
 #include "zcproxy/log.hpp"
 #include "zcproxy/mirror.hpp"
@@ -51,34 +49,6 @@ close_reason relay_end(const session_state& s, const direction_result& up,
 bool unreachable(close_reason r) {
   return r == close_reason::no_endpoint || r == close_reason::connect_failed ||
          r == close_reason::connect_timeout;
-}
-
-// The upstream a routed listener sends this client to, from its ClientHello; closes with
-// no_route when no route takes it.
-outcome<upstream*> route_client(const generation& gen, const listener_config& l,
-                                const sni::client_hello& hello) {
-  const std::string* name = nullptr;
-  std::string why;
-  if (hello.status == sni::parse_status::complete) {
-    if (auto i = sni::route(l.routes.patterns, hello.server_name))
-      name = &l.routes.upstreams[*i];
-    else if (!l.routes.fallback.empty())
-      name = &l.routes.fallback;
-    else
-      why = hello.server_name.empty()
-                ? "a ClientHello without a server name, and no default route"
-                : "no route for server name " + hello.server_name + ", and no default route";
-  } else {
-    const std::string what = hello.status == sni::parse_status::not_tls
-                                 ? std::string("not TLS")
-                                 : "a malformed ClientHello (" + hello.reason + ")";
-    if (l.non_tls_to_default)
-      name = &l.routes.fallback;
-    else
-      why = what + ", and non_tls is close";
-  }
-  if (upstream* target = name ? gen.find(*name) : nullptr) return target;
-  return closing{close_reason::no_route, std::move(why)};
 }
 
 // Whether this connection is in a mirror's sampled share.
@@ -256,7 +226,7 @@ asio::awaitable<outcome<upstream*>> session::preface_and_route() {
     setup->first_bytes = std::move(preface->bytes);
     server_name = preface->hello.server_name;
   }
-  auto target = preface ? route_client(*gen, listener, preface->hello)
+  auto target = preface ? detail::route_client(*gen, listener, preface->hello)
                         : outcome<upstream*>(preface.failure());
   if (!target && !s.shutting_down && may_log(target.reason(), spdlog::level::info))
     main_log().info("listener {}: client {}: closed: {}", listener.name, client_addr, target.why());
