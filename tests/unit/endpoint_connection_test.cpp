@@ -162,11 +162,10 @@ TEST_CASE(
   const outcome<> r = connect(c, socket, {.timeout = 2000ms});
   REQUIRE_FALSE(r);
   CHECK(r.reason() == close_reason::connect_failed);
-  CHECK_THAT(r.why(), Catch::Contains("127.0.0.1:" + std::to_string(a) + ": ") &&
-                              Catch::Contains("; 127.0.0.1:" + std::to_string(b) + ": ") ||
-                          Catch::Contains("127.0.0.1:" + std::to_string(b) + ": ") &&
-                              Catch::Contains("; 127.0.0.1:" + std::to_string(a) + ": "));
-  CHECK_THAT(r.why(), Catch::Contains("refused"));
+  // Both, in the order tried, "; " between them.
+  const std::string refused_a = "127.0.0.1:" + std::to_string(a) + ": Connection refused";
+  const std::string refused_b = "127.0.0.1:" + std::to_string(b) + ": Connection refused";
+  CHECK((r.why() == refused_a + "; " + refused_b || r.why() == refused_b + "; " + refused_a));
   CHECK_FALSE(socket.is_open());
   CHECK_FALSE(c.index());
   for (std::size_t i : {0u, 1u}) {
