@@ -3,16 +3,14 @@
 #include <poll.h>
 #include <sys/socket.h>
 
-#include <boost/asio/experimental/awaitable_operators.hpp>
 #include <cerrno>
 #include <optional>
-#include <variant>
 
+#include "zcproxy/deadline.hpp"
 #include "zcproxy/use_tuple.hpp"
 
 namespace zcproxy {
 namespace asio = boost::asio;
-using namespace asio::experimental::awaitable_operators;
 
 namespace {
 
@@ -67,14 +65,12 @@ asio::awaitable<connect_result> connect_within(stream_socket& s, stream_endpoint
     out.error = *ended;
   } else {
     // Still connecting (a remote backend): wait for the end of the handshake within the limit.
-    timer.expires_after(limit);
-    auto r = co_await (s.async_wait(stream_socket::wait_write, use_tuple) ||
-                       timer.async_wait(use_tuple));
-    if (r.index() == 0) {
-      const auto wait_ec = std::get<0>(std::get<0>(r));
+    auto r = co_await within(s.async_wait(stream_socket::wait_write, use_tuple), timer, limit);
+    if (r) {
+      const auto wait_ec = std::get<0>(*r.done);
       out.error = wait_ec ? wait_ec : connect_error(fd);  // a wait cancelled: a stop
-    } else if (auto timer_ec = std::get<0>(std::get<1>(r))) {
-      out.error = timer_ec;  // the timer was cancelled: a stop, not the limit
+    } else if (r.timer_error) {
+      out.error = r.timer_error;  // the timer was cancelled: a stop, not the limit
     } else {
       out.error = asio::error::timed_out;
       out.timed_out = true;

@@ -9,12 +9,11 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <cerrno>
 #include <cstring>
-#include <vector>
 
-#include "zcproxy/connect.hpp"
+#include "zcproxy/deadline.hpp"
+#include "zcproxy/endpoint_connection.hpp"
 #include "zcproxy/log.hpp"
 #include "zcproxy/sys.hpp"
-#include "zcproxy/upstream.hpp"
 #include "zcproxy/use_tuple.hpp"
 
 namespace zcproxy {
@@ -149,23 +148,16 @@ void mirror::push() {
 asio::awaitable<void> run_mirror(std::shared_ptr<mirror> m, std::shared_ptr<upstream> shadow,
                                  std::shared_ptr<listener_metrics> metrics,
                                  std::chrono::milliseconds connect_timeout, unsigned worker) {
-  std::vector<std::uint8_t> candidates(shadow->size(), 1);
-  const auto i = m->active() ? shadow->pick(candidates, 0, upstream::clock::now()) : std::nullopt;
-  if (i) {
-    // A stop meanwhile closes the socket, which ends the connect at once.
-    const auto r =
-        co_await connect_within(m->socket_, endpoint_of(shadow->at(*i)), connect_timeout);
-    if (r && m->active()) {
-      shadow->connect_succeeded(*i);
-      shadow->started(*i);
-      m->endpoint_ = i;
-      m->meter_ = &shadow->traffic(*i, worker);
-    } else if (m->active()) {
-      shadow->connect_failed(*i, upstream::clock::now());
-    }
-  }
+  // One attempt, with a timer of its own: a stop meanwhile closes the socket, which ends the
+  // connect at once. Its failure counts towards passive ejection, which is not logged for a
+  // shadow (it never was).
+  endpoint_connection shadow_end(*shadow, worker);
+  co_await shadow_end.connect(m->socket_,
+                              {.timeout = connect_timeout, .attempts = 1, .log_ejection = false},
+                              [&m] { return !m->active(); });
+  if (shadow_end.index()) m->meter_ = &shadow_end.meter();
   m->connecting_ = false;
-  if (!m->endpoint_) m->stop(mirror_result::connect_failed);
+  if (!shadow_end.index()) m->stop(mirror_result::connect_failed);
   // Pump: send what is staged whenever the shadow has room; sleep while nothing is.
   while (m->active()) {
     m->push();
@@ -174,6 +166,7 @@ asio::awaitable<void> run_mirror(std::shared_ptr<mirror> m, std::shared_ptr<upst
     if (!staged && m->input_done_) break;
     // Replies wake it too: push() drops them, so a chatty shadow never fills our receive
     // buffer and stops reading what we send.
+    // By hand, not within(): with bytes staged, two socket waits race the wake-up timer.
     boost::system::error_code deadline_ec = asio::error::operation_aborted;
     if (staged) {
       auto r = co_await (m->socket_.async_wait(stream_socket::wait_write, use_tuple) ||
@@ -195,16 +188,15 @@ asio::awaitable<void> run_mirror(std::shared_ptr<mirror> m, std::shared_ptr<upst
     std::array<char, 16384> sink;
     // A stop meanwhile (the server closing its connections) ends it there, with the stop's result.
     while (m->active()) {
-      auto r = co_await (m->socket_.async_read_some(asio::buffer(sink), use_tuple) ||
-                         m->wake_.async_wait(use_tuple));
-      if (r.index() == 1 || std::get<0>(std::get<0>(r))) break;
+      auto r = co_await within(m->socket_.async_read_some(asio::buffer(sink), use_tuple), m->wake_);
+      if (!r || std::get<0>(*r.done)) break;
     }
     if (m->active()) m->result_ = mirror_result::completed;
     m->socket_.close(ec);
   }
   metrics->mirrors[static_cast<std::size_t>(*m->result_)].fetch_add(1, std::memory_order_relaxed);
   metrics->mirror_bytes.fetch_add(m->sent_, std::memory_order_relaxed);
-  if (m->endpoint_) shadow->ended(*m->endpoint_);
+  shadow_end.end();
   if (*m->result_ != mirror_result::completed)
     main_log().debug("mirror to upstream {}: stopped ({}) after {} of {} bytes",
                      shadow->config().name, to_string(*m->result_), m->sent_, m->fed_);

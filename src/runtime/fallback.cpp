@@ -4,18 +4,17 @@
 
 #include <algorithm>
 #include <array>
-#include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/write.hpp>
 #include <cerrno>
 #include <string>
 
 #include "session_state.hpp"
+#include "zcproxy/deadline.hpp"
 #include "zcproxy/sys.hpp"
 #include "zcproxy/use_tuple.hpp"
 
 namespace zcproxy::detail {
 namespace asio = boost::asio;
-using namespace asio::experimental::awaitable_operators;
 
 // The body's bytes go to the client by sendfile(2) from its sealed memfd (no copy through user
 // space), or by a plain write of the same bytes where sendfile is refused, all within `limit`.
@@ -33,9 +32,8 @@ asio::awaitable<std::size_t> send_fallback(session_state& s, const fallback_body
     if (n < 0 && errno == EINTR) continue;
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
       // The client's socket buffer is full: wait for room.
-      auto r = co_await (s.client.async_wait(stream_socket::wait_write, use_tuple) ||
-                         s.timer->async_wait(use_tuple));
-      if (r.index() == 1 || std::get<0>(std::get<0>(r)) || s.shutting_down) co_return offset;
+      auto r = co_await within(s.client.async_wait(stream_socket::wait_write, use_tuple), *s.timer);
+      if (!r || std::get<0>(*r.done) || s.shutting_down) co_return offset;
       continue;
     }
     if (n < 0 && (errno == EINVAL || errno == ENOSYS)) {
@@ -43,9 +41,9 @@ asio::awaitable<std::size_t> send_fallback(session_state& s, const fallback_body
       std::string rest(left(), '\0');
       if (::pread(body.fd, rest.data(), rest.size(), offset) != static_cast<ssize_t>(rest.size()))
         co_return offset;
-      auto r = co_await (asio::async_write(s.client, asio::buffer(rest), use_tuple) ||
-                         s.timer->async_wait(use_tuple));
-      if (r.index() == 1 || std::get<0>(std::get<0>(r))) co_return offset;
+      auto r =
+          co_await within(asio::async_write(s.client, asio::buffer(rest), use_tuple), *s.timer);
+      if (!r || std::get<0>(*r.done)) co_return offset;
       offset = static_cast<off_t>(body.size);
       break;
     }
@@ -57,10 +55,9 @@ asio::awaitable<std::size_t> send_fallback(session_state& s, const fallback_body
   s.timer->expires_after(std::min(limit, std::chrono::milliseconds(1000)));
   std::array<char, 4096> sink;
   for (std::size_t drained = 0; drained < (1u << 20);) {
-    auto r = co_await (s.client.async_read_some(asio::buffer(sink), use_tuple) ||
-                       s.timer->async_wait(use_tuple));
-    if (r.index() == 1 || std::get<0>(std::get<0>(r))) break;
-    drained += std::get<1>(std::get<0>(r));
+    auto r = co_await within(s.client.async_read_some(asio::buffer(sink), use_tuple), *s.timer);
+    if (!r || std::get<0>(*r.done)) break;
+    drained += std::get<1>(*r.done);
   }
   co_return offset;
 }

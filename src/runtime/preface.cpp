@@ -3,17 +3,16 @@
 #include <sys/socket.h>
 
 #include <array>
-#include <boost/asio/experimental/awaitable_operators.hpp>
 #include <cerrno>
 #include <cstring>
 #include <string>
 
 #include "session_state.hpp"
+#include "zcproxy/deadline.hpp"
 #include "zcproxy/use_tuple.hpp"
 
 namespace zcproxy::detail {
 namespace asio = boost::asio;
-using namespace asio::experimental::awaitable_operators;
 
 // Bytes are peeked; once they are known to be all header (an incomplete but valid prefix) they
 // are consumed, so the wait for more never wakes on bytes already seen. The payload behind the
@@ -34,11 +33,10 @@ asio::awaitable<outcome<proxy_protocol::header>> read_proxy_header(
     if (n < 0) {
       if (errno == EINTR) continue;
       if (errno != EAGAIN && errno != EWOULDBLOCK) co_return refused(std::strerror(errno));
-      auto r = co_await (s.client.async_wait(stream_socket::wait_read, use_tuple) ||
-                         s.timer->async_wait(use_tuple));
+      auto r = co_await within(s.client.async_wait(stream_socket::wait_read, use_tuple), *s.timer);
       if (s.shutting_down) co_return refused("");
-      if (r.index() == 1) co_return refused("no complete PROXY header within proxy_timeout");
-      if (auto ec = std::get<0>(std::get<0>(r))) co_return refused(ec.message());
+      if (!r) co_return refused("no complete PROXY header within proxy_timeout");
+      if (auto ec = std::get<0>(*r.done)) co_return refused(ec.message());
       continue;
     }
     const auto parsed = proxy_protocol::parse({buf.data(), have + static_cast<std::size_t>(n)});
@@ -68,14 +66,14 @@ asio::awaitable<outcome<client_preface>> read_client_hello(session_state& s,
   std::size_t have = 0;
   s.timer->expires_after(limit);
   for (;;) {
-    auto r = co_await (s.client.async_read_some(
-                           asio::buffer(bytes.data() + have, bytes.size() - have), use_tuple) ||
-                       s.timer->async_wait(use_tuple));
+    auto r = co_await within(
+        s.client.async_read_some(asio::buffer(bytes.data() + have, bytes.size() - have), use_tuple),
+        *s.timer);
     if (s.shutting_down) co_return close_reason::shutdown;
-    if (r.index() == 1)
+    if (!r)
       co_return closing{close_reason::sni_timeout, "no complete ClientHello within sni_timeout (" +
                                                        std::to_string(have) + " bytes)"};
-    auto [ec, n] = std::get<0>(r);
+    auto [ec, n] = *r.done;
     if (ec)
       co_return closing{close_reason::client_hello,
                         ec == asio::error::eof ? "the client closed before a complete ClientHello"
@@ -93,6 +91,32 @@ asio::awaitable<outcome<client_preface>> read_client_hello(session_state& s,
       co_return out;
     }
   }
+}
+
+outcome<upstream*> route_client(const generation& gen, const listener_config& l,
+                                const sni::client_hello& hello) {
+  const std::string* name = nullptr;
+  std::string why;
+  if (hello.status == sni::parse_status::complete) {
+    if (auto i = sni::route(l.routes.patterns, hello.server_name))
+      name = &l.routes.upstreams[*i];
+    else if (!l.routes.fallback.empty())
+      name = &l.routes.fallback;
+    else
+      why = hello.server_name.empty()
+                ? "a ClientHello without a server name, and no default route"
+                : "no route for server name " + hello.server_name + ", and no default route";
+  } else {
+    const std::string what = hello.status == sni::parse_status::not_tls
+                                 ? std::string("not TLS")
+                                 : "a malformed ClientHello (" + hello.reason + ")";
+    if (l.non_tls_to_default)
+      name = &l.routes.fallback;
+    else
+      why = what + ", and non_tls is close";
+  }
+  if (upstream* target = name ? gen.find(*name) : nullptr) return target;
+  return closing{close_reason::no_route, std::move(why)};
 }
 
 }  // namespace zcproxy::detail

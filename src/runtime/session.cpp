@@ -19,10 +19,9 @@
 #include <random>
 #include <string>
 #include <tuple>
-#include <vector>
 
 #include "session_state.hpp"
-#include "zcproxy/connect.hpp"
+#include "zcproxy/endpoint_connection.hpp"
 #include "zcproxy/log.hpp"
 #include "zcproxy/mirror.hpp"
 #include "zcproxy/upstream.hpp"
@@ -33,54 +32,6 @@ namespace asio = boost::asio;
 using detail::session_state;
 
 namespace {
-
-// Connect to an endpoint of the upstream, chosen by its policy among the usable ones, the next
-// one on failure, up to max_connect_attempts (every endpoint once by default), each attempt
-// within the connect timeout. Returns the endpoint's index, or closes with no_endpoint (none was
-// usable, so nothing was tried: no why), connect_timeout (every attempt timed out),
-// connect_failed or shutdown; the why says what each attempt met.
-asio::awaitable<outcome<std::size_t>> connect_upstream(session_state& s, upstream& up,
-                                                       const timeouts& t,
-                                                       std::uint64_t client_hash) {
-  const std::size_t n = up.size();
-  const unsigned attempts =
-      up.config().max_connect_attempts ? up.config().max_connect_attempts : unsigned(n);
-  std::vector<std::uint8_t> candidates(n, 1);  // not yet tried by this connection
-  bool all_timed_out = true;
-  close_reason reason = close_reason::no_endpoint;
-  std::string why;
-  for (unsigned attempt = 0; attempt < attempts && !s.shutting_down; ++attempt) {
-    auto now = upstream::clock::now();
-    auto i = up.pick(candidates, client_hash, now);
-    if (!i && attempt > 0) {
-      // Every usable endpoint tried once and attempts are left: another round.
-      std::fill(candidates.begin(), candidates.end(), 1);
-      i = up.pick(candidates, client_hash, now);
-    }
-    if (!i) break;
-    candidates[*i] = 0;
-    const address& a = up.at(*i);
-    const connect_result r =
-        co_await connect_within(s.upstream, endpoint_of(a), t.connect, *s.timer);
-    if (r && !s.shutting_down) {
-      up.connect_succeeded(*i);
-      co_return *i;
-    }
-    boost::system::error_code ec;
-    s.upstream.close(ec);  // connected as the stop came: not used
-    if (s.shutting_down) break;
-    all_timed_out = all_timed_out && r.timed_out;
-    reason = all_timed_out ? close_reason::connect_timeout : close_reason::connect_failed;
-    const std::string err = r.timed_out ? "timed out" : r.error.message();
-    why += (why.empty() ? "" : "; ") + a.to_string() + ": " + err;
-    if (up.connect_failed(*i, upstream::clock::now()))
-      main_log().warn(
-          "upstream {} endpoint {}: ejected for {} ms after {} connect failures in a row",
-          up.config().name, a.to_string(), up.config().fail_timeout.count(), up.config().max_fails);
-  }
-  if (s.shutting_down) co_return close_reason::shutdown;
-  co_return closing{reason, std::move(why)};
-}
 
 // Why the relays ended, when no timeout stopped them.
 close_reason relay_end(const session_state& s, const direction_result& up,
@@ -98,34 +49,6 @@ close_reason relay_end(const session_state& s, const direction_result& up,
 bool unreachable(close_reason r) {
   return r == close_reason::no_endpoint || r == close_reason::connect_failed ||
          r == close_reason::connect_timeout;
-}
-
-// The upstream a routed listener sends this client to, from its ClientHello; closes with
-// no_route when no route takes it.
-outcome<upstream*> route_client(const generation& gen, const listener_config& l,
-                                const sni::client_hello& hello) {
-  const std::string* name = nullptr;
-  std::string why;
-  if (hello.status == sni::parse_status::complete) {
-    if (auto i = sni::route(l.routes.patterns, hello.server_name))
-      name = &l.routes.upstreams[*i];
-    else if (!l.routes.fallback.empty())
-      name = &l.routes.fallback;
-    else
-      why = hello.server_name.empty()
-                ? "a ClientHello without a server name, and no default route"
-                : "no route for server name " + hello.server_name + ", and no default route";
-  } else {
-    const std::string what = hello.status == sni::parse_status::not_tls
-                                 ? std::string("not TLS")
-                                 : "a malformed ClientHello (" + hello.reason + ")";
-    if (l.non_tls_to_default)
-      name = &l.routes.fallback;
-    else
-      why = what + ", and non_tls is close";
-  }
-  if (upstream* target = name ? gen.find(*name) : nullptr) return target;
-  return closing{close_reason::no_route, std::move(why)};
 }
 
 // Whether this connection is in a mirror's sampled share.
@@ -183,7 +106,7 @@ struct session final : relay_owner {
   asio::awaitable<outcome<>> identify();
   outcome<> admit();
   asio::awaitable<outcome<upstream*>> preface_and_route();
-  asio::awaitable<outcome<std::size_t>> connect();
+  asio::awaitable<outcome<>> connect();
   void start_mirror();
   asio::awaitable<outcome<>> send_first_bytes();
   void start_relays();
@@ -209,7 +132,7 @@ struct session final : relay_owner {
   upstream* routed;                  // nullptr for a listener with routes, until the route is known
   std::string server_name;           // from the ClientHello
   std::size_t first_bytes_sent = 0;  // of setup->first_bytes
-  std::optional<std::size_t> endpoint;  // the one connected
+  std::optional<endpoint_connection> endpoint;  // to routed's, once connected
   std::shared_ptr<mirror> shadow;
   std::unique_ptr<token_bucket> upload, download;      // rate_limit, per connection
   relay_direction up{s.client, s.upstream, s.link};    // client->upstream
@@ -253,9 +176,7 @@ asio::awaitable<outcome<>> session::open_upstream() {
   // A client that has already reset sent nothing that could be delivered: no upstream connect
   // is made for it (a flood of them would otherwise drive the backend's connects).
   if (peer_gone(s.client)) co_return close_reason::reset;
-  auto connected = co_await connect();
-  if (!connected) co_return connected.failure();
-  endpoint = *connected;
+  if (auto connected = co_await connect(); !connected) co_return connected;
   start_mirror();
   co_return co_await send_first_bytes();
 }
@@ -305,20 +226,27 @@ asio::awaitable<outcome<upstream*>> session::preface_and_route() {
     setup->first_bytes = std::move(preface->bytes);
     server_name = preface->hello.server_name;
   }
-  auto target = preface ? route_client(*gen, listener, preface->hello)
+  auto target = preface ? detail::route_client(*gen, listener, preface->hello)
                         : outcome<upstream*>(preface.failure());
   if (!target && !s.shutting_down && may_log(target.reason(), spdlog::level::info))
     main_log().info("listener {}: client {}: closed: {}", listener.name, client_addr, target.why());
   co_return target;
 }
 
-// An endpoint of the routed upstream (see connect_upstream).
-asio::awaitable<outcome<std::size_t>> session::connect() {
+// An endpoint of the routed upstream, chosen by its policy (the client's address for
+// source_hash), the next one on failure, each attempt within the connect timeout and stopped by
+// the session's stop (see endpoint_connection::connect).
+asio::awaitable<outcome<>> session::connect() {
   upstream& target = *routed;
   setup->t = timeouts_for(listener, target.config());
   const std::uint64_t client_hash =
       target.config().balance == balance_policy::source_hash ? balancer::hash_client(ip_key) : 0;
-  auto connected = co_await connect_upstream(s, target, setup->t, client_hash);
+  auto connected =
+      co_await endpoint.emplace(target, w.index)
+          .connect(s.upstream,
+                   {.timeout = setup->t.connect, .client_hash = client_hash, .timer = s.timer},
+                   [this] { return s.shutting_down; });
+  if (!connected) endpoint.reset();  // none connected: the access log names none
   if (connected || connected.reason() == close_reason::shutdown) co_return connected;
   if (connected.why().empty()) {
     if (target.should_report_all_down(upstream::clock::now()))
@@ -374,15 +302,14 @@ asio::awaitable<outcome<>> session::send_first_bytes() {
   if (write_ec) {
     if (may_log(close_reason::connect_failed, spdlog::level::warn))
       main_log().warn("listener {}: client {}: sending the first bytes to {} failed: {}",
-                      listener.name, client_addr, routed->at(*endpoint).to_string(),
-                      write_ec.message());
-    endpoint.reset();
+                      listener.name, client_addr, endpoint->at().to_string(), write_ec.message());
+    endpoint.reset();  // not used: ended here, and not in the access log
     co_return closing{close_reason::connect_failed, write_ec.message()};
   }
   first_bytes_sent = first_bytes.size();
   add_single_writer(metrics.traffic[w.index].up, first_bytes.size());
   add_single_writer(metrics.traffic[w.index].copied, first_bytes.size());
-  add_single_writer(routed->traffic(*endpoint, w.index).up, first_bytes.size());
+  add_single_writer(endpoint->meter().up, first_bytes.size());
   if (shadow) shadow->feed(first_bytes.data(), first_bytes.size());  // the client's, not ours
   co_return go_on;
 }
@@ -390,9 +317,7 @@ asio::awaitable<outcome<>> session::send_first_bytes() {
 // Both directions at once; the last to end finishes the session and deletes it.
 void session::start_relays() {
   boost::system::error_code ec;
-  upstream& target = *routed;
-  target.started(*endpoint);
-  const address& at = target.at(*endpoint);
+  const address& at = endpoint->at();
   const timeouts& t = setup->t;
   const address client_end = setup->peer.value_or(address{});
   const engine_mode engine = engine_for(w.relay.engine, client_end, s.client, at, s.upstream);
@@ -410,7 +335,7 @@ void session::start_relays() {
   if (t.idle.count() > 0 || t.max_duration.count() > 0) w.need_sweep();
   if (listener.upload_rate) upload = std::make_unique<token_bucket>(listener.upload_rate);
   if (listener.download_rate) download = std::make_unique<token_bucket>(listener.download_rate);
-  endpoint_traffic_slot& meter = target.traffic(*endpoint, w.index);
+  endpoint_traffic_slot& meter = endpoint->meter();
   setup = nullptr;  // serve()'s frame ends as this returns
   s.timer = nullptr;
   relays_running = 2;
@@ -426,7 +351,7 @@ void session::direction_ended(relay_direction&) {
   const close_reason reason = s.expired ? *s.expired : relay_end(s, up.result(), down.result());
   w.bytes_spliced.fetch_add(up.result().spliced + down.result().spliced, std::memory_order_relaxed);
   w.bytes_copied.fetch_add(up.result().copied + down.result().copied, std::memory_order_relaxed);
-  routed->ended(*endpoint);
+  endpoint->end();
   finish(reason);
   delete this;
 }
@@ -466,7 +391,7 @@ void session::finish(close_reason reason) {
               .listener = listener.name,
               .sni = server_name,
               .upstream = routed ? routed->config().name : "",
-              .endpoint = endpoint ? routed->at(*endpoint).to_string() : "",
+              .endpoint = endpoint ? endpoint->at().to_string() : "",
               .bytes_up = up.result().bytes() + first_bytes_sent,
               .bytes_down = down.result().bytes() + fallback_sent,
               .duration_ms = static_cast<std::uint64_t>(ms.count()),

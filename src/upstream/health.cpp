@@ -2,7 +2,6 @@
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
-#include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/read.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -10,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "zcproxy/deadline.hpp"
 #include "zcproxy/log.hpp"
 #include "zcproxy/proxy_protocol.hpp"
 #include "zcproxy/socket.hpp"
@@ -17,7 +17,6 @@
 
 namespace zcproxy {
 namespace asio = boost::asio;
-using namespace asio::experimental::awaitable_operators;
 
 struct health_checker::state {
   state(asio::io_context& io, std::shared_ptr<upstream> t) : io(io), target(std::move(t)) {}
@@ -91,13 +90,11 @@ void health_checker::start() {
           continue;
         }
         p.socket = stream_socket(st->io);
-        p.timer.expires_after(hc.timeout);
-        auto r =
-            co_await (exchange(p.socket, up.at(i), up.config()) || p.timer.async_wait(use_tuple));
+        auto r = co_await within(exchange(p.socket, up.at(i), up.config()), p.timer, hc.timeout);
         boost::system::error_code ignored;
         p.socket.close(ignored);
         if (st->stopped) break;
-        const std::string problem = r.index() == 1 ? "timed out" : std::get<0>(r);
+        const std::string problem = r ? *r.done : "timed out";
         if (problem.empty()) {
           failed = 0;
           if (++passed >= hc.rise && up.set_healthy(i, true))

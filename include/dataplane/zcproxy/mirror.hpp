@@ -53,8 +53,9 @@ class mirror {
   std::deque<pipe> staged_;
   std::optional<pipe> spare_;
   std::size_t lag_, pipe_size_;
-  std::optional<std::size_t> endpoint_;     // of the shadow upstream, once connected
-  endpoint_traffic_slot* meter_ = nullptr;  // that endpoint's, for this worker: bytes sent, live
+  // The connected shadow endpoint's slot, for this worker (run_mirror's endpoint_connection
+  // holds the endpoint): bytes sent, live.
+  endpoint_traffic_slot* meter_ = nullptr;
   bool connecting_ = true;
   bool input_done_ = false;
   std::optional<mirror_result> result_;  // set once it has ended

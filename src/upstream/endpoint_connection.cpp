@@ -1,0 +1,72 @@
+#include "zcproxy/endpoint_connection.hpp"
+
+#include <algorithm>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "zcproxy/connect.hpp"
+#include "zcproxy/log.hpp"
+#include "zcproxy/use_tuple.hpp"
+
+namespace zcproxy {
+namespace asio = boost::asio;
+
+asio::awaitable<outcome<>> endpoint_connection::connect(stream_socket& socket,
+                                                        endpoint_connect_options options,
+                                                        std::function<bool()> stopping) {
+  const upstream_config& cfg = up_.config();
+  const std::size_t n = up_.size();
+  const unsigned attempts = options.attempts           ? options.attempts
+                            : cfg.max_connect_attempts ? cfg.max_connect_attempts
+                                                       : unsigned(n);
+  std::optional<asio::steady_timer> own_timer;
+  asio::steady_timer& timer =
+      options.timer ? *options.timer : own_timer.emplace(socket.get_executor());
+  std::vector<std::uint8_t> candidates(n, 1);  // not yet tried by this connection
+  bool all_timed_out = true;
+  close_reason reason = close_reason::no_endpoint;
+  std::string why;
+  for (unsigned attempt = 0; attempt < attempts && !stopping(); ++attempt) {
+    auto now = upstream::clock::now();
+    auto i = up_.pick(candidates, options.client_hash, now);
+    if (!i && attempt > 0) {
+      // Every usable endpoint tried once and attempts are left: another round.
+      std::fill(candidates.begin(), candidates.end(), 1);
+      i = up_.pick(candidates, options.client_hash, now);
+    }
+    if (!i) break;
+    candidates[*i] = 0;
+    const address& a = up_.at(*i);
+    const connect_result r =
+        co_await connect_within(socket, endpoint_of(a), options.timeout, timer);
+    if (r && !stopping()) {
+      up_.connect_succeeded(*i);
+      up_.started(*i);
+      index_ = i;
+      active_ = true;
+      co_return go_on;
+    }
+    boost::system::error_code ec;
+    socket.close(ec);  // connected as the stop came: not used
+    if (stopping()) break;
+    all_timed_out = all_timed_out && r.timed_out;
+    reason = all_timed_out ? close_reason::connect_timeout : close_reason::connect_failed;
+    why += (why.empty() ? "" : "; ") + a.to_string() + ": " +
+           (r.timed_out ? std::string("timed out") : r.error.message());
+    if (up_.connect_failed(*i, upstream::clock::now()) && options.log_ejection)
+      main_log().warn(
+          "upstream {} endpoint {}: ejected for {} ms after {} connect failures in a row", cfg.name,
+          a.to_string(), cfg.fail_timeout.count(), cfg.max_fails);
+  }
+  if (stopping()) co_return close_reason::shutdown;
+  co_return closing{reason, std::move(why)};
+}
+
+void endpoint_connection::end() {
+  if (!active_) return;
+  active_ = false;
+  up_.ended(*index_);
+}
+
+}  // namespace zcproxy
