@@ -13,8 +13,8 @@
 #include <boost/beast/http/write.hpp>
 #include <chrono>
 #include <deque>
+#include <set>
 #include <stdexcept>
-#include <thread>
 
 #include "admin_routes.hpp"
 #include "metrics.hpp"
@@ -52,17 +52,19 @@ std::string admin_paths(const admin_config& cfg) {
   return listed_paths(admin_table(), cfg);
 }
 
+// Shared with its coroutines (each holds it as its first parameter): close() ends them, and the
+// last to end frees it, whenever the control loop runs them.
 struct admin_server::impl {
-  impl(control_api& api, const admin_config& cfg)
-      : api(api), cfg(cfg), access(cfg.allow, cfg.deny), acceptor(io), sampler(io) {}
+  impl(asio::io_context& io, control_api& api, const admin_config& cfg)
+      : io(io), api(api), cfg(cfg), access(cfg.allow, cfg.deny), acceptor(io), sampler(io) {}
 
+  asio::io_context& io;
   control_api& api;
   const admin_config cfg;
   const acl access;
-  asio::io_context io{1};
   tcp::acceptor acceptor;
   asio::steady_timer sampler;
-  std::thread thread;
+  std::set<beast::tcp_stream*> clients;  // open connections, closed by close()
 
   // The last minute of throughput, one sample a second (touched on the admin thread only).
   std::deque<throughput_sample> history;
@@ -70,7 +72,14 @@ struct admin_server::impl {
   std::chrono::steady_clock::time_point last_time;
   admin_context context{api, cfg, history};
 
-  asio::awaitable<void> sample_loop() {
+  void close() {
+    boost::system::error_code ignored;
+    acceptor.close(ignored);
+    sampler.cancel();
+    for (auto* c : clients) c->close();
+  }
+
+  asio::awaitable<void> sample_loop(std::shared_ptr<impl>) {
     bool first = true;
     for (;;) {
       const proxy_stats s = api.snapshot();
@@ -95,8 +104,9 @@ struct admin_server::impl {
     }
   }
 
-  asio::awaitable<void> serve(tcp::socket socket) {
+  asio::awaitable<void> serve(std::shared_ptr<impl>, tcp::socket socket) {
     beast::tcp_stream stream(std::move(socket));
+    clients.insert(&stream);
     beast::flat_buffer buffer;
     for (;;) {
       http::request_parser<http::string_body> parser;
@@ -117,9 +127,10 @@ struct admin_server::impl {
     }
     boost::system::error_code ignored;
     stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
+    clients.erase(&stream);
   }
 
-  asio::awaitable<void> accept_loop() {
+  asio::awaitable<void> accept_loop(std::shared_ptr<impl> self) {
     for (;;) {
       tcp::endpoint peer;  // from accept(2): a client that reset since has no getpeername()
       auto [ec, socket] = co_await acceptor.async_accept(peer, use_tuple);
@@ -135,13 +146,13 @@ struct admin_server::impl {
         main_log().info("admin: client {} refused by allow/deny", ip.to_string());
         continue;  // closed as `socket` goes
       }
-      asio::co_spawn(io, serve(std::move(socket)), asio::detached);
+      asio::co_spawn(io, serve(self, std::move(socket)), asio::detached);
     }
   }
 };
 
-admin_server::admin_server(control_api& api, const admin_config& cfg)
-    : impl_(std::make_unique<impl>(api, cfg)) {
+admin_server::admin_server(asio::io_context& io, control_api& api, const admin_config& cfg)
+    : impl_(std::make_shared<impl>(io, api, cfg)) {
   auto& m = *impl_;
   try {
     const tcp::endpoint ep(asio::ip::make_address(cfg.bind.ip), cfg.bind.port);
@@ -163,14 +174,12 @@ admin_server::admin_server(control_api& api, const admin_config& cfg)
     main_log().warn("admin: run-time changes are refused on {}, which is not a loopback address",
                     bound().to_string());
   main_log().info("admin on {}: {}", bound().to_string(), admin_paths(cfg));
-  asio::co_spawn(m.io, m.accept_loop(), asio::detached);
-  asio::co_spawn(m.io, m.sample_loop(), asio::detached);
-  m.thread = std::thread([&m] { m.io.run(); });
+  asio::co_spawn(io, m.accept_loop(impl_), asio::detached);
+  asio::co_spawn(io, m.sample_loop(impl_), asio::detached);
 }
 
 admin_server::~admin_server() {
-  impl_->io.stop();
-  if (impl_->thread.joinable()) impl_->thread.join();
+  impl_->close();
 }
 
 address admin_server::bound() const {

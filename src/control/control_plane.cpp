@@ -1,5 +1,6 @@
 #include "zcproxy/control_plane.hpp"
 
+#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <chrono>
@@ -8,6 +9,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <thread>
 
 #include "config_watch.hpp"
 #include "health_checks.hpp"
@@ -28,10 +30,19 @@ struct control_plane::impl {
         watch_path(cfg.watch_config ? cfg.source : std::string()),
         loaded_digest(cfg.source_digest),
         srv(std::move(cfg)) {
-    // Called under the server's lock; follow() only posts to the checks' thread.
+    // Called under the server's lock; follow() only posts to the control loop.
     srv.on_upstreams(
         [this](std::vector<std::shared_ptr<upstream>> u) { health.follow(std::move(u)); });
+    srv.control_loop(io);
   }
+
+  // The control loop: admin, health checks, DNS, the take-over socket and signals, on one thread
+  // (run_until_signalled's caller, or `thread` when start() is called alone). First, so that it
+  // goes last: what is left of the components' coroutines goes with it.
+  asio::io_context io{1};
+  std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work{io.get_executor()};
+  std::thread thread;     // when start() was called without run_until_signalled()
+  bool run_here = false;  // run_until_signalled() runs the loop on its caller's thread
 
   const admin_config admin_cfg;
   const std::optional<run_as_config> run_as;
@@ -39,15 +50,15 @@ struct control_plane::impl {
   const std::string upgrade_path;
   const std::string watch_path;  // the config file, with watch_config; else empty
   const std::size_t loaded_digest;
-  health_checks health;  // before srv: the server's hook posts to it
+  health_checks health{io};  // before srv: the server's hook posts to it
   server srv;
-  mutable std::mutex mutex;                      // guards admin
+  mutable std::mutex mutex;  // guards admin (admin_address() may be called from any thread)
   std::unique_ptr<admin_server> admin;           // from start() to wait(); uses srv
   std::unique_ptr<takeover_client> taking_over;  // from take_over() to start()
   std::unique_ptr<upgrade_server> upgrade;       // from start() to wait(); uses srv
 
   void bind_admin() {
-    auto a = std::make_unique<admin_server>(srv.control(), admin_cfg);
+    auto a = std::make_unique<admin_server>(io, srv.control(), admin_cfg);
     std::lock_guard lock(mutex);
     admin = std::move(a);
   }
@@ -67,7 +78,7 @@ struct control_plane::impl {
     if (!upgrade_path.empty()) {
       // Bound before privileges go (its directory may be root's); replaces the old process's
       // socket only once this one has taken over. Handed over, the admin address goes first.
-      upgrade = std::make_unique<upgrade_server>(srv, upgrade_path, taking_over != nullptr,
+      upgrade = std::make_unique<upgrade_server>(io, srv, upgrade_path, taking_over != nullptr,
                                                  [this] { close_admin(); });
       if (!taking_over) upgrade->publish();
     }
@@ -96,8 +107,8 @@ void control_plane::start() {
     wait();
     throw;
   }
-  m.health.start();
   m.srv.start();
+  if (!m.run_here && !m.thread.joinable()) m.thread = std::thread([&m] { m.io.run(); });
   if (m.taking_over) {  // accepting now: the old process may stop
     m.taking_over->finish();
     m.taking_over.reset();
@@ -129,6 +140,9 @@ void control_plane::take_over() {
 void control_plane::wait() {
   auto& m = *impl_;
   m.srv.wait();
+  // The loop stops here, then what ran on it is closed: nothing runs on it meanwhile.
+  m.io.stop();
+  if (m.thread.joinable()) m.thread.join();
   m.taking_over.reset();  // a start that failed: the old process serves on
   m.upgrade.reset();
   m.close_admin();
@@ -137,10 +151,11 @@ void control_plane::wait() {
 
 int control_plane::run_until_signalled() {
   auto& m = *impl_;
-  asio::io_context io(1);
+  auto& io = m.io;
+  m.run_here = true;
   asio::signal_set signals(io, SIGINT, SIGTERM, SIGHUP);
   signals.add(SIGUSR1);
-  // The workers have ended: so does the signal loop (a stop before run() makes it return).
+  // The workers have ended: so does the control loop (a stop before run() makes it return).
   m.srv.on_stopped([&io] { io.stop(); });
   start();
   // watch_config: a change on disk reloads as SIGHUP does, on this loop.

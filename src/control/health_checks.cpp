@@ -5,12 +5,6 @@
 namespace zcproxy {
 namespace asio = boost::asio;
 
-health_checks::health_checks() : work_(io_.get_executor()) {}
-
-health_checks::~health_checks() {
-  stop();
-}
-
 void health_checks::follow(std::vector<std::shared_ptr<upstream>> upstreams) {
   asio::post(io_, [this, upstreams = std::move(upstreams)] {
     std::map<const upstream*, std::unique_ptr<health_checker>> kept;
@@ -26,19 +20,6 @@ void health_checks::follow(std::vector<std::shared_ptr<upstream>> upstreams) {
     }
     checkers_.swap(kept);  // the ones left in `kept` stop as it goes
   });
-}
-
-void health_checks::start() {
-  if (!thread_.joinable()) thread_ = std::thread([this] { io_.run(); });
-}
-
-void health_checks::stop() {
-  if (!thread_.joinable()) return;
-  asio::post(io_, [this] {
-    checkers_.clear();  // stops the checks, on their own thread
-    work_.reset();
-  });
-  thread_.join();
 }
 
 }  // namespace zcproxy

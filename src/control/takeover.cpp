@@ -1,28 +1,31 @@
 #include "takeover.hpp"
 
-#include <poll.h>
-#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <atomic>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <cerrno>
 #include <cstring>
 #include <stdexcept>
-#include <thread>
 
+#include "zcproxy/deadline.hpp"
 #include "zcproxy/log.hpp"
+#include "zcproxy/use_tuple.hpp"
 
 namespace zcproxy {
+namespace asio = boost::asio;
 
 namespace {
 
-constexpr int request_timeout_ms = 5000;  // for the new process's first message
-constexpr int start_timeout_ms = 60000;   // for its "go": how long it may take to start
-constexpr int answer_timeout_s = 10;      // the new process's wait for each answer
+constexpr std::chrono::milliseconds request_timeout{5000};  // for the new process's first message
+constexpr std::chrono::milliseconds start_timeout{60000};   // for its "go": how long it may start
+constexpr int answer_timeout_s = 10;  // the new process's wait for each answer
 
 std::string error_text(int e) {
   return std::strerror(e);
@@ -95,43 +98,59 @@ void set_timeouts(int sock, int seconds) {
 
 // ---- the old process's side ----
 
+// Shared with its coroutine (which holds it as its first parameter), so a close() while a
+// take-over is under way ends that coroutine before the impl goes.
 struct upgrade_server::impl {
+  asio::io_context& io;
   server& srv;
   const std::string path;
   const std::function<void()> on_handed_over;
   const std::string temporary = path + ".new";
-  unique_fd listening;
-  unique_fd stop{::eventfd(0, EFD_CLOEXEC)};
-  std::thread thread;
+  asio::posix::stream_descriptor listening;  // non-blocking: a client gone by accept4 is EAGAIN
+  asio::steady_timer timer;                  // the wait for the new process's next message
   bool published = false;
-  std::atomic<bool> handed_over{false};
+  bool handed_over = false;
+  bool closed = false;
 
-  impl(server& s, std::string p, std::function<void()> f)
-      : srv(s), path(std::move(p)), on_handed_over(std::move(f)) {}
+  impl(asio::io_context& io, server& s, std::string p, std::function<void()> f)
+      : io(io),
+        srv(s),
+        path(std::move(p)),
+        on_handed_over(std::move(f)),
+        listening(io),
+        timer(io) {}
 
-  // Readable within `timeout_ms` (-1: no limit); false on a stop or a timeout.
-  bool wait_readable(int fd, int timeout_ms) const {
-    pollfd p[2] = {{fd, POLLIN, 0}, {stop.get(), POLLIN, 0}};
-    for (;;) {
-      const int n = ::poll(p, 2, timeout_ms);
-      if (n < 0 && errno == EINTR) continue;
-      return n > 0 && !(p[1].revents & POLLIN) && p[0].revents;
-    }
+  void close() {
+    closed = true;
+    boost::system::error_code ignored;
+    listening.close(ignored);
+    timer.cancel();
   }
 
-  void serve() {
-    while (wait_readable(listening.get(), -1)) {
-      unique_fd conn(::accept4(listening.get(), nullptr, nullptr, SOCK_CLOEXEC));
-      if (conn.get() < 0) continue;  // the client left first, or out of fds: wait for the next
-      if (serve_one(conn.get())) {
-        listening.reset();  // no second take-over: this process is on its way out
-        return;
+  // `conn` has a message within `limit`; false on a timeout or a close().
+  asio::awaitable<bool> readable(asio::posix::stream_descriptor& conn,
+                                 std::chrono::milliseconds limit) {
+    auto r = co_await within(conn.async_wait(conn.wait_read, use_tuple), timer, limit);
+    co_return r && !std::get<0>(*r.done) && !closed;
+  }
+
+  asio::awaitable<void> serve(std::shared_ptr<impl>) {
+    for (;;) {
+      auto [ec] = co_await listening.async_wait(listening.wait_read, use_tuple);
+      if (ec || closed) co_return;
+      const int fd = ::accept4(listening.native_handle(), nullptr, nullptr, SOCK_CLOEXEC);
+      if (fd < 0) continue;  // the client left first, or out of fds: wait for the next
+      asio::posix::stream_descriptor conn(io, fd);
+      if (co_await serve_one(conn)) {
+        close();  // no second take-over: this process is on its way out
+        co_return;
       }
     }
   }
 
   // True once the sockets are handed over.
-  bool serve_one(int conn) {
+  asio::awaitable<bool> serve_one(asio::posix::stream_descriptor& socket) {
+    const int conn = socket.native_handle();
     ucred peer{};
     socklen_t len = sizeof peer;
     ::getsockopt(conn, SOL_SOCKET, SO_PEERCRED, &peer, &len);
@@ -140,17 +159,17 @@ struct upgrade_server::impl {
       main_log().warn("take-over: refused pid {} (uid {}): not this process's user or root",
                       peer.pid, peer.uid);
       send_message(conn, "error not this process's user or root");
-      return false;
+      co_return false;
     }
     set_timeouts(conn, answer_timeout_s);
     std::string text;
     unique_fd none;
     const int e =
-        wait_readable(conn, request_timeout_ms) ? receive_message(conn, text, none) : ETIMEDOUT;
-    if (e == ECONNRESET) return false;  // a probe: a start making sure the socket is not in use
+        co_await readable(socket, request_timeout) ? receive_message(conn, text, none) : ETIMEDOUT;
+    if (e == ECONNRESET) co_return false;  // a probe: a start making sure the socket is free
     if (e || text != "takeover") {
       main_log().warn("take-over: pid {} sent no request; ignored", peer.pid);
-      return false;
+      co_return false;
     }
     std::vector<inherited_listener> sockets;
     try {
@@ -158,7 +177,7 @@ struct upgrade_server::impl {
     } catch (const std::exception& e) {
       main_log().error("take-over: pid {} asked; cannot share the sockets: {}", peer.pid, e.what());
       send_message(conn, std::string("error ") + e.what());
-      return false;
+      co_return false;
     }
     std::size_t sent = 0;
     for (const auto& l : sockets)
@@ -167,21 +186,21 @@ struct upgrade_server::impl {
                 send_message(conn, "socket " + l.bind->to_string() + " " + l.name, fd.get())) {
           main_log().error("take-over: sending to pid {}: {}; serving on as before", peer.pid,
                            error_text(e));
-          return false;
+          co_return false;
         }
         ++sent;
       }
-    if (send_message(conn, "end " + std::to_string(::getpid())) != 0) return false;
+    if (send_message(conn, "end " + std::to_string(::getpid())) != 0) co_return false;
     sockets.clear();  // our copies of the dups: the new process holds its own now
     main_log().info(
         "take-over: sent {} listening sockets to pid {}; accepting on until it accepts too", sent,
         peer.pid);
-    if (!wait_readable(conn, start_timeout_ms) || receive_message(conn, text, none) != 0 ||
+    if (!co_await readable(socket, start_timeout) || receive_message(conn, text, none) != 0 ||
         text != "go") {
       main_log().warn(
           "take-over: pid {} did not take over (it failed or left); serving on as before",
           peer.pid);
-      return false;
+      co_return false;
     }
     main_log().info(
         "take-over: pid {} accepts now; this process stops accepting and drains its connections",
@@ -190,18 +209,17 @@ struct upgrade_server::impl {
     srv.hand_over();
     if (on_handed_over) on_handed_over();
     send_message(conn, "stopped");
-    return true;
+    co_return true;
   }
 };
 
-upgrade_server::upgrade_server(server& srv, std::string path, bool replace,
+upgrade_server::upgrade_server(asio::io_context& io, server& srv, std::string path, bool replace,
                                std::function<void()> handed_over)
-    : impl_(std::make_unique<impl>(srv, std::move(path), std::move(handed_over))) {
+    : impl_(std::make_shared<impl>(io, srv, std::move(path), std::move(handed_over))) {
   auto& m = *impl_;
   auto fail = [&](const std::string& what, int e) {
     throw std::runtime_error("upgrade_socket " + m.path + ": " + what + ": " + error_text(e));
   };
-  if (m.stop.get() < 0) fail("eventfd", errno);
   if (!replace) {
     // A live socket there is another zcproxy's way to be taken over: never steal it.
     unique_fd probe(::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0));
@@ -211,13 +229,14 @@ upgrade_server::upgrade_server(server& srv, std::string path, bool replace,
                                ": in use by another process (to take over from it, start with "
                                "--takeover)");
   }
-  m.listening = unique_fd(::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0));
-  if (m.listening.get() < 0) fail("socket", errno);
+  const int fd = ::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (fd < 0) fail("socket", errno);
+  m.listening.assign(fd);
   ::unlink(m.temporary.c_str());  // a leftover of a process that died between bind and rename
   const sockaddr_un a = unix_address(m.temporary);
-  if (::bind(m.listening.get(), reinterpret_cast<const sockaddr*>(&a), sizeof a) != 0)
+  if (::bind(fd, reinterpret_cast<const sockaddr*>(&a), sizeof a) != 0)
     fail("bind " + m.temporary, errno);
-  if (::chmod(m.temporary.c_str(), 0600) != 0 || ::listen(m.listening.get(), 4) != 0) {
+  if (::chmod(m.temporary.c_str(), 0600) != 0 || ::listen(fd, 4) != 0) {
     const int e = errno;
     ::unlink(m.temporary.c_str());
     fail("listen", e);
@@ -233,15 +252,13 @@ void upgrade_server::publish() {
     throw std::runtime_error("upgrade_socket " + m.path + ": rename: " + error_text(e));
   }
   m.published = true;
-  m.thread = std::thread([&m] { m.serve(); });
+  asio::co_spawn(m.io, m.serve(impl_), asio::detached);
   main_log().info("upgrade socket on {} (zcproxy --takeover replaces this process)", m.path);
 }
 
 upgrade_server::~upgrade_server() {
   auto& m = *impl_;
-  const std::uint64_t one = 1;
-  [[maybe_unused]] auto n = ::write(m.stop.get(), &one, sizeof one);
-  if (m.thread.joinable()) m.thread.join();
+  m.close();
   // Handed over: the path is the new process's socket now.
   if (!m.published)
     ::unlink(m.temporary.c_str());

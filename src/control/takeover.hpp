@@ -11,6 +11,7 @@
 
 #include <sys/types.h>
 
+#include <boost/asio/io_context.hpp>
 #include <functional>
 #include <memory>
 #include <string>
@@ -21,16 +22,17 @@
 
 namespace zcproxy {
 
-// The old process's side: the socket at `path`, served on a thread of its own. Owns the socket
-// and the thread; not thread-safe (one owner starts and stops it).
+// The old process's side: the socket at `path`, served on the control loop. Owns the socket; on
+// the control loop's thread only (or once it has stopped).
 class upgrade_server {
  public:
   // Binds the socket under a temporary name (mode 0600: its owner and root may connect). Unless
   // `replace`, a live socket at `path` (another zcproxy serves it) is an error. Throws
-  // std::runtime_error naming the path. `handed_over` runs (on its thread) once the server has
+  // std::runtime_error naming the path. `handed_over` runs (on the loop) once the server has
   // handed its sockets over and before the new process hears so: what else it must let go of.
-  upgrade_server(server& srv, std::string path, bool replace, std::function<void()> handed_over);
-  ~upgrade_server();  // stops the thread; removes the socket file unless it was handed over
+  upgrade_server(boost::asio::io_context& io, server& srv, std::string path, bool replace,
+                 std::function<void()> handed_over);
+  ~upgrade_server();  // stops answering; removes the socket file unless it was handed over
   upgrade_server(const upgrade_server&) = delete;
   upgrade_server& operator=(const upgrade_server&) = delete;
   // Put the socket at its path (replacing what is there) and start answering.
@@ -38,7 +40,7 @@ class upgrade_server {
 
  private:
   struct impl;
-  std::unique_ptr<impl> impl_;
+  std::shared_ptr<impl> impl_;
 };
 
 // The new process's side. Owns the connection to the old process: going away before finish()

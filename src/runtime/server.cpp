@@ -60,7 +60,8 @@ struct server::impl final : control_api {
   config initial;           // until open()
   config declared;          // the config as written (names unresolved); gen->cfg has them resolved
   resolved_names resolved;  // what the names among its endpoints resolve to now
-  std::unique_ptr<resolver> dns;  // from start() to wait(); calls apply_resolution()
+  asio::io_context* control = nullptr;  // the control loop: the resolver runs on it
+  std::unique_ptr<resolver> dns;        // from start() to wait(); calls apply_resolution()
   std::shared_ptr<const generation> gen;
   std::vector<std::vector<listener_plan>> unstarted;  // gen's sockets, from open() to start()
   std::vector<std::unique_ptr<worker>> workers;
@@ -91,15 +92,15 @@ struct server::impl final : control_api {
   }
 
   // Keep the names of `declared` resolved, and what they resolve to; forget the others. The
-  // resolver's thread starts with the first name, once the workers run.
+  // resolver starts with the first name, once the workers run.
   void watch_names() {
     const std::vector<dns_name> names = names_in(declared);
     std::erase_if(resolved, [&](const auto& r) {
       return std::find(names.begin(), names.end(), r.first) == names.end();
     });
-    if (!dns && !names.empty() && !threads.empty())
+    if (!dns && control && !names.empty() && !threads.empty())
       dns = std::make_unique<resolver>(
-          [this](const dns_name& name, const std::vector<address>& addresses) {
+          *control, [this](const dns_name& name, const std::vector<address>& addresses) {
             apply_resolution(name, addresses);
           });
     if (dns) dns->watch(names);
@@ -175,6 +176,10 @@ server::~server() {
 void server::on_upstreams(upstreams_hook hook) {
   std::lock_guard lock(impl_->mutex);
   impl_->on_upstreams = std::move(hook);
+}
+
+void server::control_loop(asio::io_context& io) {
+  impl_->control = &io;
 }
 
 void server::on_stopped(std::function<void()> hook) {
@@ -346,7 +351,7 @@ void server::wait() {
     std::lock_guard lock(m.mutex);
     dns = std::move(m.dns);
   }
-  dns.reset();  // outside the lock: its thread may be waiting for it, to find the server stopped
+  dns.reset();  // outside the lock: a call of apply_resolution() under way may be waiting for it
   std::lock_guard lock(m.mutex);
   m.unstarted.clear();  // an open() never started: its sockets close
   // Handed over: the socket files are the new process's now.

@@ -1,180 +1,24 @@
 #include "zcproxy/resolver.hpp"
 
-#include <ares.h>
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <poll.h>
-#include <sys/eventfd.h>
-#include <unistd.h>
-
 #include <algorithm>
-#include <cerrno>
-#include <cstring>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <mutex>
 #include <optional>
-#include <stdexcept>
-#include <thread>
 
+#include "dns_channel.hpp"
 #include "zcproxy/log.hpp"
 
 namespace zcproxy {
 
+namespace asio = boost::asio;
+
 namespace {
 
 using clock = std::chrono::steady_clock;
-using namespace std::chrono_literals;
 
-constexpr int attempt_timeout_ms = 1000;  // per nameserver try
-constexpr int tries = 2;
-
-dns_result result_of(int status) {
-  switch (status) {
-    case ARES_SUCCESS:
-      return dns_result::ok;
-    case ARES_ENOTFOUND:
-      return dns_result::nxdomain;
-    case ARES_ENODATA:
-      return dns_result::no_data;
-    case ARES_ESERVFAIL:
-      return dns_result::servfail;
-    case ARES_EREFUSED:
-      return dns_result::refused;
-    case ARES_ETIMEOUT:
-      return dns_result::timeout;
-    default:
-      return dns_result::error;
-  }
-}
-
-int family_hint(address_family f) {
-  return f == address_family::v4 ? AF_INET : f == address_family::v6 ? AF_INET6 : AF_UNSPEC;
-}
-
-// One c-ares channel, set up for one name's resolve_config.
-class channel {
- public:
-  explicit channel(const resolve_config& how) {
-    static std::once_flag library;
-    std::call_once(library, [] { ::ares_library_init(ARES_LIB_INIT_ALL); });
-    ares_options o{};
-    int mask = ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES;
-    o.timeout = attempt_timeout_ms;
-    o.tries = tries;
-    char dns_only[] = "b";
-    if (!how.resolvers.empty()) {  // its own nameservers: no hosts file, no search domains
-      mask |= ARES_OPT_LOOKUPS | ARES_OPT_FLAGS;
-      o.lookups = dns_only;
-      o.flags = ARES_FLAG_NOSEARCH;
-    }
-    if (const int r = ::ares_init_options(&ch_, &o, mask); r != ARES_SUCCESS)
-      throw std::runtime_error(std::string("c-ares: ") + ::ares_strerror(r));
-    if (how.resolvers.empty()) return;
-    std::string csv;
-    for (const auto& a : how.resolvers) csv += (csv.empty() ? "" : ",") + a.to_string();
-    if (const int r = ::ares_set_servers_ports_csv(ch_, csv.c_str()); r != ARES_SUCCESS) {
-      ::ares_destroy(ch_);
-      throw std::runtime_error("c-ares: nameservers " + csv + ": " + ::ares_strerror(r));
-    }
-  }
-  ~channel() { ::ares_destroy(ch_); }  // what is in flight completes with ARES_EDESTRUCTION
-  channel(const channel&) = delete;
-  channel& operator=(const channel&) = delete;
-
-  // Start resolving; `done` is called from process() (or the destructor) with the answer.
-  void query(const dns_name& name, std::function<void(dns_answer)> done) {
-    auto* cb = new std::function<void(dns_answer)>(std::move(done));
-    ares_addrinfo_hints hints{};
-    hints.ai_family = family_hint(name.how.family);
-    hints.ai_socktype = SOCK_STREAM;
-    ::ares_getaddrinfo(ch_, name.host.c_str(), nullptr, &hints, &channel::answered, cb);
-  }
-
-  // The fds to poll (with their events) and the longest wait before process() is due.
-  void add_fds(std::vector<pollfd>& out, std::vector<channel*>& owners) {
-    ares_socket_t socks[ARES_GETSOCK_MAXNUM];
-    const int bits = ::ares_getsock(ch_, socks, ARES_GETSOCK_MAXNUM);
-    for (int i = 0; i < ARES_GETSOCK_MAXNUM; ++i) {
-      short events = 0;
-      if (ARES_GETSOCK_READABLE(bits, i)) events |= POLLIN;
-      if (ARES_GETSOCK_WRITABLE(bits, i)) events |= POLLOUT;
-      if (!events) continue;
-      out.push_back({socks[i], events, 0});
-      owners.push_back(this);
-    }
-  }
-  std::optional<std::chrono::milliseconds> due_in() {
-    timeval tv{};
-    if (!::ares_timeout(ch_, nullptr, &tv)) return std::nullopt;  // nothing in flight
-    return std::chrono::milliseconds(tv.tv_sec * 1000 + tv.tv_usec / 1000);
-  }
-  void process(const pollfd& p) {
-    ::ares_process_fd(ch_, (p.revents & (POLLIN | POLLERR | POLLHUP)) ? p.fd : ARES_SOCKET_BAD,
-                      (p.revents & POLLOUT) ? p.fd : ARES_SOCKET_BAD);
-  }
-  void process_timeouts() { ::ares_process_fd(ch_, ARES_SOCKET_BAD, ARES_SOCKET_BAD); }
-
- private:
-  static void answered(void* arg, int status, int, ares_addrinfo* res) {
-    std::unique_ptr<std::function<void(dns_answer)>> done(
-        static_cast<std::function<void(dns_answer)>*>(arg));
-    if (status == ARES_EDESTRUCTION || status == ARES_ECANCELLED) {
-      if (res) ::ares_freeaddrinfo(res);
-      return;
-    }
-    dns_answer a;
-    a.result = result_of(status);
-    if (status != ARES_SUCCESS) a.detail = ::ares_strerror(status);
-    std::optional<int> ttl;
-    for (auto* n = res ? res->nodes : nullptr; n; n = n->ai_next) {
-      char text[INET6_ADDRSTRLEN] = {};
-      address at;
-      if (n->ai_family == AF_INET) {
-        ::inet_ntop(AF_INET, &reinterpret_cast<sockaddr_in*>(n->ai_addr)->sin_addr, text,
-                    sizeof text);
-      } else if (n->ai_family == AF_INET6) {
-        ::inet_ntop(AF_INET6, &reinterpret_cast<sockaddr_in6*>(n->ai_addr)->sin6_addr, text,
-                    sizeof text);
-        at.v6 = true;
-      } else {
-        continue;
-      }
-      at.ip = text;
-      a.addresses.push_back(at);
-      ttl = std::min(ttl.value_or(n->ai_ttl), n->ai_ttl);
-    }
-    if (res) ::ares_freeaddrinfo(res);
-    std::sort(a.addresses.begin(), a.addresses.end(), [](const address& x, const address& y) {
-      return std::tie(x.v6, x.ip) < std::tie(y.v6, y.ip);
-    });
-    a.addresses.erase(std::unique(a.addresses.begin(), a.addresses.end()), a.addresses.end());
-    if (a.result == dns_result::ok && a.addresses.empty()) a.result = dns_result::no_data;
-    a.ttl = std::chrono::seconds(std::max(ttl.value_or(0), 0));
-    (*done)(std::move(a));
-  }
-
-  ares_channel ch_ = nullptr;
-};
-
-// Wait (poll) on every channel's fds and `wake`, at most `limit`; then let each channel read
-// what came and handle its timeouts.
-void poll_once(std::vector<channel*> channels, int wake, std::chrono::milliseconds limit) {
-  std::vector<pollfd> fds;
-  std::vector<channel*> owners;
-  if (wake >= 0) {
-    fds.push_back({wake, POLLIN, 0});
-    owners.push_back(nullptr);
-  }
-  for (auto* c : channels) {
-    c->add_fds(fds, owners);
-    if (auto due = c->due_in()) limit = std::min(limit, *due);
-  }
-  const int n = ::poll(fds.data(), fds.size(), static_cast<int>(std::max(limit.count(), 0L)));
-  if (n < 0 && errno != EINTR)
-    throw std::runtime_error(std::string("poll: ") + std::strerror(errno));
-  for (std::size_t i = 0; i < fds.size(); ++i)
-    if (owners[i] && fds[i].revents) owners[i]->process(fds[i]);
-  for (auto* c : channels) c->process_timeouts();
-}
+// With nothing due, the timer is still set this far ahead (it is reset at every event).
+constexpr std::chrono::milliseconds idle_wait{60000};
 
 std::string addresses_text(const std::vector<address>& list) {
   std::string out;
@@ -194,87 +38,57 @@ std::vector<dns_name> names_in(const config& c) {
   return out;
 }
 
-struct resolver::impl {
+// Shared with the handlers queued on the io_context, which hold it weakly: whichever thread lets
+// go of it last (the resolver's owner, or a handler that was running) destroys it, never while
+// another uses it.
+struct resolver::impl : std::enable_shared_from_this<impl> {
   struct watched {
-    explicit watched(dns_name n) : name(std::move(n)), ch(name.how) {}
+    watched(asio::io_context& io, dns_name n, std::function<void()> activity)
+        : name(std::move(n)), ch(io, name.how, std::move(activity)) {}
     dns_name name;
-    channel ch;
+    detail::dns_channel ch;
     bool in_flight = false;
     clock::time_point due{};  // the next resolution starts then
     std::vector<address> addresses;
     dns_stats stats;
   };
 
-  explicit impl(on_change changed) : changed(std::move(changed)) {
-    wake = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (wake < 0) throw std::runtime_error(std::string("eventfd: ") + std::strerror(errno));
-    thread = std::thread([this] { run(); });
-  }
-  ~impl() {
-    {
-      std::lock_guard lock(mutex);
-      stopping = true;
-    }
-    poke();
-    thread.join();
-    ::close(wake);
-  }
+  impl(asio::io_context& io, on_change changed) : io(io), timer(io), changed(std::move(changed)) {}
 
-  void poke() {
-    const std::uint64_t one = 1;
-    [[maybe_unused]] auto n = ::write(wake, &one, sizeof one);
-  }
-
-  void run();
+  void take_wanted();
   void start_due(clock::time_point now);
+  void reschedule();
   void answered(watched& w, dns_answer a);
 
+  asio::io_context& io;
+  asio::steady_timer timer;  // the next resolution due, or c-ares's next timeout
   on_change changed;
-  int wake = -1;
-  std::thread thread;
-  mutable std::mutex mutex;                     // guards the three below and each one's stats
-  std::optional<std::vector<dns_name>> wanted;  // a watch() not yet taken up by the thread
-  bool stopping = false;
-  std::vector<std::unique_ptr<watched>> names;  // changed only on the thread, under the mutex
+  mutable std::mutex mutex;                     // guards `wanted`, `names` and each one's stats
+  std::optional<std::vector<dns_name>> wanted;  // a watch() not yet taken up on the io_context
+  std::vector<std::unique_ptr<watched>> names;  // changed only on the io_context's thread
+  std::mutex calls;                             // held while `changed` runs
+  bool stopping = false;                        // under `calls`: the resolver is gone
 };
 
-void resolver::impl::run() {
-  for (;;) {
-    {
-      std::lock_guard lock(mutex);
-      if (stopping) break;
-      if (wanted) {  // keep the names still wanted, with their addresses; add the new ones
-        std::vector<std::unique_ptr<watched>> next;
-        for (auto& n : *wanted) {
-          auto same = std::find_if(names.begin(), names.end(),
-                                   [&](const auto& w) { return w && w->name == n; });
-          if (same != names.end()) {
-            next.push_back(std::move(*same));
-            continue;
-          }
-          auto w = std::make_unique<watched>(n);
-          w->stats.name = n.host;
-          w->stats.family = std::string(to_string(n.how.family));
-          next.push_back(std::move(w));
-        }
-        names.swap(next);  // the dropped ones go with `next`, their queries abandoned
-        wanted.reset();
-      }
+// Keep the names still wanted, with their addresses; add the new ones.
+void resolver::impl::take_wanted() {
+  std::lock_guard lock(mutex);
+  if (!wanted) return;
+  std::vector<std::unique_ptr<watched>> next;
+  for (auto& n : *wanted) {
+    auto same =
+        std::find_if(names.begin(), names.end(), [&](const auto& w) { return w && w->name == n; });
+    if (same != names.end()) {
+      next.push_back(std::move(*same));
+      continue;
     }
-    start_due(clock::now());
-    // Sleep until the next resolution is due, an answer comes, or watch() or the destructor pokes.
-    auto limit = std::chrono::milliseconds(60000);
-    std::vector<channel*> channels;
-    for (const auto& w : names) {
-      channels.push_back(&w->ch);
-      if (!w->in_flight)
-        limit = std::min(limit, std::chrono::ceil<std::chrono::milliseconds>(
-                                    std::max(w->due - clock::now(), clock::duration::zero())));
-    }
-    poll_once(channels, wake, limit);
-    std::uint64_t drained;
-    [[maybe_unused]] auto n = ::read(wake, &drained, sizeof drained);
+    auto w = std::make_unique<watched>(io, n, [this] { reschedule(); });
+    w->stats.name = n.host;
+    w->stats.family = std::string(to_string(n.how.family));
+    next.push_back(std::move(w));
   }
+  names.swap(next);  // the dropped ones go with `next`, their queries abandoned
+  wanted.reset();
 }
 
 void resolver::impl::start_due(clock::time_point now) {
@@ -283,6 +97,26 @@ void resolver::impl::start_due(clock::time_point now) {
     w->in_flight = true;
     w->ch.query(w->name, [this, w = w.get()](dns_answer a) { answered(*w, std::move(a)); });
   }
+}
+
+// Wake at the next resolution due or c-ares's next timeout, whichever comes first.
+void resolver::impl::reschedule() {
+  auto limit = idle_wait;
+  const auto now = clock::now();
+  for (const auto& w : names) {
+    if (!w->in_flight)
+      limit = std::min(limit, std::chrono::ceil<std::chrono::milliseconds>(
+                                  std::max(w->due - now, clock::duration::zero())));
+    if (auto due = w->ch.due_in()) limit = std::min(limit, *due);
+  }
+  timer.expires_after(limit);
+  timer.async_wait([weak = weak_from_this()](boost::system::error_code ec) {
+    auto self = weak.lock();
+    if (ec || !self) return;  // reset by a later event, or the resolver is gone
+    for (auto& w : self->names) w->ch.process_timeouts();
+    self->start_due(clock::now());
+    self->reschedule();
+  });
 }
 
 void resolver::impl::answered(watched& w, dns_answer a) {
@@ -322,19 +156,34 @@ void resolver::impl::answered(watched& w, dns_answer a) {
     main_log().info("dns: {} resolves again, to the same addresses: {}", host,
                     addresses_text(w.addresses));
   }
-  if (change && changed) changed(w.name, w.addresses);
+  if (!change || !changed) return;
+  std::lock_guard calling(calls);  // no call once the resolver is gone (see ~resolver)
+  if (!stopping) changed(w.name, w.addresses);
 }
 
-resolver::resolver(on_change changed) : impl_(std::make_unique<impl>(std::move(changed))) {}
+resolver::resolver(asio::io_context& io, on_change changed)
+    : impl_(std::make_shared<impl>(io, std::move(changed))) {}
 
-resolver::~resolver() = default;
+resolver::~resolver() {
+  {
+    std::lock_guard calling(impl_->calls);  // waits for a call under way
+    impl_->stopping = true;
+  }
+  impl_.reset();  // or its last handler does, on the io_context's thread
+}
 
 void resolver::watch(std::vector<dns_name> names) {
   {
     std::lock_guard lock(impl_->mutex);
     impl_->wanted = std::move(names);
   }
-  impl_->poke();
+  asio::post(impl_->io, [weak = std::weak_ptr(impl_)] {
+    if (auto self = weak.lock()) {
+      self->take_wanted();
+      self->start_due(clock::now());
+      self->reschedule();
+    }
+  });
 }
 
 std::vector<dns_stats> resolver::stats() const {
@@ -347,11 +196,17 @@ std::vector<dns_stats> resolver::stats() const {
 dns_answer resolver::resolve_once(const dns_name& name, std::chrono::milliseconds deadline) {
   std::optional<dns_answer> got;
   {
-    channel ch(name.how);
+    asio::io_context io(1);
+    detail::dns_channel ch(io, name.how, [] {});
     ch.query(name, [&got](dns_answer a) { got = std::move(a); });
     const auto end = clock::now() + deadline;
-    while (!got && clock::now() < end)
-      poll_once({&ch}, -1, std::chrono::ceil<std::chrono::milliseconds>(end - clock::now()));
+    while (!got && clock::now() < end) {
+      auto limit = std::chrono::ceil<std::chrono::milliseconds>(end - clock::now());
+      if (auto due = ch.due_in()) limit = std::min(limit, *due);
+      io.restart();
+      io.run_one_for(limit);  // a socket of c-ares's was ready, or the limit passed
+      ch.process_timeouts();
+    }
   }
   if (got) return *got;
   dns_answer late;

@@ -451,11 +451,18 @@ TEST_CASE(
   const char* engine = pick_engine();
   INFO("engine: " << engine);
   // 128 fds: room for the flows (2 sockets each, and pipes while bytes are in flight), far
-  // from room for the idle clients below.
-  proxy_under_test p(engine, "", "", 1, 128);
+  // from room for the idle clients below. Those wait on a listener that holds each with one fd
+  // (its PROXY header never comes, within 60 s), so the fds run out at accept(2), whatever the
+  // count the proxy itself holds (a client that made it take 2 could free them again: accepted,
+  // then refused for want of an fd for its upstream).
+  proxy_under_test p(engine,
+                     "  - { name: idle, bind: \"127.0.0.1:0\", upstream: echo, accept_proxy: true,"
+                     " proxy_timeout: 60s }\n",
+                     "", 1, 128);
   flows f(p.zc.port, 4);
+  const std::uint16_t idle_port = p.zc.port_of("listener idle");
   std::vector<fd> idle;
-  for (int i = 0; i < 100; ++i) idle.push_back(connect_to(p.zc.port));
+  for (int i = 0; i < 200; ++i) idle.push_back(connect_to(idle_port));
   REQUIRE(wait_until(
       [&] { return p.zc.log().find("accept failed: Too many open files") != std::string::npos; }));
   CHECK(f.all_advance());  // out of fds, the open connections still move

@@ -25,8 +25,10 @@
 #include <thread>
 #include <vector>
 
+#include "support/dns_server.hpp"
 #include "support/net.hpp"
 #include "support/process.hpp"
+#include "support/prometheus.hpp"
 #include "zcproxy/log.hpp"
 
 using namespace test;
@@ -243,11 +245,11 @@ TEST_CASE("options: threads: 0 runs one worker thread per core, and serves",
   running_proxy zc(d, up.port(), "threads: 0\nlog: { level: info, access_log: false }\n");
   const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
   CHECK(startup_threads(zc) == cores);
-  // The threads it runs: main (signals), the health-check control thread, one per worker (no
-  // access log, no admin: no thread for them). The start-up line comes before the workers
-  // start: wait for them, then check none is left over.
-  CHECK(wait_until([&] { return task_count(zc.proc.pid) >= cores + 2; }));
-  CHECK(task_count(zc.proc.pid) == cores + 2);
+  // The threads it runs: main (the control loop) and one per worker (no access log: no writer).
+  // The start-up line comes before the workers start: wait for them, then check none is left
+  // over.
+  CHECK(wait_until([&] { return task_count(zc.proc.pid) >= cores + 1; }));
+  CHECK(task_count(zc.proc.pid) == cores + 1);
   for (int i = 0; i < 4; ++i) CHECK(round_trip(zc.port));
   REQUIRE(::kill(zc.proc.pid, SIGTERM) == 0);
   CHECK(zc.proc.wait() == 0);
@@ -419,11 +421,11 @@ TEST_CASE(
   // splice: on loopback the default (adaptive) and copy would both say copy.
   running_proxy zc(d, config("threads: 2\nrelay: { engine: splice }\n", a.port()), "web");
   CHECK(startup_threads(zc) == 2);
-  // Two workers, and the main, control and access-log threads (the start-up line comes before
-  // the workers start: wait for them).
-  CHECK(wait_until([&] { return task_count(zc.proc.pid) >= 2 + 3; }));
+  // Two workers, and the main (control loop) and access-log threads (the start-up line comes
+  // before the workers start: wait for them).
+  CHECK(wait_until([&] { return task_count(zc.proc.pid) >= 2 + 2; }));
   const std::size_t tasks = task_count(zc.proc.pid);
-  CHECK(tasks == 2 + 3);
+  CHECK(tasks == 2 + 2);
   CHECK(landed_on(zc.port) == "A");
 
   d.file("zcproxy.yaml",
@@ -554,4 +556,41 @@ TEST_CASE(
   CHECK(static_cast<std::size_t>(older_missing) == dropped);
   // The first lines, in the pipe before the writer blocked, were never dropped.
   CHECK(clients.count("127.2.0.1") == 1);
+}
+
+TEST_CASE(
+    "options: admin, health checks, DNS names, the take-over socket and signals share one control "
+    "thread",
+    "[options][integration][binary]") {
+  named_backend a("A", "+PONG"), b("B", "-NO");
+  temp_dir d;
+  dns_server dns(d, "127.0.0.1 app.test\n");
+  const std::string yaml =
+      "threads: 2\nlog: { level: info, access_log: true }\nupgrade_socket: " + d.path +
+      "/upgrade.sock\nadmin: { bind: \"127.0.0.1:0\" }\nresolve: { resolvers: [\"" + dns.address() +
+      "\"] }\nlisteners:\n  - { name: web, bind: \"127.0.0.1:0\", upstream: app }\n"
+      "upstreams:\n  app: { endpoints: [\"app.test:" +
+      std::to_string(a.port()) +
+      "\"] }\n  checked: { endpoints: [\"127.0.0.1:" + std::to_string(b.port()) +
+      "\"], health_check: { interval: 50ms, timeout: 50ms, rise: 1, fall: 1, send: \"PING\", "
+      "expect: \"+PONG\" } }\n";
+  running_proxy zc(d, yaml, "web");
+  // Every part at work: the name has resolved (a client lands on its address), a check has
+  // failed, the admin answers, the take-over socket is up.
+  REQUIRE(wait_until(
+      [&] { return zc.log().find("dns: app.test resolves to 127.0.0.1") != std::string::npos; }));
+  CHECK(landed_on(zc.port) == "A");
+  CHECK(wait_until([&] { return zc.log().find("is down (1 checks failed") != std::string::npos; }));
+  CHECK_FALSE(scrape_metrics(zc.port_of("admin")).empty());
+  CHECK(zc.log().find("upgrade socket on") != std::string::npos);
+  // Two workers, the access log's writer and main, which runs the control loop: nothing else.
+  CHECK(wait_until([&] { return task_count(zc.proc.pid) >= 2 + 2; }));
+  CHECK(task_count(zc.proc.pid) == 2 + 2);
+  // A reload (a signal, on the same loop) keeps it so.
+  REQUIRE(::kill(zc.proc.pid, SIGHUP) == 0);
+  REQUIRE(wait_until([&] { return zc.log().find("reload: done") != std::string::npos; }));
+  CHECK(landed_on(zc.port) == "A");
+  CHECK(task_count(zc.proc.pid) == 2 + 2);
+  REQUIRE(::kill(zc.proc.pid, SIGTERM) == 0);
+  CHECK(zc.proc.wait() == 0);
 }

@@ -1,4 +1,4 @@
-// The admin listener (config `admin:`): an HTTP/1.1 server on a thread of its own, built on
+// The admin listener (config `admin:`): an HTTP/1.1 server on the control loop, built on
 // Boost.Beast. What it serves (GET /metrics, /stats, /stats.json, /healthz, /upstreams; POST
 // /reload when `admin.reload` is true, POST to an endpoint with the token) is the route table of
 // admin_handlers.cpp (admin_routes.hpp). It only reads the proxy's counters
@@ -10,6 +10,10 @@
 
 #include "zcproxy/config.hpp"
 
+namespace boost::asio {
+class io_context;
+}
+
 namespace zcproxy {
 
 class control_api;
@@ -20,10 +24,12 @@ std::string admin_paths(const admin_config& cfg);
 
 class admin_server {
  public:
-  // Binds `cfg.bind` (throws std::runtime_error when it cannot) and starts serving. `api` must
-  // outlive it.
-  admin_server(control_api& api, const admin_config& cfg);
-  ~admin_server();  // stops and joins its thread
+  // Binds `cfg.bind` (throws std::runtime_error when it cannot) and serves on `io` (the control
+  // loop). `api` must outlive the loop's run.
+  admin_server(boost::asio::io_context& io, control_api& api, const admin_config& cfg);
+  // Closes the listener and every open connection. On the control loop's thread, or once the
+  // loop has stopped: what is left of the coroutines ends as the loop runs them, or goes with it.
+  ~admin_server();
   admin_server(const admin_server&) = delete;
   admin_server& operator=(const admin_server&) = delete;
 
@@ -31,7 +37,7 @@ class admin_server {
 
  private:
   struct impl;
-  std::unique_ptr<impl> impl_;
+  std::shared_ptr<impl> impl_;
 };
 
 }  // namespace zcproxy

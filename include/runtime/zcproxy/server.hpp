@@ -14,6 +14,10 @@
 #include "zcproxy/control_api.hpp"
 #include "zcproxy/inherited.hpp"
 
+namespace boost::asio {
+class io_context;
+}
+
 namespace zcproxy {
 
 class upstream;
@@ -73,6 +77,9 @@ class server {
   // before open(). Health checks follow reloads through it.
   using upstreams_hook = std::function<void(std::vector<std::shared_ptr<upstream>>)>;
   void on_upstreams(upstreams_hook hook);
+  // The control loop (control_plane's), on which DNS names are resolved and their new addresses
+  // applied. Set it before start(); it must outlive the server's wait().
+  void control_loop(boost::asio::io_context& io);
   // Called on the last worker's thread as it ends (after a shutdown). Set it before start().
   void on_stopped(std::function<void()> hook);
 

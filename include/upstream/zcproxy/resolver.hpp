@@ -1,4 +1,4 @@
-// Endpoints by DNS name: the names resolved in the background by c-ares, on a thread of its own,
+// Endpoints by DNS name: the names resolved in the background by c-ares, on the control loop,
 // never on a worker. Each name is resolved again when its TTL says, within its resolve_config's
 // min_interval and max_interval; when a resolution fails (timeout, SERVFAIL, NXDOMAIN...) the
 // last good addresses stay, the failure is logged once per change and counted, and it is tried
@@ -18,6 +18,10 @@
 #include "zcproxy/config.hpp"
 #include "zcproxy/dns.hpp"
 
+namespace boost::asio {
+class io_context;
+}
+
 namespace zcproxy {
 
 // The names among `c`'s endpoints, each once, with how its upstream resolves it.
@@ -25,12 +29,14 @@ std::vector<dns_name> names_in(const config& c);
 
 class resolver {
  public:
-  // Called on the resolver's thread with a name's new addresses (never for a failure: the last
+  // Called on the io_context's thread with a name's new addresses (never for a failure: the last
   // good ones stay). It may call watch() and stats().
   using on_change = std::function<void(const dns_name&, const std::vector<address>&)>;
 
-  explicit resolver(on_change changed);
-  ~resolver();  // stops the thread, abandoning what is in flight
+  // Resolves on `io` (the control loop), which must outlive it.
+  resolver(boost::asio::io_context& io, on_change changed);
+  // Abandons what is in flight; no call of `changed` is under way or starts once it returns.
+  ~resolver();
   resolver(const resolver&) = delete;
   resolver& operator=(const resolver&) = delete;
 
@@ -45,7 +51,7 @@ class resolver {
 
  private:
   struct impl;
-  std::unique_ptr<impl> impl_;
+  std::shared_ptr<impl> impl_;
 };
 
 }  // namespace zcproxy
