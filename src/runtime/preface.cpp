@@ -93,30 +93,4 @@ asio::awaitable<outcome<client_preface>> read_client_hello(session_state& s,
   }
 }
 
-outcome<upstream*> route_client(const generation& gen, const listener_config& l,
-                                const sni::client_hello& hello) {
-  const std::string* name = nullptr;
-  std::string why;
-  if (hello.status == sni::parse_status::complete) {
-    if (auto i = sni::route(l.routes.patterns, hello.server_name))
-      name = &l.routes.upstreams[*i];
-    else if (!l.routes.fallback.empty())
-      name = &l.routes.fallback;
-    else
-      why = hello.server_name.empty()
-                ? "a ClientHello without a server name, and no default route"
-                : "no route for server name " + hello.server_name + ", and no default route";
-  } else {
-    const std::string what = hello.status == sni::parse_status::not_tls
-                                 ? std::string("not TLS")
-                                 : "a malformed ClientHello (" + hello.reason + ")";
-    if (l.non_tls_to_default)
-      name = &l.routes.fallback;
-    else
-      why = what + ", and non_tls is close";
-  }
-  if (upstream* target = name ? gen.find(*name) : nullptr) return target;
-  return closing{close_reason::no_route, std::move(why)};
-}
-
 }  // namespace zcproxy::detail

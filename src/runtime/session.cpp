@@ -20,6 +20,9 @@
 #include <string>
 #include <tuple>
 
+#include "admission.hpp"
+#include "connect_policy.hpp"
+#include "routing.hpp"
 #include "session_state.hpp"
 #include "zcproxy/endpoint_connection.hpp"
 #include "zcproxy/log.hpp"
@@ -44,13 +47,6 @@ close_reason relay_end(const session_state& s, const direction_result& up,
   return close_reason::eof;
 }
 
-// Whether the connection closes because no endpoint could be reached: the fallback response's
-// case.
-bool unreachable(close_reason r) {
-  return r == close_reason::no_endpoint || r == close_reason::connect_failed ||
-         r == close_reason::connect_timeout;
-}
-
 // Whether this connection is in a mirror's sampled share.
 bool sampled(double share) {
   if (share >= 1) return true;
@@ -69,15 +65,6 @@ constexpr std::chrono::seconds mirror_finish_limit{10};
 void reset_on_close(stream_socket& s) {
   const linger abort_on_close{1, 0};
   ::setsockopt(s.native_handle(), SOL_SOCKET, SO_LINGER, &abort_on_close, sizeof abort_on_close);
-}
-
-// Whether allow/deny let in a client from `peer` (`ip_key` its address bytes). A Unix socket's
-// client is refused by an allow list (it cannot be shown to be in it); one whose address is not
-// known at all, by any rule (it cannot be shown to pass them).
-bool permitted(const acl& access, const std::optional<address>& peer, const std::string& ip_key) {
-  if (!peer) return access.permits_all();
-  if (peer->local) return access.allow().empty();
-  return access.permits({reinterpret_cast<const unsigned char*>(ip_key.data()), ip_key.size()});
 }
 
 // One client connection, its phases as member functions, in the order serve() calls them. On the
@@ -203,7 +190,7 @@ asio::awaitable<outcome<>> session::identify() {
 outcome<> session::admit() {
   const std::optional<address>& client_peer = setup->client_peer;
   ip_key = client_peer ? ip_bytes(*client_peer) : std::string();
-  if (!permitted(access, client_peer, ip_key)) {
+  if (!detail::permitted(access, client_peer, ip_key)) {
     if (may_log(close_reason::denied, spdlog::level::info))
       main_log().info("listener {}: client {}: refused by allow/deny", listener.name, client_addr);
     return close_reason::denied;
@@ -239,22 +226,26 @@ asio::awaitable<outcome<upstream*>> session::preface_and_route() {
 asio::awaitable<outcome<>> session::connect() {
   upstream& target = *routed;
   setup->t = timeouts_for(listener, target.config());
-  const std::uint64_t client_hash =
-      target.config().balance == balance_policy::source_hash ? balancer::hash_client(ip_key) : 0;
+  const std::uint64_t client_hash = detail::client_hash_for(target.config().balance, ip_key);
   auto connected =
       co_await endpoint.emplace(target, w.index)
           .connect(s.upstream,
                    {.timeout = setup->t.connect, .client_hash = client_hash, .timer = s.timer},
                    [this] { return s.shutting_down; });
   if (!connected) endpoint.reset();  // none connected: the access log names none
-  if (connected || connected.reason() == close_reason::shutdown) co_return connected;
-  if (connected.why().empty()) {
-    if (target.should_report_all_down(upstream::clock::now()))
-      main_log().warn("upstream {}: every endpoint is down or ejected; clients are reset at once",
-                      target.config().name);
-  } else if (may_log(connected.reason(), spdlog::level::warn)) {
-    main_log().warn("listener {}: client {}: no endpoint of upstream {} reachable: {}",
-                    listener.name, client_addr, target.config().name, connected.why());
+  switch (detail::report_for(connected)) {
+    case detail::connect_report::none:
+      break;
+    case detail::connect_report::all_down:
+      if (target.should_report_all_down(upstream::clock::now()))
+        main_log().warn("upstream {}: every endpoint is down or ejected; clients are reset at once",
+                        target.config().name);
+      break;
+    case detail::connect_report::unreachable:
+      if (may_log(connected.reason(), spdlog::level::warn))
+        main_log().warn("listener {}: client {}: no endpoint of upstream {} reachable: {}",
+                        listener.name, client_addr, target.config().name, connected.why());
+      break;
   }
   co_return connected;
 }
@@ -360,7 +351,7 @@ void session::direction_ended(relay_direction&) {
 // fallback_response, within the idle timeout (a client too slow to take the response in that
 // time gets less); otherwise a reset.
 asio::awaitable<close_reason> session::refuse(close_reason reason) {
-  if (!listener.fallback || !unreachable(reason)) {
+  if (detail::refusal_for(reason, listener.fallback != nullptr) == detail::refusal::reset) {
     reset_on_close(s.client);
     co_return reason;
   }

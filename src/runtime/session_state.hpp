@@ -1,6 +1,6 @@
 // Private to the session's files (src/runtime/session.cpp, preface.cpp, fallback.cpp): the
 // sockets a session owns, and the steps on them that are ideas of their own (reading the client's
-// preface and routing by it, sending a fallback response).
+// preface, sending a fallback response).
 #pragma once
 
 #include <boost/asio/awaitable.hpp>
@@ -70,11 +70,6 @@ struct client_preface {
 // within `limit`. Closes with sni_timeout, client_hello or shutdown.
 boost::asio::awaitable<outcome<client_preface>> read_client_hello(session_state& s,
                                                                   std::chrono::milliseconds limit);
-
-// The upstream a routed listener sends this client to, from its ClientHello; closes with
-// no_route when no route takes it.
-outcome<upstream*> route_client(const generation& gen, const listener_config& l,
-                                const sni::client_hello& hello);
 
 // Send a listener's fallback_response to the client, within `limit`, then end the stream with a
 // lingering close. Returns the bytes sent.
