@@ -26,7 +26,7 @@ struct listener_stats {
   std::array<std::uint64_t, splice_fallback_reasons.size()> fallbacks{};
   std::array<std::uint64_t, duration_buckets.size() + 1> durations{};
   double duration_sum = 0;  // seconds
-  std::array<std::uint64_t, mirror_results.size()> mirrors{};
+  std::array<std::uint64_t, mirror_result_names.size()> mirrors{};
   std::uint64_t mirror_bytes = 0;
 
   static listener_stats read(const listener_metrics& m);
