@@ -14,8 +14,9 @@ std::string to_string(const endpoint_config& e) {
 
 timeouts timeouts_for(const listener_config& l, const upstream_config& u) {
   timeouts t;
-  auto pick = [](const auto& a, const auto& b, auto fallback) {
-    return a ? *a : b ? *b : fallback;
+  // The listener's value, else the upstream's, else the default.
+  auto pick = [](const auto& a, const auto& b, auto default_value) {
+    return a ? *a : b ? *b : default_value;
   };
   t.connect = pick(l.timeouts.connect, u.timeouts.connect, t.connect);
   t.idle = pick(l.timeouts.idle, u.timeouts.idle, t.idle);

@@ -256,7 +256,7 @@ void relay_direction::take_stage() {
     if (auto pipe = res_->pipes.get()) return stage_.hold(std::move(pipe));
     // Pool at its cap (or no fds for a pipe): this direction carries on with copy.
     out_.on_copy = true;
-    out_.fallback = splice_fallback::pool_exhausted;
+    out_.copy_switch = splice_fallback::pool_exhausted;
   }
   stage_.hold(res_->buffers.get());
 }
@@ -291,7 +291,7 @@ relay_direction::next relay_direction::fill(std::size_t allowed) {
     // if allowed and nothing has moved yet.
     if (engine_ == engine_mode::automatic && out_.bytes() == 0) {
       out_.on_copy = true;
-      out_.fallback = splice_fallback::refused;
+      out_.copy_switch = splice_fallback::refused;
       return next::new_round;
     }
     end_kind_ = direction_end::splice_refused;

@@ -382,7 +382,7 @@ void session::finish(close_reason reason) {
   if (admitted) counts.release(ip_key, listener.max_connections_per_ip != 0);
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-  metrics.ended(reason, seconds, up.result().fallback, down.result().fallback);
+  metrics.ended(reason, seconds, up.result().copy_switch, down.result().copy_switch);
   metrics.active.fetch_sub(1, std::memory_order_relaxed);
   if (!access_log_enabled()) return;
   const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(

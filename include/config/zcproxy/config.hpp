@@ -44,7 +44,8 @@ struct timeouts {
 };
 
 // A listener's routes by TLS server name (sni.hpp): patterns[i] goes to upstreams[i]; a name no
-// pattern matches (or a ClientHello without one) goes to `fallback`, or is closed without one.
+// pattern matches (or a ClientHello without one) goes to the default route, or is closed without
+// one.
 struct sni_routes {
   std::vector<std::string> patterns;   // "api.example.com" or "*.example.com"
   std::vector<std::string> upstreams;  // names of entries in config::upstreams (checked)

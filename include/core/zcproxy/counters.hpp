@@ -83,6 +83,7 @@ struct listener_metrics {
   std::atomic<std::uint64_t> accepted{0};
   std::atomic<std::int64_t> active{0};
   per_close_reason<std::atomic<std::uint64_t>> closed;
+  // Directions switched from splice to copy, by reason (named after the metric, splice_fallbacks).
   std::array<std::atomic<std::uint64_t>, splice_fallback_reasons.size()> fallbacks{};
   // Per bucket (not cumulative), the last one being +Inf; and the sum of durations.
   std::array<std::atomic<std::uint64_t>, duration_buckets.size() + 1> durations{};
