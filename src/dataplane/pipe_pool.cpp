@@ -29,6 +29,7 @@ std::optional<pipe> pipe::open(std::size_t size) {
           size, std::strerror(errno));
   }
   int granted = ::fcntl(fds[1], F_GETPIPE_SZ);
+  // Not told: the kernel's default pipe size (16 pages of 4 KiB), which it cannot be below.
   return pipe(fds[0], fds[1], granted > 0 ? static_cast<std::size_t>(granted) : 65536);
 }
 

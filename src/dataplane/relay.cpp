@@ -25,6 +25,11 @@ namespace {
 constexpr std::uint64_t yield_after_bytes = 4u << 20;
 constexpr std::size_t unlimited = std::numeric_limits<std::size_t>::max();
 
+// Under a rate limit, an empty bucket is waited on until it holds this much (or its whole burst,
+// when smaller): a round's worth, so the timer wakes a direction once per 64 KiB and not for a
+// few bytes at a time; the default burst's floor (token_bucket::default_burst) is the same.
+constexpr std::uint64_t rate_limit_wake_bytes = 64 << 10;
+
 // Whether the kernel's count of bytes left behind (TCP_INQ) shows the source drained: none left,
 // and no error or hangup reported, whose edge would not come again. Without Asio's internals
 // the hangup cannot be seen, and a fill reads on to EAGAIN.
@@ -124,7 +129,8 @@ void relay_direction::run() {
     // tokens holding nothing.
     if (opt_.limit && allowance() == 0) {
       stage_.release();
-      limit_timer_->expires_after(opt_.limit->wait_for(64 << 10, token_bucket::clock::now()));
+      limit_timer_->expires_after(
+          opt_.limit->wait_for(rate_limit_wake_bytes, token_bucket::clock::now()));
       limit_timer_->async_wait([this](boost::system::error_code) { run(); });
       return;
     }
