@@ -33,6 +33,10 @@ constexpr std::uint64_t rate_limit_wake_bytes = 64 << 10;
 // Whether the kernel's count of bytes left behind (TCP_INQ) shows the source drained: none left,
 // and no error or hangup reported, whose edge would not come again. Without Asio's internals
 // the hangup cannot be seen, and a fill reads on to EAGAIN.
+// Data followed by a FIN is safe: the kernel reports 1, not 0, once a FIN is queued behind what
+// was read (tcp_inq_hint, net/ipv4/tcp.c: "After receiving a FIN, tell the user-space to continue
+// reading by returning a non-zero inq"), so 0 means nothing is left, not even a FIN, whose edge
+// has been taken already. A FIN that comes later raises an edge of its own.
 bool drained_by([[maybe_unused]] const stage_result& r, [[maybe_unused]] stream_socket& from) {
 #if ZCPROXY_ASIO_INTERNALS
   return r.left == 0 && !(detail::reported_events::of(from) & (EPOLLERR | EPOLLHUP));
