@@ -3,10 +3,10 @@
 // tables that declare each section's keys once. Private to src/config.
 #pragma once
 
+#include <array>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
-#include <initializer_list>
 #include <memory>
 #include <optional>
 #include <string>
@@ -80,21 +80,19 @@ class checker {
   void upstream_name(const entry& e, const std::string& path, const std::string& name,
                      const config& cfg);
 
-  // A key that takes one of a few words; `out` gets the value paired with the word given.
-  template <typename T>
-  void one_of(const entry& e, const std::string& path,
-              std::initializer_list<std::pair<std::string_view, T>> words, T& out) {
-    std::vector<std::string_view> names;
-    for (const auto& w : words) names.push_back(w.first);
-    const std::string expected = "one of: " + join(names);
+  // A key that takes one of an enum's names (its one table, enum_names.hpp); `out` gets the
+  // enumerator named.
+  template <typename T, std::size_t N>
+  void one_of(const entry& e, const std::string& path, const std::array<std::string_view, N>& names,
+              T& out) {
+    const std::string expected =
+        "one of: " + join(std::vector<std::string_view>(names.begin(), names.end()));
     auto text = scalar(e, path, expected);
     if (!text) return;
-    for (const auto& [word, value] : words)
-      if (*text == word) {
-        out = value;
-        return;
-      }
-    fail(e, path, "expected " + expected + ", got " + quoted(*text));
+    if (auto value = parse_name<T>(names, *text))
+      out = *value;
+    else
+      fail(e, path, "expected " + expected + ", got " + quoted(*text));
   }
 
   template <typename T>

@@ -1,5 +1,6 @@
-// The config's vocabulary beyond the structs themselves: names of its enums, the timeouts a
-// connection runs with, and small queries the rest of the proxy asks of a loaded config.
+// The config's vocabulary beyond the structs themselves (its enums' names are in config.hpp,
+// beside the enums): the timeouts a connection runs with, and small queries the rest of the proxy
+// asks of a loaded config.
 #include "zcproxy/config.hpp"
 
 #include <algorithm>
@@ -11,36 +12,11 @@ std::string to_string(const endpoint_config& e) {
   return e.host.empty() ? e.at.to_string() : e.host + ":" + std::to_string(e.at.port);
 }
 
-std::string_view to_string(address_family f) {
-  switch (f) {
-    case address_family::any:
-      return "any";
-    case address_family::v4:
-      return "v4";
-    case address_family::v6:
-      return "v6";
-  }
-  return "?";
-}
-
-std::string_view to_string(balance_policy p) {
-  switch (p) {
-    case balance_policy::round_robin:
-      return "round_robin";
-    case balance_policy::least_conn:
-      return "least_conn";
-    case balance_policy::random:
-      return "random";
-    case balance_policy::source_hash:
-      return "source_hash";
-  }
-  return "?";
-}
-
 timeouts timeouts_for(const listener_config& l, const upstream_config& u) {
   timeouts t;
-  auto pick = [](const auto& a, const auto& b, auto fallback) {
-    return a ? *a : b ? *b : fallback;
+  // The listener's value, else the upstream's, else the default.
+  auto pick = [](const auto& a, const auto& b, auto default_value) {
+    return a ? *a : b ? *b : default_value;
   };
   t.connect = pick(l.timeouts.connect, u.timeouts.connect, t.connect);
   t.idle = pick(l.timeouts.idle, u.timeouts.idle, t.idle);

@@ -60,22 +60,14 @@ const key_rule<log_config> log_keys[] = {
      [](auto& c, auto& e, auto& path, auto& out) { c.boolean(e, path, out.access_log); }},
     {"access_format",
      [](auto& c, auto& e, auto& path, auto& out) {
-       c.one_of(e, path, {{"text", access_log_format::text}, {"json", access_log_format::json}},
-                out.access_format);
+       c.one_of(e, path, access_log_format_names, out.access_format);
      }},
     {"access_file", check_access_file},
 };
 
 const key_rule<relay_config> relay_keys[] = {
-    {"engine",
-     [](auto& c, auto& e, auto& path, auto& out) {
-       c.one_of(e, path,
-                {{"auto", engine_mode::automatic},
-                 {"splice", engine_mode::splice},
-                 {"copy", engine_mode::copy},
-                 {"adaptive", engine_mode::adaptive}},
-                out.engine);
-     }},
+    {"engine", [](auto& c, auto& e, auto& path,
+                  auto& out) { c.one_of(e, path, engine_mode_names, out.engine); }},
     {"pipe_size",
      [](auto& c, auto& e, auto& path, auto& out) {
        c.size(e, path, std::size_t{4} << 10, std::size_t{1} << 30, "4KiB to 1GiB", out.pipe_size);

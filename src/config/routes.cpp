@@ -13,31 +13,31 @@ namespace {
 struct route_keys_given {
   const entry* sni = nullptr;
   const entry* upstream = nullptr;
-  const entry* fallback = nullptr;
+  const entry* default_route = nullptr;
 };
 
 const key_rule<route_keys_given> route_keys[] = {
     {"sni", [](auto&, auto& e, auto&, auto& given) { given.sni = &e; }},
     {"upstream", [](auto&, auto& e, auto&, auto& given) { given.upstream = &e; }},
-    {"default", [](auto&, auto& e, auto&, auto& given) { given.fallback = &e; }},
+    {"default", [](auto&, auto& e, auto&, auto& given) { given.default_route = &e; }},
 };
 
 // {default: UPSTREAM}
-void check_default(checker& c, const entry& self, const entry& fallback, std::size_t keys_given,
+void check_default(checker& c, const entry& self, const entry& route, std::size_t keys_given,
                    const std::string& path, const config& cfg, sni_routes& out) {
   if (keys_given != 1) {
     c.fail(self, path, "expected {default: UPSTREAM} alone, without sni or upstream");
     return;
   }
   const auto default_path = child(path, "default");
-  auto n = c.name(fallback, default_path);
+  auto n = c.name(route, default_path);
   if (!n) return;
   if (!out.fallback.empty()) {
-    c.fail(fallback, default_path, "expected at most one default route");
+    c.fail(route, default_path, "expected at most one default route");
     return;
   }
   out.fallback = *n;
-  c.upstream_name(fallback, default_path, *n, cfg);
+  c.upstream_name(route, default_path, *n, cfg);
 }
 
 // {sni: NAME, upstream: UPSTREAM}
@@ -67,7 +67,7 @@ void check_route(checker& c, const entry& pattern, const entry& target, const st
 }  // namespace
 
 // routes: [{sni: "api.example.com", upstream: api}, {sni: "*.example.com", upstream: web},
-//          {default: fallback}]
+//          {default: other}]
 void check_routes(checker& c, const entry& e, const std::string& path, const config& cfg,
                   sni_routes& out) {
   constexpr std::string_view expected =
@@ -88,8 +88,8 @@ void check_routes(checker& c, const entry& e, const std::string& path, const con
     auto items = c.entries(self.value, item_path, keys);
     route_keys_given given;
     parse_keys(c, items, item_path, route_keys, given);
-    if (given.fallback) {
-      check_default(c, self, *given.fallback, items.size(), item_path, cfg, out);
+    if (given.default_route) {
+      check_default(c, self, *given.default_route, items.size(), item_path, cfg, out);
       continue;
     }
     c.require(items, self.value, item_path, "sni", "a server name such as \"api.example.com\"");

@@ -165,22 +165,6 @@ void check_health_check(checker& c, const entry& e, const std::string& path,
   }
 }
 
-void check_balance(checker& c, const entry& e, const std::string& path, upstream_config& out) {
-  static constexpr balance_policy policies[] = {balance_policy::round_robin,
-                                                balance_policy::least_conn, balance_policy::random,
-                                                balance_policy::source_hash};
-  std::vector<std::string_view> names;
-  for (auto p : policies) names.push_back(to_string(p));
-  auto expected = "one of: " + join(names);
-  if (auto text = c.scalar(e, path, expected)) {
-    auto it = std::find(names.begin(), names.end(), *text);
-    if (it == names.end())
-      c.fail(e, path, "expected " + expected + ", got " + quoted(*text));
-    else
-      out.balance = policies[it - names.begin()];
-  }
-}
-
 struct resolve_scope {
   resolve_config& out;
   const entry* max_given = nullptr;
@@ -219,13 +203,8 @@ const key_rule<resolve_scope> resolve_keys[] = {
                       s.out.max_interval))
          s.max_given = &e;
      }},
-    {"family",
-     [](auto& c, auto& e, auto& path, auto& s) {
-       c.one_of(
-           e, path,
-           {{"any", address_family::any}, {"v4", address_family::v4}, {"v6", address_family::v6}},
-           s.out.family);
-     }},
+    {"family", [](auto& c, auto& e, auto& path,
+                  auto& s) { c.one_of(e, path, address_family_names, s.out.family); }},
     {"resolvers", check_resolvers},
 };
 
@@ -233,7 +212,8 @@ const key_rule<upstream_config> upstream_keys[] = {
     {"endpoints",
      [](auto& c, auto& e, auto& path, auto& u) { check_endpoints(c, e, path, u.endpoints); },
      endpoints_hint},
-    {"balance", check_balance},
+    {"balance", [](auto& c, auto& e, auto& path,
+                   auto& u) { c.one_of(e, path, balance_policy_names, u.balance); }},
     {"health_check",
      [](auto& c, auto& e, auto& path, auto& u) { check_health_check(c, e, path, u.health_check); }},
     {"max_fails",
@@ -257,14 +237,8 @@ const key_rule<upstream_config> upstream_keys[] = {
                                    auto& u) { max_connection_duration(c, e, path, u.timeouts); }},
     {"resolve",
      [](auto& c, auto& e, auto& path, auto& u) { check_resolve(c, e, path, u.resolve); }},
-    {"send_proxy",
-     [](auto& c, auto& e, auto& path, auto& u) {
-       c.one_of(e, path,
-                {{"off", proxy_protocol_version::off},
-                 {"v1", proxy_protocol_version::v1},
-                 {"v2", proxy_protocol_version::v2}},
-                u.send_proxy);
-     }},
+    {"send_proxy", [](auto& c, auto& e, auto& path,
+                      auto& u) { c.one_of(e, path, proxy_protocol_version_names, u.send_proxy); }},
 };
 
 }  // namespace

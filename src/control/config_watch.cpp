@@ -69,6 +69,7 @@ struct config_watch::impl : std::enable_shared_from_this<impl> {
   int folder_watch = -1, target_watch = -1;
   fs::path target;   // what the path resolves to, when in another folder than `folder`
   std::size_t last;  // the digest of the bytes last loaded
+  // Room for a burst of events in one read (each is sizeof(inotify_event) + at most NAME_MAX + 1).
   alignas(inotify_event) std::array<char, 8192> buffer;
 
   void start() {

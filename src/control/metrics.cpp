@@ -162,8 +162,8 @@ void render_listener_traffic(std::string& out, const proxy_stats& s) {
     family f(out, "zcproxy_listener_mirrors_total", "counter",
              "Mirrored connections (listener mirror:), by how the mirror ended.");
     for (const auto& l : s.listeners)
-      for (std::size_t i = 0; i < mirror_results.size(); ++i)
-        f.sample(listener_label(l) + ",result=\"" + std::string(mirror_results[i]) + '"',
+      for (std::size_t i = 0; i < mirror_result_names.size(); ++i)
+        f.sample(listener_label(l) + ",result=\"" + std::string(mirror_result_names[i]) + '"',
                  d(l.mirrors[i]));
   }
   {

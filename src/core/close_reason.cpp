@@ -1,34 +1,6 @@
 #include "zcproxy/close_reason.hpp"
 
-#include <iterator>
-
 namespace zcproxy {
-namespace {
-
-// The one name table, in the enum's order.
-constexpr std::string_view names[] = {"eof",
-                                      "reset",
-                                      "shutdown",
-                                      "splice_refused",
-                                      "connect_failed",
-                                      "connect_timeout",
-                                      "no_endpoint",
-                                      "denied",
-                                      "limit",
-                                      "proxy_header",
-                                      "sni_timeout",
-                                      "client_hello",
-                                      "no_route",
-                                      "idle_timeout",
-                                      "max_duration",
-                                      "fallback"};
-static_assert(std::size(names) == close_reasons.size(), "a name for every reason");
-
-}  // namespace
-
-std::string_view to_string(close_reason r) {
-  return names[index_of(r)];
-}
 
 bool is_refusal(close_reason r) {
   switch (r) {

@@ -31,6 +31,7 @@ stage_result buffer_stage::fill(int src, std::size_t max) {
     if (n > 0) {
       tail_ += static_cast<std::uint32_t>(n);
       stage_result r{static_cast<std::size_t>(n), stage_status::done};
+      // TCP_INQ: bytes still queued, or 1 when none are but a FIN is (see the relay's drained_by).
       for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c))
         if (c->cmsg_level == SOL_TCP && c->cmsg_type == TCP_CM_INQ &&
             c->cmsg_len >= CMSG_LEN(sizeof r.left))

@@ -116,6 +116,7 @@ void mirror::push() {
   if (connecting_ || !active()) return;
   const int fd = socket_.native_handle();
   // Replies are dropped (MSG_TRUNC: TCP discards them without copying). EOF: the shadow closed.
+  // The sink's size only bounds what one call drops; nothing is copied into it.
   static thread_local std::array<char, 16384> sink;
   for (;;) {
     const ssize_t r = ::recv(fd, sink.data(), sink.size(), MSG_DONTWAIT | MSG_TRUNC);
@@ -185,7 +186,7 @@ asio::awaitable<void> run_mirror(std::shared_ptr<mirror> m, std::shared_ptr<upst
     // The whole stream went: end it, and drop replies until the shadow closes (or the deadline).
     boost::system::error_code ec;
     m->socket_.shutdown(stream_socket::shutdown_send, ec);
-    std::array<char, 16384> sink;
+    std::array<char, 16384> sink;  // replies, read to be dropped: any size does, this one is small
     // A stop meanwhile (the server closing its connections) ends it there, with the stop's result.
     while (m->active()) {
       auto r = co_await within(m->socket_.async_read_some(asio::buffer(sink), use_tuple), m->wake_);

@@ -15,7 +15,7 @@ namespace zcproxy {
 
 std::optional<pipe> pipe::open(std::size_t size) {
   int fds[2];
-  // EMFILE/ENFILE: the caller falls back to copy rather than failing the connection.
+  // EMFILE/ENFILE: the caller switches to copy rather than failing the connection.
   if (::pipe2(fds, O_NONBLOCK | O_CLOEXEC) != 0) return std::nullopt;
   if (size > INT_MAX) size = INT_MAX;
   // EPERM/EBUSY (above pipe-max-size or the user's pipe quota): keep the size we got, and say so
@@ -29,6 +29,7 @@ std::optional<pipe> pipe::open(std::size_t size) {
           size, std::strerror(errno));
   }
   int granted = ::fcntl(fds[1], F_GETPIPE_SZ);
+  // Not told: the kernel's default pipe size (16 pages of 4 KiB), which it cannot be below.
   return pipe(fds[0], fds[1], granted > 0 ? static_cast<std::size_t>(granted) : 65536);
 }
 

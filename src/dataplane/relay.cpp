@@ -25,9 +25,18 @@ namespace {
 constexpr std::uint64_t yield_after_bytes = 4u << 20;
 constexpr std::size_t unlimited = std::numeric_limits<std::size_t>::max();
 
+// Under a rate limit, an empty bucket is waited on until it holds this much (or its whole burst,
+// when smaller): a round's worth, so the timer wakes a direction once per 64 KiB and not for a
+// few bytes at a time; the default burst's floor (token_bucket::default_burst) is the same.
+constexpr std::uint64_t rate_limit_wake_bytes = 64 << 10;
+
 // Whether the kernel's count of bytes left behind (TCP_INQ) shows the source drained: none left,
 // and no error or hangup reported, whose edge would not come again. Without Asio's internals
 // the hangup cannot be seen, and a fill reads on to EAGAIN.
+// Data followed by a FIN is safe: the kernel reports 1, not 0, once a FIN is queued behind what
+// was read (tcp_inq_hint, net/ipv4/tcp.c: "After receiving a FIN, tell the user-space to continue
+// reading by returning a non-zero inq"), so 0 means nothing is left, not even a FIN, whose edge
+// has been taken already. A FIN that comes later raises an edge of its own.
 bool drained_by([[maybe_unused]] const stage_result& r, [[maybe_unused]] stream_socket& from) {
 #if ZCPROXY_ASIO_INTERNALS
   return r.left == 0 && !(detail::reported_events::of(from) & (EPOLLERR | EPOLLHUP));
@@ -124,7 +133,8 @@ void relay_direction::run() {
     // tokens holding nothing.
     if (opt_.limit && allowance() == 0) {
       stage_.release();
-      limit_timer_->expires_after(opt_.limit->wait_for(64 << 10, token_bucket::clock::now()));
+      limit_timer_->expires_after(
+          opt_.limit->wait_for(rate_limit_wake_bytes, token_bucket::clock::now()));
       limit_timer_->async_wait([this](boost::system::error_code) { run(); });
       return;
     }
@@ -256,7 +266,7 @@ void relay_direction::take_stage() {
     if (auto pipe = res_->pipes.get()) return stage_.hold(std::move(pipe));
     // Pool at its cap (or no fds for a pipe): this direction carries on with copy.
     out_.on_copy = true;
-    out_.fallback = splice_fallback::pool_exhausted;
+    out_.copy_switch = splice_fallback::pool_exhausted;
   }
   stage_.hold(res_->buffers.get());
 }
@@ -291,7 +301,7 @@ relay_direction::next relay_direction::fill(std::size_t allowed) {
     // if allowed and nothing has moved yet.
     if (engine_ == engine_mode::automatic && out_.bytes() == 0) {
       out_.on_copy = true;
-      out_.fallback = splice_fallback::refused;
+      out_.copy_switch = splice_fallback::refused;
       return next::new_round;
     }
     end_kind_ = direction_end::splice_refused;

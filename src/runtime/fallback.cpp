@@ -16,6 +16,16 @@
 namespace zcproxy::detail {
 namespace asio = boost::asio;
 
+namespace {
+
+// The lingering close's bounds: a second, and 1 MiB of what the client sends dropped, are enough
+// for a client to read the response and close; past them, one that keeps sending would hold its
+// session.
+constexpr std::chrono::milliseconds linger_limit{1000};
+constexpr std::size_t linger_max_bytes = 1 << 20;
+
+}  // namespace
+
 // The body's bytes go to the client by sendfile(2) from its sealed memfd (no copy through user
 // space), or by a plain write of the same bytes where sendfile is refused, all within `limit`.
 // Then the end of the stream, and a lingering close: the client's unread request would otherwise
@@ -52,9 +62,9 @@ asio::awaitable<std::size_t> send_fallback(session_state& s, const fallback_body
   boost::system::error_code ec;
   s.client.shutdown(stream_socket::shutdown_send, ec);
   // Lingering close: read and drop what the client sends until it closes, for up to a second.
-  s.timer->expires_after(std::min(limit, std::chrono::milliseconds(1000)));
+  s.timer->expires_after(std::min(limit, linger_limit));
   std::array<char, 4096> sink;
-  for (std::size_t drained = 0; drained < (1u << 20);) {
+  for (std::size_t drained = 0; drained < linger_max_bytes;) {
     auto r = co_await within(s.client.async_read_some(asio::buffer(sink), use_tuple), *s.timer);
     if (!r || std::get<0>(*r.done)) break;
     drained += std::get<1>(*r.done);

@@ -58,6 +58,11 @@ bool sampled(double share) {
 // How long a mirror may take, once its connection has ended, to send what is staged.
 constexpr std::chrono::seconds mirror_finish_limit{10};
 
+// The limit for a fallback response when the idle timeout is 0 (no limit): it still gets one, so
+// a client that never reads cannot hold its session forever; 10 minutes, the idle timeout's
+// default.
+constexpr std::chrono::milliseconds fallback_limit_without_idle = std::chrono::minutes(10);
+
 // The client is refused (access control, limits, a bad PROXY header, no endpoint): it is reset,
 // as a direct connect to a dead or closed service would be, not closed cleanly, which could pass
 // for an empty reply. (Not through Asio: its socket destructor turns a linger set through it
@@ -258,6 +263,8 @@ void session::start_mirror() {
   if (listener.mirror_upstream.empty() || !sampled(listener.mirror_sample) ||
       !(shadow_upstream = gen->find(listener.mirror_upstream)))
     return;
+  // The lag is at least a copy round's worth: a round feeds the mirror all it filled at once (up
+  // to buffer_size bytes), and a lag below that would stop even a shadow that keeps up as slow.
   shadow = std::make_shared<mirror>(s.client.get_executor(),
                                     std::max(listener.mirror_max_lag, gen->cfg.relay.buffer_size),
                                     w.relay.pipe_size);
@@ -357,7 +364,7 @@ asio::awaitable<close_reason> session::refuse(close_reason reason) {
   }
   fallback_sent = co_await detail::send_fallback(
       s, *listener.fallback,
-      setup->t.idle.count() > 0 ? setup->t.idle : std::chrono::milliseconds(600000));
+      setup->t.idle.count() > 0 ? setup->t.idle : fallback_limit_without_idle);
   add_single_writer(metrics.traffic[w.index].down, fallback_sent);
   co_return s.shutting_down ? close_reason::shutdown : close_reason::fallback;
 }
@@ -373,7 +380,7 @@ void session::finish(close_reason reason) {
   if (admitted) counts.release(ip_key, listener.max_connections_per_ip != 0);
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-  metrics.ended(reason, seconds, up.result().fallback, down.result().fallback);
+  metrics.ended(reason, seconds, up.result().copy_switch, down.result().copy_switch);
   metrics.active.fetch_sub(1, std::memory_order_relaxed);
   if (!access_log_enabled()) return;
   const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(

@@ -48,8 +48,9 @@ std::vector<std::uint32_t> smooth_sequence(const std::vector<unsigned>& weights)
 }
 
 void check_weight(const std::string& key, unsigned weight) {
-  if (weight < 1 || weight > 256)
-    throw std::invalid_argument("balancer: weight of " + key + " not in 1..256");
+  if (weight < 1 || weight > balancer::max_weight)
+    throw std::invalid_argument("balancer: weight of " + key + " not in 1.." +
+                                std::to_string(balancer::max_weight));
 }
 
 }  // namespace
@@ -62,7 +63,7 @@ balancer::balancer(balance_policy policy, std::vector<endpoint> endpoints)
     key_hashes_.push_back(hash_client(endpoints[i].key));
   }
   if (policy_ == balance_policy::round_robin)
-    for (auto& t : turns_) t = std::make_unique<std::atomic<std::uint32_t>[]>(256 * size());
+    for (auto& t : turns_) t = std::make_unique<std::atomic<std::uint32_t>[]>(max_weight * size());
   publish_sequence();
 }
 

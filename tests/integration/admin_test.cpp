@@ -106,7 +106,7 @@ TEST_CASE("admin: after known transfers, /metrics and /stats.json count exactly 
         3 * size);
   CHECK(m.at("zcproxy_listener_bytes_total{" + web + R"(,direction="upstream_to_client"})") ==
         6 * size);
-  // auto on loopback: splice, and nothing fell back.
+  // auto on loopback: splice, and nothing switched to copy.
   CHECK(m.at("zcproxy_listener_relayed_bytes_total{" + web + R"(,engine="splice"})") == 9 * size);
   CHECK(m.at("zcproxy_listener_relayed_bytes_total{" + web + R"(,engine="copy"})") == 0);
   CHECK(m.at("zcproxy_listener_session_duration_seconds_count{" + web + "}") == 4);

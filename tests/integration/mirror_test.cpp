@@ -72,7 +72,7 @@ bytes through(std::uint16_t port, const bytes& data) {
 }
 
 std::uint64_t mirrors(zcproxy::server& srv, std::string_view result) {
-  const auto& r = zcproxy::mirror_results;
+  const auto& r = zcproxy::mirror_result_names;
   const auto i = static_cast<std::size_t>(std::find(r.begin(), r.end(), result) - r.begin());
   return srv.snapshot().listeners.at(0).mirrors.at(i);
 }
@@ -201,6 +201,6 @@ TEST_CASE("mirror: sample 0 mirrors no connection, sample 1 every one", "[mirror
   } else {
     p.wait_sessions();
     CHECK(s_up.accepted_settled() == 0);
-    for (const auto result : zcproxy::mirror_results) CHECK(mirrors(*p.srv, result) == 0);
+    for (const auto result : zcproxy::mirror_result_names) CHECK(mirrors(*p.srv, result) == 0);
   }
 }

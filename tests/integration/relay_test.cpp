@@ -1,5 +1,5 @@
 // The relay, on each engine: splice, copy, auto with splice refused (EINVAL) through the syscall
-// seam, which must fall back to copy without losing or duplicating a byte, and adaptive, which on
+// seam, which must switch to copy without losing or duplicating a byte, and adaptive, which on
 // loopback must choose copy.
 #include <poll.h>
 #include <sys/socket.h>

@@ -230,14 +230,14 @@ zcproxy::endpoint_stats endpoint_at(zcproxy::server& srv, std::uint16_t port) {
 }
 
 std::uint64_t mirrors(zcproxy::server& srv, std::string_view result) {
-  const auto& r = zcproxy::mirror_results;
+  const auto& r = zcproxy::mirror_result_names;
   const auto i = static_cast<std::size_t>(std::find(r.begin(), r.end(), result) - r.begin());
   return srv.snapshot().listeners.at(0).mirrors.at(i);
 }
 
 std::uint64_t mirrors_ended(zcproxy::server& srv) {
   std::uint64_t n = 0;
-  for (const auto result : zcproxy::mirror_results) n += mirrors(srv, result);
+  for (const auto result : zcproxy::mirror_result_names) n += mirrors(srv, result);
   return n;
 }
 

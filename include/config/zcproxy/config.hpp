@@ -2,6 +2,7 @@
 // yaml-cpp is used only by the loader (src/config/loader.cpp); everything else sees these types.
 #pragma once
 
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -14,6 +15,7 @@
 #include "zcproxy/acl.hpp"
 #include "zcproxy/address.hpp"
 #include "zcproxy/engine_mode.hpp"
+#include "zcproxy/enum_names.hpp"
 #include "zcproxy/log_config.hpp"
 
 namespace zcproxy {
@@ -42,7 +44,8 @@ struct timeouts {
 };
 
 // A listener's routes by TLS server name (sni.hpp): patterns[i] goes to upstreams[i]; a name no
-// pattern matches (or a ClientHello without one) goes to `fallback`, or is closed without one.
+// pattern matches (or a ClientHello without one) goes to the default route, or is closed without
+// one.
 struct sni_routes {
   std::vector<std::string> patterns;   // "api.example.com" or "*.example.com"
   std::vector<std::string> upstreams;  // names of entries in config::upstreams (checked)
@@ -105,7 +108,15 @@ enum class balance_policy {
   random,       // power of two choices: two weighted random picks, the less loaded one
   source_hash,  // weighted rendezvous hashing on the client's IP address
 };
-std::string_view to_string(balance_policy p);
+// As the config file spells them.
+inline constexpr std::array<std::string_view, 4> balance_policy_names{"round_robin", "least_conn",
+                                                                      "random", "source_hash"};
+constexpr std::string_view to_string(balance_policy p) {
+  return name_of(balance_policy_names, p);
+}
+constexpr std::optional<balance_policy> parse_balance_policy(std::string_view text) {
+  return parse_name<balance_policy>(balance_policy_names, text);
+}
 
 struct endpoint_config {
   address at;
@@ -121,7 +132,13 @@ struct endpoint_config {
 std::string to_string(const endpoint_config& e);
 
 enum class address_family { any, v4, v6 };
-std::string_view to_string(address_family f);
+inline constexpr std::array<std::string_view, 3> address_family_names{"any", "v4", "v6"};
+constexpr std::string_view to_string(address_family f) {
+  return name_of(address_family_names, f);
+}
+constexpr std::optional<address_family> parse_address_family(std::string_view text) {
+  return parse_name<address_family>(address_family_names, text);
+}
 
 // How names among an upstream's endpoints are resolved (`resolve:`, at the top level and per
 // upstream, whose keys override the top level's). A name is resolved again when its TTL says,
@@ -153,6 +170,14 @@ struct health_check_config {
 };
 
 enum class proxy_protocol_version { off, v1, v2 };
+inline constexpr std::array<std::string_view, 3> proxy_protocol_version_names{"off", "v1", "v2"};
+constexpr std::string_view to_string(proxy_protocol_version v) {
+  return name_of(proxy_protocol_version_names, v);
+}
+constexpr std::optional<proxy_protocol_version> parse_proxy_protocol_version(
+    std::string_view text) {
+  return parse_name<proxy_protocol_version>(proxy_protocol_version_names, text);
+}
 
 struct upstream_config {
   std::string name;

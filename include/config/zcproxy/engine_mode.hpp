@@ -3,8 +3,10 @@
 #pragma once
 
 #include <array>
-#include <cstddef>
+#include <optional>
 #include <string_view>
+
+#include "zcproxy/enum_names.hpp"
 
 namespace zcproxy {
 
@@ -22,7 +24,11 @@ inline constexpr std::array<std::string_view, 4> engine_mode_names{"auto", "spli
                                                                    "adaptive"};
 
 constexpr std::string_view to_string(engine_mode m) {
-  return engine_mode_names[static_cast<std::size_t>(m)];
+  return name_of(engine_mode_names, m);
+}
+
+constexpr std::optional<engine_mode> parse_engine_mode(std::string_view text) {
+  return parse_name<engine_mode>(engine_mode_names, text);
 }
 
 }  // namespace zcproxy

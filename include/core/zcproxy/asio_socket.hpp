@@ -5,7 +5,7 @@
 // basic_socket: reached through a member pointer named in a derived class that is never made. The
 // layout is that of Asio's reactive (epoll) socket service in Boost 1.81 (Debian bookworm):
 // ZCPROXY_ASIO_INTERNALS is 1 there and only there. Any other Boost, another backend, or
-// -DZCPROXY_ASIO_PUBLIC_ONLY gets 0, and both places fall back to Asio's public interface (an
+// -DZCPROXY_ASIO_PUBLIC_ONLY gets 0, and both places use Asio's public interface (an
 // ioctl more per socket; an async_wait per wait, which re-arms the socket with epoll_ctl, and a
 // read to EAGAIN before each). Where it is 1, the members used are checked below: a layout that
 // differs fails the build, never the running proxy.

@@ -1,6 +1,6 @@
 // Why a connection ended, as one type: the access log's `close=` values, the close reasons of
 // /metrics and /stats.json, and what each phase of a session returns when the connection closes
-// there (Envoy's ConnectionCloseType). A reason has one name, in one table (close_reason.cpp); a
+// there (Envoy's ConnectionCloseType). A reason has one name, in one table (close_reason_names); a
 // reason that does not exist cannot be written.
 #pragma once
 
@@ -11,6 +11,8 @@
 #include <string_view>
 #include <utility>
 #include <variant>
+
+#include "zcproxy/enum_names.hpp"
 
 namespace zcproxy {
 
@@ -45,8 +47,30 @@ inline constexpr auto close_reasons = [] {
   return all;
 }();
 
+// The one name table, in the enum's order.
+inline constexpr std::array<std::string_view, close_reasons.size()> close_reason_names{
+    "eof",
+    "reset",
+    "shutdown",
+    "splice_refused",
+    "connect_failed",
+    "connect_timeout",
+    "no_endpoint",
+    "denied",
+    "limit",
+    "proxy_header",
+    "sni_timeout",
+    "client_hello",
+    "no_route",
+    "idle_timeout",
+    "max_duration",
+    "fallback"};
+static_assert(all_named(close_reason_names), "a name for every reason");
+
 // Its name: "eof", "no_route", ...
-std::string_view to_string(close_reason r);
+constexpr std::string_view to_string(close_reason r) {
+  return name_of(close_reason_names, r);
+}
 // Whether it refuses a client before any upstream connect.
 bool is_refusal(close_reason r);
 // The timeout it stands for ("connect", "idle", "max_duration", "sni"), or "" when it is none.

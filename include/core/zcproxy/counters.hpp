@@ -11,22 +11,31 @@
 #include <string_view>
 
 #include "zcproxy/close_reason.hpp"
+#include "zcproxy/enum_names.hpp"
 
 namespace zcproxy {
 
-// Why a direction left splice for copy.
+// Why a direction switched from splice to copy (none: it did not). The type is named after the
+// metric it is counted in, zcproxy_listener_splice_fallbacks_total, whose `reason` label takes
+// the names of the reasons.
 enum class splice_fallback : std::uint8_t { none, refused, pool_exhausted };
-inline constexpr std::array<std::string_view, 2> splice_fallback_reasons{"splice_refused",
-                                                                         "pipe_pool_exhausted"};
+inline constexpr std::array<std::string_view, 3> splice_fallback_names{"none", "splice_refused",
+                                                                       "pipe_pool_exhausted"};
+constexpr std::string_view to_string(splice_fallback f) {
+  return name_of(splice_fallback_names, f);
+}
+// The reasons alone (every name but none's), in the order of the counters (index = value - 1).
+inline constexpr std::array<std::string_view, 2> splice_fallback_reasons{splice_fallback_names[1],
+                                                                         splice_fallback_names[2]};
 
 // How a connection's mirror ended: it saw the whole client stream through, or it stopped (the
-// shadow could not be reached, was too slow to keep up, or closed or reset). mirror_results are
-// their names, in the enum's order (the metric's `result` label).
+// shadow could not be reached, was too slow to keep up, or closed or reset). The names are the
+// metric's `result` label.
 enum class mirror_result : std::uint8_t { completed, connect_failed, slow, shadow_closed };
-inline constexpr std::array<std::string_view, 4> mirror_results{"completed", "connect_failed",
-                                                                "slow", "shadow_closed"};
-inline std::string_view to_string(mirror_result r) {
-  return mirror_results[static_cast<std::size_t>(r)];
+inline constexpr std::array<std::string_view, 4> mirror_result_names{"completed", "connect_failed",
+                                                                     "slow", "shadow_closed"};
+constexpr std::string_view to_string(mirror_result r) {
+  return name_of(mirror_result_names, r);
 }
 
 // Upper bounds (seconds) of the session duration histogram's buckets; +Inf is implied.
@@ -74,14 +83,16 @@ struct listener_metrics {
   std::atomic<std::uint64_t> accepted{0};
   std::atomic<std::int64_t> active{0};
   per_close_reason<std::atomic<std::uint64_t>> closed;
+  // Directions switched from splice to copy, by reason (named after the metric, splice_fallbacks).
   std::array<std::atomic<std::uint64_t>, splice_fallback_reasons.size()> fallbacks{};
   // Per bucket (not cumulative), the last one being +Inf; and the sum of durations.
   std::array<std::atomic<std::uint64_t>, duration_buckets.size() + 1> durations{};
   std::atomic<std::uint64_t> duration_sum_us{0};
-  std::array<std::atomic<std::uint64_t>, mirror_results.size()> mirrors{};  // by result
+  std::array<std::atomic<std::uint64_t>, mirror_result_names.size()> mirrors{};  // by result
   std::atomic<std::uint64_t> mirror_bytes{0};  // sent to shadows, by mirrors that have ended
 
-  // A connection ended: its close reason, duration and how each direction fell back, if it did.
+  // A connection ended: its close reason, duration and why each direction switched to copy, if it
+  // did.
   void ended(close_reason reason, double seconds, splice_fallback up, splice_fallback down);
 };
 

@@ -8,6 +8,8 @@
 #include <optional>
 #include <string_view>
 
+#include "zcproxy/enum_names.hpp"
+
 namespace zcproxy {
 
 enum class endpoint_mode : unsigned char { ready, drain, maint };
@@ -15,13 +17,11 @@ enum class endpoint_mode : unsigned char { ready, drain, maint };
 inline constexpr std::array<std::string_view, 3> endpoint_mode_names{"ready", "drain", "maint"};
 
 constexpr std::string_view to_string(endpoint_mode m) {
-  return endpoint_mode_names[static_cast<std::size_t>(m)];
+  return name_of(endpoint_mode_names, m);
 }
 
 constexpr std::optional<endpoint_mode> parse_endpoint_mode(std::string_view text) {
-  for (std::size_t i = 0; i < endpoint_mode_names.size(); ++i)
-    if (endpoint_mode_names[i] == text) return static_cast<endpoint_mode>(i);
-  return std::nullopt;
+  return parse_name<endpoint_mode>(endpoint_mode_names, text);
 }
 
 }  // namespace zcproxy

@@ -2,8 +2,12 @@
 // (log.hpp: setup_logging). Plain values; no spdlog here.
 #pragma once
 
+#include <array>
+#include <optional>
 #include <string>
 #include <string_view>
+
+#include "zcproxy/enum_names.hpp"
 
 namespace zcproxy {
 
@@ -13,8 +17,15 @@ enum class access_log_format {
   json,  // one JSON object per line
 };
 
-inline std::string_view to_string(access_log_format f) {
-  return f == access_log_format::json ? "json" : "text";
+// As the config file spells them.
+inline constexpr std::array<std::string_view, 2> access_log_format_names{"text", "json"};
+
+constexpr std::string_view to_string(access_log_format f) {
+  return name_of(access_log_format_names, f);
+}
+
+constexpr std::optional<access_log_format> parse_access_log_format(std::string_view text) {
+  return parse_name<access_log_format>(access_log_format_names, text);
 }
 
 struct log_config {

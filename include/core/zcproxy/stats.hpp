@@ -23,10 +23,11 @@ struct listener_stats {
   std::int64_t active = 0;
   std::uint64_t bytes_up = 0, bytes_down = 0, spliced = 0, copied = 0;
   per_close_reason<std::uint64_t> closed;
+  // Switches from splice to copy, by reason: /stats.json's "fallbacks".
   std::array<std::uint64_t, splice_fallback_reasons.size()> fallbacks{};
   std::array<std::uint64_t, duration_buckets.size() + 1> durations{};
   double duration_sum = 0;  // seconds
-  std::array<std::uint64_t, mirror_results.size()> mirrors{};
+  std::array<std::uint64_t, mirror_result_names.size()> mirrors{};
   std::uint64_t mirror_bytes = 0;
 
   static listener_stats read(const listener_metrics& m);

@@ -84,8 +84,8 @@ struct direction_result {
   std::uint64_t spliced = 0;  // bytes moved by splice
   std::uint64_t copied = 0;   // bytes moved by copy
   direction_end end = direction_end::eof;
-  bool on_copy = false;                              // the engine this direction ended on
-  splice_fallback fallback = splice_fallback::none;  // why it left splice for copy, if it did
+  bool on_copy = false;                                 // the engine this direction ended on
+  splice_fallback copy_switch = splice_fallback::none;  // why it switched to copy, if it did
   std::uint64_t bytes() const { return spliced + copied; }
   // The engine(s) actually used: "splice", "copy" or "splice+copy".
   const char* engine() const;

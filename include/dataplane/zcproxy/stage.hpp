@@ -2,7 +2,7 @@
 // A pipe stage (splice engine) and a buffer stage (copy engine) share one interface, in the shape
 // of HAProxy's rcv_pipe/snd_pipe and rcv_buf/snd_buf: fill() moves bytes from the source into the
 // stage, flush() from the stage to the destination; each is one syscall loop that never waits and
-// returns what happened. What to do about it (wait, fall back to copy, end the direction) is the
+// returns what happened. What to do about it (wait, switch to copy, end the direction) is the
 // relay's policy. A stage is a view of a leased pipe or buffer: the relay owns the lease, and a
 // stage lives on its connection's thread.
 #pragma once

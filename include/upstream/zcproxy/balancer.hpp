@@ -21,6 +21,10 @@ namespace zcproxy {
 
 class balancer {
  public:
+  // The largest weight (the config's and the admin API's 1..256): it bounds the round-robin
+  // sequence at max_weight turns per endpoint, so its buffers are sized once.
+  static constexpr unsigned max_weight = 256;
+
   struct endpoint {
     std::string key;      // stable identity (the address text): source_hash maps clients by it
     unsigned weight = 1;  // 1..256

@@ -13,6 +13,7 @@
 
 #include "zcproxy/address.hpp"
 #include "zcproxy/config.hpp"
+#include "zcproxy/enum_names.hpp"
 
 namespace zcproxy {
 
@@ -28,7 +29,7 @@ enum class dns_result : unsigned char { ok, nxdomain, no_data, servfail, refused
 inline constexpr std::array<std::string_view, 7> dns_result_names{
     "ok", "nxdomain", "no_data", "servfail", "refused", "timeout", "error"};
 constexpr std::string_view to_string(dns_result r) {
-  return dns_result_names[static_cast<std::size_t>(r)];
+  return name_of(dns_result_names, r);
 }
 
 // A name an upstream's endpoints are given by.
