@@ -1,11 +1,9 @@
+// The server itself: its workers and their threads, open, start, reload and shutdown. The rest of
+// server::impl (server_impl.hpp) is in a file per idea: names.cpp, endpoint_updates.cpp,
+// snapshot.cpp, handover.cpp.
 #include "zcproxy/server.hpp"
 
-#include <fcntl.h>
-
-#include <algorithm>
-#include <atomic>
 #include <boost/asio/post.hpp>
-#include <chrono>
 #include <condition_variable>
 #include <csignal>
 #include <mutex>
@@ -14,10 +12,9 @@
 
 #include "generation.hpp"
 #include "listener.hpp"
+#include "server_impl.hpp"
 #include "worker.hpp"
 #include "zcproxy/log.hpp"
-#include "zcproxy/resolver.hpp"
-#include "zcproxy/upstream.hpp"
 
 namespace zcproxy {
 namespace asio = boost::asio;
@@ -53,117 +50,16 @@ void keep_restart_only_settings(config& next, const config& now) {
 
 }  // namespace
 
-struct server::impl final : control_api {
-  impl(server& s, config c) : self(s), initial(std::move(c)) {}
-
-  server& self;
-  config initial;           // until open()
-  config declared;          // the config as written (names unresolved); gen->cfg has them resolved
-  resolved_names resolved;  // what the names among its endpoints resolve to now
-  asio::io_context* control = nullptr;  // the control loop: the resolver runs on it
-  std::unique_ptr<resolver> dns;        // from start() to wait(); calls apply_resolution()
-  std::shared_ptr<const generation> gen;
-  std::vector<std::vector<listener_plan>> unstarted;  // gen's sockets, from open() to start()
-  std::vector<std::unique_ptr<worker>> workers;
-  std::vector<std::thread> threads;
-  bool shutting_down = false;
-  bool handed_over = false;  // another process accepts on the listeners' sockets now
-  std::vector<inherited_listener> inherited;  // from inherit() to open()
-  mutable std::mutex mutex;  // serialises open/start/reload and guards gen, unstarted
-  std::mutex join_mutex;     // serialises wait() callers
-  bool joined = false;
-  const std::chrono::system_clock::time_point started = std::chrono::system_clock::now();
-  std::atomic<std::uint64_t> reloads{0}, reloads_refused{0};
-  upstreams_hook on_upstreams;
-  std::function<void()> on_stopped;
-  std::atomic<std::size_t> running{0};  // worker threads not yet ended
-
-  std::vector<asio::io_context*> worker_ios() {
-    std::vector<asio::io_context*> out;
-    for (auto& w : workers) out.push_back(&w->io);
-    return out;
-  }
-
-  // `g` takes over (under the lock).
-  void commit(std::shared_ptr<const generation> g) {
-    gen = std::move(g);
-    if (on_upstreams) on_upstreams(gen->upstreams);
-    watch_names();
-  }
-
-  // Keep the names of `declared` resolved, and what they resolve to; forget the others. The
-  // resolver starts with the first name, once the workers run.
-  void watch_names() {
-    const std::vector<dns_name> names = names_in(declared);
-    std::erase_if(resolved, [&](const auto& r) {
-      return std::find(names.begin(), names.end(), r.first) == names.end();
-    });
-    if (!dns && control && !names.empty() && !threads.empty())
-      dns = std::make_unique<resolver>(
-          *control, [this](const dns_name& name, const std::vector<address>& addresses) {
-            apply_resolution(name, addresses);
-          });
-    if (dns) dns->watch(names);
-  }
-
-  // A name resolved to new addresses: the generation takes them (a reload of the same config).
-  void apply_resolution(const dns_name& name, const std::vector<address>& addresses);
-
-  reload_result apply_reload(config next);
-  // Hand `built` to every worker and wait until each has taken it over (and closed what it
-  // drops), so that the next reload finds removed listeners' addresses free again.
-  void hand_over(built_generation built);
-
-  proxy_stats snapshot() override { return self.snapshot(); }
-  reload_result reload_from_file() override { return self.reload_from_file(); }
-  bool draining() const override { return self.draining(); }
-  endpoint_update_result update_endpoint(std::string_view upstream_name, const address& at,
-                                         const endpoint_update& u) override;
-};
-
-void server::impl::apply_resolution(const dns_name& name, const std::vector<address>& addresses) {
-  std::lock_guard lock(mutex);
-  // Not before the workers run, nor once they stop (a hand-over would wait for them forever).
-  if (!gen || threads.empty() || shutting_down) return;
-  auto known = std::find_if(resolved.begin(), resolved.end(),
-                            [&](const auto& r) { return r.first == name; });
-  if (known == resolved.end())
-    resolved.emplace_back(name, addresses);
-  else
-    known->second = addresses;
-  try {
-    built_generation built =
-        build_generation(with_resolved_names(declared, resolved), gen.get(), worker_ios());
-    const std::shared_ptr<const generation> after = built.gen;
-    hand_over(std::move(built));
-    commit(after);
-  } catch (const std::exception& e) {  // every listener is kept: nothing to bind, so not expected
-    main_log().error("dns: {}: the new addresses are not applied: {}", name.host, e.what());
-  }
+std::vector<asio::io_context*> server::impl::worker_ios() {
+  std::vector<asio::io_context*> out;
+  for (auto& w : workers) out.push_back(&w->io);
+  return out;
 }
 
-// Under the server's lock, so a reload building on the current upstreams sees it whole.
-endpoint_update_result server::impl::update_endpoint(std::string_view upstream_name,
-                                                     const address& at, const endpoint_update& u) {
-  using status = endpoint_update_result::status;
-  if (u.weight && (*u.weight < 1 || *u.weight > 256))
-    return {status::invalid, "weight " + std::to_string(*u.weight) + " is not in 1..256"};
-  std::lock_guard lock(mutex);
-  upstream* target = gen ? gen->find(upstream_name) : nullptr;
-  if (!target) return {status::no_upstream, "no upstream " + std::string(upstream_name)};
-  bool found = false;
-  for (std::size_t i = 0; i < target->size(); ++i) {
-    if (!(target->at(i) == at)) continue;
-    found = true;
-    if (u.weight) target->set_weight(i, *u.weight);
-    if (u.mode) target->set_mode(i, *u.mode);
-    main_log().info("admin: upstream {} endpoint {}: state {}, weight {}", upstream_name,
-                    at.to_string(), to_string(target->mode(i)), target->weight(i));
-  }
-  if (!found)
-    return {status::no_endpoint,
-            "upstream " + std::string(upstream_name) + " has no endpoint " + at.to_string()};
-  return {};
+void server::impl::commit(std::shared_ptr<const generation> g) {
+  gen = std::move(g);
+  if (on_upstreams) on_upstreams(gen->upstreams);
+  watch_names();
 }
 
 server::server(config cfg) : impl_(std::make_unique<impl>(*this, std::move(cfg))) {}
@@ -223,23 +119,6 @@ void server::open() {
         to_string(g.cfg.relay.engine), g.cfg.relay.pipe_size, g.cfg.relay.buffer_size);
   m.unstarted = std::move(built.plans);
   m.commit(std::move(built.gen));
-}
-
-void server::resolve_names_first(std::chrono::milliseconds deadline) {
-  auto& m = *impl_;
-  std::lock_guard lock(m.mutex);
-  if (m.gen) return;  // opened already
-  const auto end = std::chrono::steady_clock::now() + deadline;
-  const std::vector<dns_name> names = names_in(m.initial);
-  if (!names.empty()) main_log().info("dns: resolving {} name(s) before start-up", names.size());
-  for (const auto& name : names) {
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-        end - std::chrono::steady_clock::now());
-    if (left <= std::chrono::milliseconds::zero()) break;
-    const dns_answer a = resolver::resolve_once(name, left);
-    if (a.result == dns_result::ok) m.resolved.emplace_back(name, a.addresses);
-    main_log().info("dns: {}: {} address(es) before start-up", name.host, a.addresses.size());
-  }
 }
 
 void server::start() {
@@ -346,12 +225,7 @@ void server::wait() {
   std::lock_guard join_lock(m.join_mutex);
   if (m.joined) return;
   for (auto& t : m.threads) t.join();
-  std::unique_ptr<resolver> dns;
-  {
-    std::lock_guard lock(m.mutex);
-    dns = std::move(m.dns);
-  }
-  dns.reset();  // outside the lock: a call of apply_resolution() under way may be waiting for it
+  m.stop_resolver();
   std::lock_guard lock(m.mutex);
   m.unstarted.clear();  // an open() never started: its sockets close
   // Handed over: the socket files are the new process's now.
@@ -359,50 +233,6 @@ void server::wait() {
     for (const auto& l : m.gen->listeners)
       if (!l.inherited) remove_socket_file(l.bound);
   m.joined = true;
-}
-
-server::stats server::snapshot() {
-  stats total;
-  for (auto& w : impl_->workers) {
-    total.sessions += w->session_count.load(std::memory_order_relaxed);
-    total.pipes_leased += w->relay.pipes.leased();
-    total.pipes_idle += w->relay.pipes.idle();
-    total.buffers_leased += w->relay.buffers.leased();
-    total.bytes_spliced += w->bytes_spliced.load(std::memory_order_relaxed);
-    total.bytes_copied += w->bytes_copied.load(std::memory_order_relaxed);
-  }
-  std::shared_ptr<const generation> g;
-  {
-    std::lock_guard lock(impl_->mutex);
-    g = impl_->gen;
-  }
-  auto unix_time = [](std::chrono::system_clock::time_point t) {
-    return std::chrono::duration<double>(t.time_since_epoch()).count();
-  };
-  total.version = ZCPROXY_VERSION;
-  total.start_time = unix_time(impl_->started);
-  total.now = unix_time(std::chrono::system_clock::now());
-  total.reloads = impl_->reloads.load(std::memory_order_relaxed);
-  total.reloads_failed = impl_->reloads_refused.load(std::memory_order_relaxed);
-  if (!g) return total;
-  for (const auto& lr : g->listeners) {
-    listener_stats l = listener_stats::read(lr.state->metrics);
-    l.name = lr.config->name;
-    l.bind = lr.bound.to_string();
-    l.destination = lr.config->destination();
-    total.listeners.push_back(std::move(l));
-  }
-  const auto now = upstream::clock::now();
-  for (const auto& u : g->upstreams)
-    for (std::size_t i = 0; i < u->size(); ++i) {
-      const auto c = u->counts(i);
-      total.endpoints.push_back({u->config().name, u->at(i), u->host(i), u->mode(i), u->weight(i),
-                                 u->healthy(i), u->usable(i, now), u->active(i), c.connections,
-                                 c.connect_failures, c.bytes_up, c.bytes_down});
-    }
-  std::lock_guard lock(impl_->mutex);
-  if (impl_->dns) total.dns = impl_->dns->stats();
-  return total;
 }
 
 reload_result server::reload_from_file() {
@@ -430,67 +260,6 @@ reload_result server::reload_from_file() {
   }
   main_log().info("reload: done; new connections use the new config");
   return r;
-}
-
-void server::inherit(std::vector<inherited_listener> sockets) {
-  std::lock_guard lock(impl_->mutex);
-  for (auto& s : sockets) impl_->inherited.push_back(std::move(s));
-}
-
-std::vector<inherited_listener> server::share_listeners() {
-  auto& m = *impl_;
-  std::lock_guard lock(m.mutex);  // no reload changes the listeners meanwhile
-  if (!m.gen || m.threads.empty() || m.shutting_down)
-    throw std::runtime_error("the server is not running");
-  std::vector<inherited_listener> out;
-  for (const auto& l : m.gen->listeners) out.push_back({l.config->name, l.config->bind, {}});
-  // Each worker dups its own sockets, on its own thread.
-  std::vector<std::vector<std::pair<std::uint64_t, unique_fd>>> got(m.workers.size());
-  std::mutex done_mutex;
-  std::condition_variable done_cv;
-  std::size_t done = 0;
-  int failed = 0;
-  for (std::size_t i = 0; i < m.workers.size(); ++i)
-    asio::post(m.workers[i]->io, [&, i, w = m.workers[i].get()] {
-      int error = 0;
-      for (auto& l : w->listeners) {
-        if (!l.acceptor.is_open()) continue;  // a reload removed it: it is closing
-        const int fd = ::fcntl(l.acceptor.native_handle(), F_DUPFD_CLOEXEC, 0);
-        if (fd < 0) error = errno;  // EMFILE: a socket left out would strand its queue
-        got[i].emplace_back(l.id, unique_fd(fd));
-      }
-      std::lock_guard done_lock(done_mutex);
-      if (error) failed = error;
-      ++done;
-      done_cv.notify_all();
-    });
-  std::unique_lock done_lock(done_mutex);
-  // Workers run until shutdown, which waits for the server's mutex: they answer.
-  done_cv.wait(done_lock, [&] { return done == m.workers.size(); });
-  if (failed)
-    throw std::system_error(failed, std::generic_category(), "cannot share a listening socket");
-  for (auto& per_worker : got)
-    for (auto& [id, fd] : per_worker)
-      for (std::size_t k = 0; k < m.gen->listeners.size(); ++k) {
-        if (m.gen->listeners[k].id != id) continue;
-        // A Unix listener's workers hold dups of one socket: one is enough.
-        if (!(m.gen->listeners[k].bound.local && !out[k].fds.empty()))
-          out[k].fds.push_back(std::move(fd));
-      }
-  return out;
-}
-
-void server::hand_over() {
-  {
-    std::lock_guard lock(impl_->mutex);
-    impl_->shutting_down = true;
-    impl_->handed_over = true;
-  }
-  for (auto& w : impl_->workers)
-    asio::post(w->io, [w = w.get()] {
-      w->handed_over = true;
-      w->shutdown(false);
-    });
 }
 
 bool server::draining() const {
