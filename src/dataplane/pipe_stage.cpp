@@ -33,13 +33,18 @@ stage_result pipe_stage::fill(int src, std::size_t max) {
     const int e = errno;
     // splice stops at a TCP urgent byte: with EAGAIN though more is queued (and no edge to
     // come), or with 0 when the FIN is queued behind it. A read passes it, splice never does.
-    if ((r == 0 || e == EAGAIN || e == EWOULDBLOCK) && urgent_possible_ && at_urgent_mark(src))
+    // A 0 is always checked: it ends the direction, and the EPOLLPRI behind `urgent_possible_`
+    // may not be reported yet (the byte came during this round, after the last epoll report).
+    // An EAGAIN is checked only when EPOLLPRI was reported: if it is not yet, it will be, and
+    // the wait it wakes checks again.
+    const bool blocked = e == EAGAIN || e == EWOULDBLOCK;
+    if ((r == 0 || (blocked && urgent_possible_)) && at_urgent_mark(src))
       return {0, stage_status::urgent};
     if (r == 0) return {0, stage_status::eof};  // the FIN, with nothing before it
     if (e == EINTR) continue;                   // a signal came before anything moved
     // Drained, and the next bytes raise a new edge. (Never a full pipe: the relay fills only
     // an empty one.)
-    if (e == EAGAIN || e == EWOULDBLOCK) return {0, stage_status::would_block};
+    if (blocked) return {0, stage_status::would_block};
     // EINVAL/ENOSYS: these fds cannot splice, and nothing was consumed (the relay may copy
     // instead). ECONNRESET, ETIMEDOUT...: the source is gone.
     return {0, stage_status::error, e};

@@ -40,7 +40,8 @@ struct stage_result {
 class pipe_stage {
  public:
   // urgent_possible: whether the source may hold TCP urgent data; when not (epoll has not
-  // reported EPOLLPRI for it), a stop is not checked for the urgent mark (an ioctl per EAGAIN).
+  // reported EPOLLPRI for it), an EAGAIN is not checked for the urgent mark (an ioctl per
+  // EAGAIN); a 0 (EOF, or the mark with a FIN behind it) always is.
   explicit pipe_stage(pipe& p, bool urgent_possible = true)
       : pipe_(p), urgent_possible_(urgent_possible) {}
   // At most `max` bytes from socket `src`. EINVAL/ENOSYS (the kernel cannot splice these fds)
