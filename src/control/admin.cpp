@@ -66,7 +66,7 @@ struct admin_server::impl {
   asio::steady_timer sampler;
   std::set<beast::tcp_stream*> clients;  // open connections, closed by close()
 
-  // The last minute of throughput, one sample a second (touched on the admin thread only).
+  // The last minute of throughput, one sample a second (touched on the control loop only).
   std::deque<throughput_sample> history;
   std::uint64_t last_up = 0, last_down = 0;
   std::chrono::steady_clock::time_point last_time;

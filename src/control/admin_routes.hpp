@@ -29,7 +29,7 @@ using admin_response = boost::beast::http::response<boost::beast::http::string_b
 // The methods of a route, a bit each. HEAD comes with GET: the same headers, no body.
 enum admin_method : unsigned { admin_get = 1u << 0, admin_post = 1u << 1 };
 
-// What the handlers of the admin's own table reach the proxy through (the admin thread's).
+// What the handlers of the admin's own table reach the proxy through (on the control loop).
 struct admin_context {
   control_api& api;
   const admin_config& cfg;
