@@ -208,7 +208,7 @@ void cross_check(checker& c, const std::vector<entry>& items, const listener_sco
     if (const auto* only_routed = checker::find(items, key); only_routed && !routes)
       c.fail(*only_routed, child(s.path, key), "applies only to a listener with routes");
   if (const auto* non_tls = checker::find(items, "non_tls");
-      non_tls && routes && l.non_tls_to_default && l.routes.fallback.empty())
+      non_tls && routes && l.non_tls_to_default && l.routes.default_route.empty())
     c.fail(*non_tls, child(s.path, "non_tls"),
            "expected close: default needs a {default: UPSTREAM} entry in routes");
 }

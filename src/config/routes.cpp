@@ -32,11 +32,11 @@ void check_default(checker& c, const entry& self, const entry& route, std::size_
   const auto default_path = child(path, "default");
   auto n = c.name(route, default_path);
   if (!n) return;
-  if (!out.fallback.empty()) {
+  if (!out.default_route.empty()) {
     c.fail(route, default_path, "expected at most one default route");
     return;
   }
-  out.fallback = *n;
+  out.default_route = *n;
   c.upstream_name(route, default_path, *n, cfg);
 }
 

@@ -7,6 +7,7 @@
 #include <optional>
 
 #include "zcproxy/deadline.hpp"
+#include "zcproxy/sys.hpp"
 #include "zcproxy/use_tuple.hpp"
 
 namespace zcproxy {
@@ -14,16 +15,12 @@ namespace asio = boost::asio;
 
 namespace {
 
-boost::system::error_code errno_error(int e) {
-  return {e, boost::asio::error::get_system_category()};
-}
-
 // The pending error of a socket whose connect has ended (SO_ERROR; 0: connected).
 boost::system::error_code connect_error(int fd) {
   int err = 0;
   socklen_t len = sizeof err;
   if (::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
-  return err ? errno_error(err) : boost::system::error_code();
+  return err ? sys::errno_error(err) : boost::system::error_code();
 }
 
 // Whether the handshake of a connect that said EINPROGRESS has ended already (on loopback and to
@@ -47,7 +44,7 @@ asio::awaitable<connect_result> connect_within(stream_socket& s, stream_endpoint
   const int fd = ::socket(to.protocol().family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
                           to.protocol().protocol());
   if (fd < 0)
-    ec = errno_error(errno);  // EMFILE, ENFILE, ENOBUFS...
+    ec = sys::errno_error(errno);  // EMFILE, ENFILE, ENOBUFS...
   else
     adopt_new_socket(s, fd, to.protocol().family(), ec);
   if (ec) {
@@ -60,7 +57,7 @@ asio::awaitable<connect_result> connect_within(stream_socket& s, stream_endpoint
   else if (errno == EINPROGRESS || errno == EINTR)  // EINTR: the connect goes on regardless
     ended = connect_ended(fd);
   else  // ECONNREFUSED, ENETUNREACH, EAGAIN (a Unix socket's backlog is full)...
-    ended = errno_error(errno);
+    ended = sys::errno_error(errno);
   if (ended) {
     out.error = *ended;
   } else {

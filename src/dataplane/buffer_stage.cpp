@@ -43,7 +43,8 @@ stage_result buffer_stage::fill(int src, std::size_t max) {
     if (e == EINTR) continue;  // a signal came before anything moved
     // Drained: the next bytes raise a new edge.
     if (e == EAGAIN || e == EWOULDBLOCK) return {0, stage_status::would_block};
-    return {0, stage_status::error, e};  // ECONNRESET, ETIMEDOUT...: the source is gone
+    return {0, stage_status::error,
+            sys::errno_error(e)};  // ECONNRESET, ETIMEDOUT...: the source is gone
   }
 }
 
@@ -61,7 +62,7 @@ stage_result buffer_stage::flush(int dst) {
     // The socket's send buffer is full: the rest stays here until it has room.
     if (e == EAGAIN || e == EWOULDBLOCK) return {out.moved, stage_status::would_block};
     // EPIPE, ECONNRESET: the destination's peer is gone.
-    return {out.moved, stage_status::error, e};
+    return {out.moved, stage_status::error, sys::errno_error(e)};
   }
   return out;
 }

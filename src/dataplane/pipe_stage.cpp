@@ -47,7 +47,7 @@ stage_result pipe_stage::fill(int src, std::size_t max) {
     if (blocked) return {0, stage_status::would_block};
     // EINVAL/ENOSYS: these fds cannot splice, and nothing was consumed (the relay may copy
     // instead). ECONNRESET, ETIMEDOUT...: the source is gone.
-    return {0, stage_status::error, e};
+    return {0, stage_status::error, sys::errno_error(e)};
   }
 }
 
@@ -67,7 +67,7 @@ stage_result pipe_stage::flush(int dst) {
     // The socket's send buffer is full: the rest stays in the pipe until it has room.
     if (e == EAGAIN || e == EWOULDBLOCK) return {out.moved, stage_status::would_block};
     // EPIPE, ECONNRESET: the destination's peer is gone; the pipe keeps what it holds.
-    return {out.moved, stage_status::error, e};
+    return {out.moved, stage_status::error, sys::errno_error(e)};
   }
   return out;
 }

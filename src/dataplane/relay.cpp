@@ -9,6 +9,8 @@
 #include <cerrno>
 #include <limits>
 
+#include "zcproxy/sys.hpp"
+
 #if ZCPROXY_ASIO_INTERNALS
 #include <boost/asio/detail/reactor.hpp>
 #include <boost/asio/execution/context.hpp>
@@ -220,9 +222,9 @@ void relay_direction::on_ready(const boost::system::error_code& ec) {
     return end();
   }
   if (ec) {
-    if (what == waiting::readable) end_with(direction_end::reset, ec.value(), true);
+    if (what == waiting::readable) end_with(direction_end::reset, ec, true);
     if (what == waiting::writable) {
-      end_with(direction_end::reset, ec.value(), false);
+      end_with(direction_end::reset, ec, false);
       count(n_ - left());
     }
     return end();
@@ -294,9 +296,10 @@ relay_direction::next relay_direction::fill(std::size_t allowed) {
   }
   const bool spliced = stage_.spliced();
   stage_.release();
-  error_ = r.error;
+  error_ = r.error.value();
   end_kind_ = direction_end::reset;  // ECONNRESET, ETIMEDOUT...: the source is gone
-  if (spliced && (r.error == EINVAL || r.error == ENOSYS)) {
+  if (spliced && (r.error == boost::system::errc::invalid_argument ||
+                  r.error == boost::system::errc::function_not_supported)) {
     // This pair of fds cannot splice; nothing was consumed, so copy can take over losslessly,
     // if allowed and nothing has moved yet.
     if (engine_ == engine_mode::automatic && out_.bytes() == 0) {
@@ -313,7 +316,7 @@ relay_direction::next relay_direction::fill(std::size_t allowed) {
 bool relay_direction::after_fill() {
   if (step_ == next::new_round) return true;
   if (step_ == next::end) {
-    end_with(end_kind_, error_, true);
+    end_with(end_kind_, sys::errno_error(error_), true);
     end();
     return false;
   }
@@ -338,7 +341,7 @@ bool relay_direction::after_fill() {
 void relay_direction::at_end_of_source() {
   // The source's peer reset, and the other direction's write took the error: not a FIN.
   if (link_.peer_was_reset(from_.native_handle())) {
-    end_with(direction_end::reset, ECONNRESET, true);
+    end_with(direction_end::reset, boost::asio::error::connection_reset, true);
     return;
   }
   // FIN from the source; the stage is empty, so nothing is left behind it: forward it and let
@@ -356,7 +359,7 @@ void relay_direction::feed_mirror() {
 // Flush what the stage holds; false when the destination is full with bytes left.
 bool relay_direction::try_flush() {
   const stage_result r = stage_.flush(to_.native_handle());
-  flush_error_ = r.status == stage_status::error ? r.error : 0;
+  flush_error_ = r.status == stage_status::error ? r.error.value() : 0;
   return r.status != stage_status::would_block;
 }
 
@@ -368,7 +371,7 @@ std::size_t relay_direction::left() const {
 // direction yields or has ended.
 bool relay_direction::finish_round() {
   // A failing destination: a pipe that still holds bytes is closed by its lease, not pooled.
-  if (flush_error_) end_with(direction_end::reset, flush_error_, false);
+  if (flush_error_) end_with(direction_end::reset, sys::errno_error(flush_error_), false);
   count(n_ - left());
   if (left() > 0) {
     end();
@@ -408,10 +411,12 @@ void relay_direction::count(std::size_t moved) {
 // a cut-off stream look complete). A failing destination ends only this direction: the other one
 // reads from that same socket and still delivers what it holds (an early reply, say) before it
 // meets the error itself.
-void relay_direction::end_with(direction_end end, int e, bool source_failed) {
+void relay_direction::end_with(direction_end end, const boost::system::error_code& e,
+                               bool source_failed) {
   out_.end = end;
   if (!source_failed) {
-    if (e == ECONNRESET || e == EPIPE) link_.peer_reset(to_.native_handle());
+    if (e == boost::asio::error::connection_reset || e == boost::asio::error::broken_pipe)
+      link_.peer_reset(to_.native_handle());
     return;
   }
   const linger abort_on_close{1, 0};

@@ -9,13 +9,13 @@ route_choice route_for(const sni_routes& routes, bool non_tls_to_default,
                        const sni::client_hello& hello) {
   if (hello.status == sni::parse_status::complete) {
     if (auto i = sni::route(routes.patterns, hello.server_name)) return {routes.upstreams[*i], ""};
-    if (!routes.fallback.empty()) return {routes.fallback, ""};
+    if (!routes.default_route.empty()) return {routes.default_route, ""};
     return {std::nullopt,
             hello.server_name.empty()
                 ? "a ClientHello without a server name, and no default route"
                 : "no route for server name " + hello.server_name + ", and no default route"};
   }
-  if (non_tls_to_default) return {routes.fallback, ""};
+  if (non_tls_to_default) return {routes.default_route, ""};
   const std::string what = hello.status == sni::parse_status::not_tls
                                ? std::string("not TLS")
                                : "a malformed ClientHello (" + hello.reason + ")";

@@ -14,7 +14,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       if (!l.upstream.empty() && !c.find_upstream(l.upstream)) std::abort();
       for (const auto& u : l.routes.upstreams)
         if (!c.find_upstream(u)) std::abort();
-      if (l.upstream.empty() && l.routes.patterns.empty() && l.routes.fallback.empty())
+      if (l.upstream.empty() && l.routes.patterns.empty() && l.routes.default_route.empty())
         std::abort();  // a listener that goes nowhere
     }
     for (const auto& u : c.upstreams)

@@ -49,7 +49,7 @@ struct timeouts {
 struct sni_routes {
   std::vector<std::string> patterns;   // "api.example.com" or "*.example.com"
   std::vector<std::string> upstreams;  // names of entries in config::upstreams (checked)
-  std::string fallback;                // the `default:` route; empty = none
+  std::string default_route;           // the `default:` route; empty = none
   bool operator==(const sni_routes&) const = default;
 };
 
@@ -73,7 +73,8 @@ struct listener_config {
   std::string upstream;  // name of an entry in config::upstreams (checked)
   sni_routes routes;
   // A routed listener reads the client's ClientHello first, within sni_timeout. Bytes that are
-  // not a well-formed ClientHello go to routes.fallback with non_tls_to_default, else are closed.
+  // not a well-formed ClientHello go to routes.default_route with non_tls_to_default, else are
+  // closed.
   std::chrono::milliseconds sni_timeout{5000};
   bool non_tls_to_default = false;
   // For messages: "upstream app", or "routes api.example.com -> api, default -> web".

@@ -10,6 +10,8 @@
 #include <sys/socket.h>
 #include <sys/types.h>
 
+#include <boost/system/error_code.hpp>
+
 namespace zcproxy::sys {
 
 using recvmsg_fn = ssize_t (*)(int fd, msghdr* msg, int flags);
@@ -32,5 +34,11 @@ inline tee_fn tee = ::tee;
 using sendfile_fn = ssize_t (*)(int out_fd, int in_fd, off_t* offset, size_t count);
 
 inline sendfile_fn sendfile = ::sendfile;
+
+// An errno as the data plane passes it on past the seam: the error_code Asio's own operations
+// give, so one type carries a stage's error, a wait's and a connect's.
+inline boost::system::error_code errno_error(int e) {
+  return {e, boost::system::system_category()};
+}
 
 }  // namespace zcproxy::sys

@@ -166,7 +166,7 @@ class relay_direction {
   std::size_t left() const;
   bool finish_round();
   void count(std::size_t moved);
-  void end_with(direction_end end, int e, bool source_failed);
+  void end_with(direction_end end, const boost::system::error_code& e, bool source_failed);
   void end();
 
   stream_socket& from_;
@@ -178,8 +178,10 @@ class relay_direction {
   direction_result out_;
   std::size_t n_ = 0;             // this round's fill
   std::uint32_t since_wait_ = 0;  // bytes moved since the last wait
-  int error_ = 0;                 // for next::end: the errno
-  int flush_error_ = 0;           // this round's flush failed so (an errno)
+  // For next::end, and this round's flush failure: errno values, kept as ints (4 bytes, not an
+  // error_code's 24: every open connection holds two directions), passed on as error_codes.
+  int error_ = 0;
+  int flush_error_ = 0;
   engine_mode engine_ = engine_mode::automatic;
   waiting waiting_ = waiting::nothing;
   next step_ = next::flush;                        // what this round's fill said

@@ -7,6 +7,7 @@
 // stage lives on its connection's thread.
 #pragma once
 
+#include <boost/system/error_code.hpp>
 #include <cstddef>
 #include <cstdint>
 #include <utility>
@@ -22,13 +23,13 @@ enum class stage_status {
   would_block,  // fill: the source is drained (EAGAIN); flush: the destination is full, bytes left
   eof,          // fill: the source sent its FIN
   urgent,       // pipe fill: the source sits at a TCP urgent byte, which splice never passes
-  error,        // the errno is in `error`
+  error,        // what failed is in `error`
 };
 
 struct stage_result {
   std::size_t moved = 0;  // bytes this call moved (before the status, if any)
   stage_status status = stage_status::done;
-  int error = 0;  // the errno, for stage_status::error
+  boost::system::error_code error{};  // for stage_status::error (the errno, as sys::errno_error)
   // fill: bytes the kernel says it left behind in the source (TCP_INQ, asked for by
   // set_read_hint), or -1 when it did not say (splice, a Unix socket, no hint).
   int left = -1;

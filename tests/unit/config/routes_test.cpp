@@ -30,7 +30,7 @@ upstreams:
   CHECK(l.upstream.empty());
   CHECK(l.routes.patterns == std::vector<std::string>{"api.example.com", "*.example.com"});
   CHECK(l.routes.upstreams == std::vector<std::string>{"api", "web"});
-  CHECK(l.routes.fallback == "web");
+  CHECK(l.routes.default_route == "web");
   CHECK(l.sni_timeout == 2s);
   CHECK(l.non_tls_to_default);
   CHECK(l.destination() == "routes api.example.com -> api, *.example.com -> web, default -> web");

@@ -18,9 +18,9 @@ namespace sni = zcproxy::sni;
 
 namespace {
 
-// api.example.com -> api, *.example.com -> web; `fallback` the default route ("" for none).
-sni_routes routes(std::string fallback) {
-  return {{"api.example.com", "*.example.com"}, {"api", "web"}, std::move(fallback)};
+// api.example.com -> api, *.example.com -> web; `default_route` the default route ("" for none).
+sni_routes routes(std::string default_route) {
+  return {{"api.example.com", "*.example.com"}, {"api", "web"}, std::move(default_route)};
 }
 
 sni::client_hello hello_for(std::string server_name) {
@@ -34,12 +34,12 @@ const sni::client_hello malformed{sni::parse_status::invalid, "",
 }  // namespace
 
 TEST_CASE("routing: a server name goes to the first route whose pattern matches it", "[routing]") {
-  for (const std::string fallback : {"", "default"}) {
-    INFO("default route: " << fallback);
-    auto exact = route_for(routes(fallback), false, hello_for("api.example.com"));
+  for (const std::string default_route : {"", "default"}) {
+    INFO("default route: " << default_route);
+    auto exact = route_for(routes(default_route), false, hello_for("api.example.com"));
     REQUIRE(exact.upstream == std::optional<std::string>("api"));
     CHECK(exact.why.empty());
-    auto wildcard = route_for(routes(fallback), false, hello_for("www.example.com"));
+    auto wildcard = route_for(routes(default_route), false, hello_for("www.example.com"));
     REQUIRE(wildcard.upstream == std::optional<std::string>("web"));
     CHECK(wildcard.why.empty());
   }
