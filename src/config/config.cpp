@@ -30,7 +30,8 @@ std::string listener_config::destination() const {
   for (std::size_t i = 0; i < routes.patterns.size(); ++i)
     out += (i ? ", " : "") + routes.patterns[i] + " -> " + routes.upstreams[i];
   if (!routes.default_route.empty())
-    out += (routes.patterns.empty() ? "" : ", ") + std::string("default -> ") + routes.default_route;
+    out +=
+        (routes.patterns.empty() ? "" : ", ") + std::string("default -> ") + routes.default_route;
   return out;
 }
 
