@@ -113,7 +113,10 @@ dns_channel::dns_channel(asio::io_context& io, const resolve_config& how,
     throw std::runtime_error(std::string("c-ares: ") + ::ares_strerror(r));
   if (how.resolvers.empty()) return;
   std::string csv;
-  for (const auto& a : how.resolvers) csv += (csv.empty() ? "" : ",") + a.to_string();
+  for (const auto& a : how.resolvers) {
+    if (!csv.empty()) csv += ',';
+    csv += a.to_string();
+  }
   if (const int r = ::ares_set_servers_ports_csv(ch_, csv.c_str()); r != ARES_SUCCESS) {
     ::ares_destroy(ch_);
     throw std::runtime_error("c-ares: nameservers " + csv + ": " + ::ares_strerror(r));
