@@ -124,7 +124,7 @@ struct session final : relay_owner {
   upstream* routed;                  // nullptr for a listener with routes, until the route is known
   std::string server_name;           // from the ClientHello
   std::size_t first_bytes_sent = 0;  // of setup->first_bytes
-  std::optional<endpoint_connection> endpoint;  // to routed's, once connected
+  endpoint_connection endpoint;      // to routed's, once connected
   std::shared_ptr<mirror> shadow;
   std::unique_ptr<token_bucket> upload, download;      // rate_limit, per connection
   relay_direction up{s.client, s.upstream, s.link};    // client->upstream
@@ -232,11 +232,10 @@ asio::awaitable<outcome<>> session::connect() {
   upstream& target = *routed;
   setup->t = timeouts_for(listener, target.config());
   const std::uint64_t client_hash = detail::client_hash_for(target.config().balance, ip_key);
-  auto connected =
-      co_await endpoint.emplace(target, w.index)
-          .connect(s.upstream,
-                   {.timeout = setup->t.connect, .client_hash = client_hash, .timer = s.timer},
-                   [this] { return s.shutting_down; });
+  endpoint = endpoint_connection(target, w.index);
+  auto connected = co_await endpoint.connect(
+      s.upstream, {.timeout = setup->t.connect, .client_hash = client_hash, .timer = s.timer},
+      [this] { return s.shutting_down; });
   if (!connected) endpoint.reset();  // none connected: the access log names none
   switch (detail::report_for(connected)) {
     case detail::connect_report::none:
@@ -300,14 +299,14 @@ asio::awaitable<outcome<>> session::send_first_bytes() {
   if (write_ec) {
     if (may_log(close_reason::connect_failed, spdlog::level::warn))
       main_log().warn("listener {}: client {}: sending the first bytes to {} failed: {}",
-                      listener.name, client_addr, endpoint->at().to_string(), write_ec.message());
+                      listener.name, client_addr, endpoint.at().to_string(), write_ec.message());
     endpoint.reset();  // not used: ended here, and not in the access log
     co_return closing{close_reason::connect_failed, write_ec.message()};
   }
   first_bytes_sent = first_bytes.size();
   add_single_writer(metrics.traffic[w.index].up, first_bytes.size());
   add_single_writer(metrics.traffic[w.index].copied, first_bytes.size());
-  add_single_writer(endpoint->meter().up, first_bytes.size());
+  add_single_writer(endpoint.meter().up, first_bytes.size());
   if (shadow) shadow->feed(first_bytes.data(), first_bytes.size());  // the client's, not ours
   co_return go_on;
 }
@@ -315,7 +314,7 @@ asio::awaitable<outcome<>> session::send_first_bytes() {
 // Both directions at once; the last to end finishes the session and deletes it.
 void session::start_relays() {
   boost::system::error_code ec;
-  const address& at = endpoint->at();
+  const address& at = endpoint.at();
   const timeouts& t = setup->t;
   const address client_end = setup->peer.value_or(address{});
   const engine_mode engine = engine_for(w.relay.engine, client_end, s.client, at, s.upstream);
@@ -333,7 +332,7 @@ void session::start_relays() {
   if (t.idle.count() > 0 || t.max_duration.count() > 0) w.need_sweep();
   if (listener.upload_rate) upload = std::make_unique<token_bucket>(listener.upload_rate);
   if (listener.download_rate) download = std::make_unique<token_bucket>(listener.download_rate);
-  endpoint_traffic_slot& meter = endpoint->meter();
+  endpoint_traffic_slot& meter = endpoint.meter();
   setup = nullptr;  // serve()'s frame ends as this returns
   s.timer = nullptr;
   relays_running = 2;
@@ -349,7 +348,7 @@ void session::direction_ended(relay_direction&) {
   const close_reason reason = s.expired ? *s.expired : relay_end(s, up.result(), down.result());
   w.bytes_spliced.fetch_add(up.result().spliced + down.result().spliced, std::memory_order_relaxed);
   w.bytes_copied.fetch_add(up.result().copied + down.result().copied, std::memory_order_relaxed);
-  endpoint->end();
+  endpoint.end();
   finish(reason);
   delete this;
 }
@@ -389,12 +388,12 @@ void session::finish(close_reason reason) {
               .listener = listener.name,
               .sni = server_name,
               .upstream = routed ? routed->config().name : "",
-              .endpoint = endpoint ? endpoint->at().to_string() : "",
+              .endpoint = endpoint.index() ? endpoint.at().to_string() : "",
               .bytes_up = up.result().bytes() + first_bytes_sent,
               .bytes_down = down.result().bytes() + fallback_sent,
               .duration_ms = static_cast<std::uint64_t>(ms.count()),
-              .engine_up = endpoint ? up.result().engine() : "",
-              .engine_down = endpoint ? down.result().engine() : "",
+              .engine_up = endpoint.index() ? up.result().engine() : "",
+              .engine_down = endpoint.index() ? down.result().engine() : "",
               .close = reason,
               .start = std::chrono::system_clock::now() - ms});
 }

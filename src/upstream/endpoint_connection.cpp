@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "zcproxy/connect.hpp"
@@ -15,8 +16,8 @@ namespace asio = boost::asio;
 asio::awaitable<outcome<>> endpoint_connection::connect(stream_socket& socket,
                                                         endpoint_connect_options options,
                                                         std::function<bool()> stopping) {
-  const upstream_config& cfg = up_.config();
-  const std::size_t n = up_.size();
+  const upstream_config& cfg = up_->config();
+  const std::size_t n = up_->size();
   const unsigned attempts = options.attempts           ? options.attempts
                             : cfg.max_connect_attempts ? cfg.max_connect_attempts
                                                        : unsigned(n);
@@ -29,21 +30,21 @@ asio::awaitable<outcome<>> endpoint_connection::connect(stream_socket& socket,
   std::string why;
   for (unsigned attempt = 0; attempt < attempts && !stopping(); ++attempt) {
     auto now = upstream::clock::now();
-    auto i = up_.pick(candidates, options.client_hash, now);
+    auto i = up_->pick(candidates, options.client_hash, now);
     if (!i && attempt > 0) {
       // Every usable endpoint tried once and attempts are left: another round.
       std::fill(candidates.begin(), candidates.end(), 1);
-      i = up_.pick(candidates, options.client_hash, now);
+      i = up_->pick(candidates, options.client_hash, now);
     }
     if (!i) break;
     candidates[*i] = 0;
-    const address& a = up_.at(*i);
+    const address& a = up_->at(*i);
     const connect_result r =
         co_await connect_within(socket, endpoint_of(a), options.timeout, timer);
     if (r && !stopping()) {
-      up_.connect_succeeded(*i);
-      up_.started(*i);
-      index_ = i;
+      up_->connect_succeeded(*i);
+      up_->started(*i);
+      index_ = static_cast<std::uint32_t>(*i);
       active_ = true;
       co_return go_on;
     }
@@ -54,7 +55,7 @@ asio::awaitable<outcome<>> endpoint_connection::connect(stream_socket& socket,
     reason = all_timed_out ? close_reason::connect_timeout : close_reason::connect_failed;
     why += (why.empty() ? "" : "; ") + a.to_string() + ": " +
            (r.timed_out ? std::string("timed out") : r.error.message());
-    if (up_.connect_failed(*i, upstream::clock::now()) && options.log_ejection)
+    if (up_->connect_failed(*i, upstream::clock::now()) && options.log_ejection)
       main_log().warn(
           "upstream {} endpoint {}: ejected for {} ms after {} connect failures in a row", cfg.name,
           a.to_string(), cfg.fail_timeout.count(), cfg.max_fails);
@@ -66,7 +67,17 @@ asio::awaitable<outcome<>> endpoint_connection::connect(stream_socket& socket,
 void endpoint_connection::end() {
   if (!active_) return;
   active_ = false;
-  up_.ended(*index_);
+  up_->ended(index_);
+}
+
+endpoint_connection& endpoint_connection::operator=(endpoint_connection&& other) noexcept {
+  if (this == &other) return *this;
+  end();
+  up_ = other.up_;
+  index_ = std::exchange(other.index_, none);
+  worker_ = other.worker_;
+  active_ = std::exchange(other.active_, false);
+  return *this;
 }
 
 }  // namespace zcproxy

@@ -6,6 +6,7 @@
 // comes first: ended exactly once, whatever path closes the connection.
 // It does not own the socket it connects (its caller does, and the relay reads it); it must not
 // outlive its upstream. Used on one worker's thread; the upstream's counts are atomic.
+// 16 bytes: every open connection holds one (a pointer, a 32-bit index, the worker's slot).
 #pragma once
 
 #include <boost/asio/awaitable.hpp>
@@ -38,10 +39,15 @@ struct endpoint_connect_options {
 class endpoint_connection {
  public:
   // For connections of worker thread `worker` (its slot of the endpoint's byte counts).
-  endpoint_connection(upstream& up, unsigned worker) : up_(up), worker_(worker) {}
+  endpoint_connection(upstream& up, unsigned worker)
+      : up_(&up), worker_(static_cast<std::uint16_t>(worker)) {}
+  // Of no upstream: not connected, and nothing to connect until one is assigned.
+  endpoint_connection() = default;
   ~endpoint_connection() { end(); }
-  endpoint_connection(const endpoint_connection&) = delete;
-  endpoint_connection& operator=(const endpoint_connection&) = delete;
+  // Moved, the connection (and its start on the endpoint) goes with it; assigned over, the
+  // connection assigned to ends first.
+  endpoint_connection(endpoint_connection&& other) noexcept { *this = std::move(other); }
+  endpoint_connection& operator=(endpoint_connection&& other) noexcept;
 
   // Connects `socket` (closed) to an endpoint (see endpoint_connect_options); `stopping` says
   // whether the caller is stopping, which ends the tries uncounted (a stop is no endpoint's
@@ -52,20 +58,28 @@ class endpoint_connection {
                                             std::function<bool()> stopping);
 
   // The endpoint connected to, once connect() has succeeded (still known after end()).
-  std::optional<std::size_t> index() const { return index_; }
-  const address& at() const { return up_.at(*index_); }
+  std::optional<std::size_t> index() const {
+    return index_ == none ? std::nullopt : std::optional<std::size_t>(index_);
+  }
+  const address& at() const { return up_->at(index_); }
   // Where this connection's bytes to and from the endpoint are counted, as they move (so a long
   // transfer shows while it runs). Connected only.
-  endpoint_traffic_slot& meter() const { return up_.traffic(*index_, worker_); }
+  endpoint_traffic_slot& meter() const { return up_->traffic(index_, worker_); }
 
   // The connection to the endpoint has ended: it no longer counts as active there. Only the
   // first call (or the destructor) counts.
   void end();
+  // Ended, and the endpoint forgotten (index() is empty again): a connection not used.
+  void reset() {
+    end();
+    index_ = none;
+  }
 
  private:
-  upstream& up_;
-  const unsigned worker_;
-  std::optional<std::size_t> index_;
+  static constexpr std::uint32_t none = UINT32_MAX;
+  upstream* up_ = nullptr;
+  std::uint32_t index_ = none;  // the endpoint connected to
+  std::uint16_t worker_ = 0;
   bool active_ = false;  // started on index_, not yet ended
 };
 

@@ -107,6 +107,23 @@ struct splice_refusal {
   ~splice_refusal() { zcproxy::sys::splice = ::splice; }
 };
 
+// Fills `stage` (over pipe `p`) from `source` until a fill does not move data, collecting what
+// it moved in `moved` (splice may move it in pieces); the last fill's result.
+stage_result splice_until_stop(pipe_stage& stage, zcproxy::pipe& p, int source,
+                               std::string& moved) {
+  stage_result r;
+  for (int i = 0; i < 10; ++i) {
+    r = stage.fill(source, 1 << 20);
+    if (r.status != stage_status::done) break;
+    char data[16];
+    const ssize_t n = ::read(p.read_fd(), data, sizeof data);
+    REQUIRE(n == static_cast<ssize_t>(r.moved));
+    p.level = 0;
+    moved.append(data, r.moved);
+  }
+  return r;
+}
+
 }  // namespace
 
 TEST_CASE("pipe stage: a fill from an empty source would block, holding nothing",
@@ -237,16 +254,7 @@ TEST_CASE("stages: an urgent (MSG_OOB) byte stops the pipe stage, and a buffer f
   zcproxy::pipe p = make_pipe();
   pipe_stage spliced(p);
   std::string before;
-  stage_result r;
-  for (int i = 0; i < 10; ++i) {  // splice may move "hello " in pieces; never past the mark
-    r = spliced.fill(t.server.get(), 1 << 20);
-    if (r.status != stage_status::done) break;
-    char data[16];
-    const ssize_t n = ::read(p.read_fd(), data, sizeof data);
-    REQUIRE(n == static_cast<ssize_t>(r.moved));
-    p.level = 0;
-    before.append(data, r.moved);
-  }
+  stage_result r = splice_until_stop(spliced, p, t.server.get(), before);
   CHECK(before == "hello ");
   CHECK(r.status == stage_status::urgent);
   CHECK(p.level == 0);
@@ -281,16 +289,7 @@ TEST_CASE(
   zcproxy::pipe p = make_pipe();
   pipe_stage spliced(p, /*urgent_possible=*/false);
   std::string before;
-  stage_result r;
-  for (int i = 0; i < 10; ++i) {
-    r = spliced.fill(t.server.get(), 1 << 20);
-    if (r.status != stage_status::done) break;
-    char data[16];
-    const ssize_t n = ::read(p.read_fd(), data, sizeof data);
-    REQUIRE(n == static_cast<ssize_t>(r.moved));
-    p.level = 0;
-    before.append(data, r.moved);
-  }
+  stage_result r = splice_until_stop(spliced, p, t.server.get(), before);
   CHECK(before == "hello ");
   CHECK(r.status == stage_status::urgent);
   // What follows the mark is there to be read, then the FIN.

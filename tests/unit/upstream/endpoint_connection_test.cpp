@@ -15,6 +15,7 @@
 #include <optional>
 #include <sstream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "support/net.hpp"
@@ -123,6 +124,28 @@ TEST_CASE(
     c.reset();
   }
   SECTION("the destructor alone") {
+    c.reset();
+  }
+  SECTION("moved: the connection goes with it, and is ended once") {
+    endpoint_connection held;  // as a session holds one before its connect
+    CHECK_FALSE(held.index());
+    held = std::move(*c);
+    CHECK_FALSE(c->index());
+    c.reset();  // the moved-from one ends nothing
+    CHECK(up->active(0) == 1);
+    REQUIRE(held.index() == 0u);
+    endpoint_connection other(std::move(held));
+    CHECK(up->active(0) == 1);
+    held = endpoint_connection(*up, 0);  // assigned over an empty one: nothing ends
+    CHECK(up->active(0) == 1);
+    other = endpoint_connection();  // assigned over a connected one: it ends, once
+    CHECK(up->active(0) == 0);
+    CHECK_FALSE(other.index());
+  }
+  SECTION("reset: ended and forgotten") {
+    c->reset();
+    CHECK(up->active(0) == 0);
+    CHECK_FALSE(c->index());
     c.reset();
   }
   CHECK(up->active(0) == 0);
