@@ -12,6 +12,7 @@
 #include "zcproxy/log.hpp"
 #include "zcproxy/privileges.hpp"
 #include "zcproxy/resolver.hpp"
+#include "zcproxy/source.hpp"
 
 namespace {
 
@@ -114,6 +115,11 @@ int main(int argc, char** argv) {
   if (check) {
     print_plan(cfg);
     check_names(cfg);
+    // What a start would fail on (exit 2), asked of this process as it runs now.
+    if (auto problems = zcproxy::source_problems(cfg.upstreams); !problems.empty()) {
+      std::fprintf(stderr, "zcproxy: %s\n", problems.c_str());
+      return 2;
+    }
     return 0;
   }
   try {
