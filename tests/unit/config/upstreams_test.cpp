@@ -430,7 +430,7 @@ TEST_CASE("bad max_fails, fail_timeout and max_connect_attempts are reported", "
                             Contains("got a sequence"));
 }
 
-TEST_CASE("source: client, a fixed IP, or none; each error says where and what was expected",
+TEST_CASE("source: client, a fixed IP, or none, each error saying where and what was expected",
           "[config][source]") {
   using zcproxy::source_kind;
   auto c = load_config_string(with_upstream("    endpoints: [\"127.0.0.1:9000\"]\n"));

@@ -267,7 +267,7 @@ TEST_CASE("endpoint_connection: a stop ends the tries at once, uncounted, as shu
 }
 
 TEST_CASE(
-    "endpoint_connection: source binds a fixed address; one it cannot bind, or a client of "
+    "endpoint_connection: source binds a fixed address, and one it cannot bind, or a client of "
     "another family, closes with source_failed, not counted against the endpoint",
     "[endpoint_connection][source]") {
   std::uint16_t port = 0;
