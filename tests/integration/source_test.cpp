@@ -1,9 +1,10 @@
 // An upstream's `source:`: the backend sees the client's own address (`source: client`,
 // transparent proxying), a fixed one, or the proxy's without it. The real thing runs in three
-// network namespaces the test makes and removes (198.18.0.0/15 only), with the README's policy
-// routing in the proxy's; what the capability check refuses runs on loopback. They need root (as
-// CI has): without it, or where namespaces cannot be made, they are reported as skipped (CTest's
-// SKIP_REGULAR_EXPRESSION "SKIPPED:"), and CI fails on any skipped test.
+// network namespaces the test makes and removes (198.18.0.0/15, and for IPv6 its twin
+// 2001:2::/48 of RFC 5180), with the README's policy routing in the proxy's; what the capability
+// check refuses runs on loopback. They need root (as CI has): without it, or where namespaces
+// cannot be made, they are reported as skipped (CTest's SKIP_REGULAR_EXPRESSION "SKIPPED:"), and
+// CI fails on any skipped test.
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -22,6 +23,7 @@
 #include "support/net.hpp"
 #include "support/process.hpp"
 #include "zcproxy/config.hpp"
+#include "zcproxy/socket.hpp"
 
 using namespace test;
 using Catch::Matchers::Contains;
@@ -78,6 +80,18 @@ struct netns_lab {
             "--set-mark 1",
         "ip -n " + p + " rule add fwmark 1 lookup 100",
         "ip -n " + p + " route add local 0.0.0.0/0 dev lo table 100",
+        // IPv6 the same, in the IPv6 benchmarking range 2001:2::/48 (RFC 5180, 198.18's twin);
+        // nodad: usable at once.
+        "ip -n " + c + " addr add 2001:2:0:1::1/64 dev to-proxy nodad",
+        "ip -n " + p + " addr add 2001:2:0:1::2/64 dev to-client nodad",
+        "ip -n " + p + " addr add 2001:2:0:2::1/64 dev to-backend nodad",
+        "ip -n " + b + " addr add 2001:2:0:2::2/64 dev to-proxy nodad",
+        "ip -n " + b + " route add 2001:2:0:1::/64 via 2001:2:0:2::1",
+        "ip netns exec " + p +
+            " ip6tables -t mangle -A PREROUTING -p tcp -m socket --transparent -j MARK "
+            "--set-mark 1",
+        "ip -n " + p + " -6 rule add fwmark 1 lookup 100",
+        "ip -n " + p + " -6 route add local ::/0 dev lo table 100",
     };
     for (const auto& command : setup)
       if (!sh(command)) {
@@ -112,30 +126,34 @@ void in_netns(const std::string& name, F f) {
   f();
 }
 
-fd connect_ip(const char* ip, std::uint16_t port) {
-  fd s(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+// A client connected to `to` ("198.18.1.2:8080", "[2001:2:0:1::2]:8080").
+fd connect_ip(const std::string& to) {
+  const auto at = zcproxy::parse_address(to);
+  REQUIRE(at);
+  const auto ep = zcproxy::endpoint_of(*at);
+  fd s(::socket(at->v6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
   const timeval tv{10, 0};
   ::setsockopt(s.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  sockaddr_in sa{};
-  sa.sin_family = AF_INET;
-  sa.sin_port = htons(port);
-  REQUIRE(::inet_pton(AF_INET, ip, &sa.sin_addr) == 1);
-  REQUIRE(::connect(s.get(), reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0);
+  REQUIRE(::connect(s.get(), ep.data(), ep.size()) == 0);
   return s;
 }
 
 // The peer address the backend sees for a client of the proxy's listener at `port`: the
 // backend accepts it, writes the address it got from accept(2), and closes.
-std::string seen_by_backend(const netns_lab& lab, int backend, std::uint16_t port) {
+std::string seen_by_backend(const netns_lab& lab, int backend, const std::string& listener) {
   fd client;
-  in_netns(lab.made[0], [&] { client = connect_ip("198.18.1.2", port); });
+  in_netns(lab.made[0], [&] { client = connect_ip(listener); });
   send_all(client.get(), "hi", 2);
-  sockaddr_in peer{};
+  sockaddr_storage peer{};
   socklen_t len = sizeof peer;
   fd accepted(::accept4(backend, reinterpret_cast<sockaddr*>(&peer), &len, SOCK_CLOEXEC));
   REQUIRE(accepted);
-  char ip[INET_ADDRSTRLEN] = {};
-  ::inet_ntop(AF_INET, &peer.sin_addr, ip, sizeof ip);
+  char ip[INET6_ADDRSTRLEN] = {};
+  const void* raw =
+      peer.ss_family == AF_INET6
+          ? static_cast<const void*>(&reinterpret_cast<sockaddr_in6*>(&peer)->sin6_addr)
+          : static_cast<const void*>(&reinterpret_cast<sockaddr_in*>(&peer)->sin_addr);
+  ::inet_ntop(peer.ss_family, raw, ip, sizeof ip);
   send_all(accepted.get(), ip, std::strlen(ip));
   accepted.close();
   const bytes back = recv_all(client.get());
@@ -156,10 +174,11 @@ TEST_CASE(
   }
   INFO("namespace set-up failed at: " << lab.failed);
   REQUIRE(lab.failed.empty());
-  fd backend;
+  fd backend, backend6;
   in_netns(lab.made[2], [&] {
     std::uint16_t port = 9000;
     backend = listen_on("198.18.2.2", port);
+    backend6 = listen_on("2001:2:0:2::2", port);
   });
   temp_dir d;
   const std::string conf = d.file("zcproxy.yaml", R"(threads: 1
@@ -167,7 +186,9 @@ listeners:
   - { name: transparent, bind: "198.18.1.2:8080", upstream: as_client }
   - { name: fixed, bind: "198.18.1.2:8081", upstream: fixed }
   - { name: plain, bind: "198.18.1.2:8082", upstream: plain }
+  - { name: transparent6, bind: "[2001:2:0:1::2]:8080", upstream: as_client6 }
 upstreams:
+  as_client6: { endpoints: ["[2001:2:0:2::2]:9000"], source: client }
   as_client: { endpoints: ["198.18.2.2:9000"], source: client }
   fixed: { endpoints: ["198.18.2.2:9000"], source: 198.18.2.3 }
   plain: { endpoints: ["198.18.2.2:9000"] }
@@ -177,16 +198,15 @@ upstreams:
     proxy.emplace(std::vector<std::string>{"-c", conf}, d.file("out"), d.file("err"));
   });
   REQUIRE(wait_until(
-      [&] {
-        return slurp(d.file("err")).find("listener plain on 198.18.1.2:8082") != std::string::npos;
-      },
+      [&] { return slurp(d.file("err")).find("listener transparent6 on") != std::string::npos; },
       20s));
-  CHECK(seen_by_backend(lab, backend.get(), 8080) == "198.18.1.1");
-  CHECK(seen_by_backend(lab, backend.get(), 8081) == "198.18.2.3");
-  CHECK(seen_by_backend(lab, backend.get(), 8082) == "198.18.2.1");
+  CHECK(seen_by_backend(lab, backend.get(), "198.18.1.2:8080") == "198.18.1.1");
+  CHECK(seen_by_backend(lab, backend.get(), "198.18.1.2:8081") == "198.18.2.3");
+  CHECK(seen_by_backend(lab, backend.get(), "198.18.1.2:8082") == "198.18.2.1");
   // Again through the transparent listener: a second connection from the same client address
   // gets a port of its own (the kernel's, chosen at connect).
-  CHECK(seen_by_backend(lab, backend.get(), 8080) == "198.18.1.1");
+  CHECK(seen_by_backend(lab, backend.get(), "198.18.1.2:8080") == "198.18.1.1");
+  CHECK(seen_by_backend(lab, backend6.get(), "[2001:2:0:1::2]:8080") == "2001:2:0:1::1");
   INFO(slurp(d.file("err")));
   CHECK(slurp(d.file("err")).find("source") == std::string::npos);  // no source failure logged
 }
