@@ -30,7 +30,7 @@ constexpr const char* usage =
     "connections, open ones run on unchanged. SIGUSR1 reopens log.access_file (logrotate).\n"
     "Exit codes: 0 ok; 2 bad usage, a bad config or a failure to start (an address in use, a\n"
     "privileged port without the right to bind it, a user it cannot switch to, a take-over\n"
-    "that got no sockets).\n"
+    "that got no sockets, an upstream source: it cannot bind).\n"
     "Sockets passed by systemd (LISTEN_FDS, FileDescriptorName= a listener's name) are used\n"
     "instead of binding.\n";
 
