@@ -15,13 +15,12 @@ namespace asio = boost::asio;
 
 namespace {
 
-// Where an attempt on `to` binds its socket: nowhere without `source:` (the kernel's choice);
-// else its fixed address, or the client's, transparently. Nullopt, with `why`, when that is no IP
-// of `to`'s family (a Unix or unknown client, IPv4 beside IPv6): the backend would not see the
-// address it is promised, so no connect is made rather than one from the proxy's own.
+// Where an attempt on `to` binds its socket, for an upstream with `source:`: its fixed address,
+// or the client's, transparently. Nullopt, with `why`, when that is no IP of `to`'s family (a
+// Unix or unknown client, IPv4 beside IPv6): the backend would not see the address it is
+// promised, so no connect is made rather than one from the proxy's own.
 std::optional<connect_source> source_for(const source_config& source, const address* client,
                                          const address& to, std::string& why) {
-  if (source.kind == source_kind::none) return connect_source{};
   const bool transparent = source.kind == source_kind::client;
   const address* from = transparent ? client : &source.fixed;
   if (from && !from->local && from->v6 == to.v6) return connect_source{from, transparent};
@@ -59,15 +58,19 @@ asio::awaitable<outcome<>> endpoint_connection::connect(stream_socket& socket,
     candidates[*i] = 0;
     const address& a = up_->at(*i);
     ++tried;
-    std::string source_why;
-    const auto from = source_for(cfg.source, options.client, a, source_why);
-    if (!from) {  // not the endpoint's fault: not counted against it
-      ++source_failed;
-      why += (why.empty() ? "" : "; ") + a.to_string() + ": " + source_why;
-      continue;
+    connect_source from;
+    if (cfg.source.kind != source_kind::none) {  // all an upstream without `source:` pays here
+      std::string source_why;
+      const auto bound = source_for(cfg.source, options.client, a, source_why);
+      if (!bound) {  // not the endpoint's fault: not counted against it
+        ++source_failed;
+        why += (why.empty() ? "" : "; ") + a.to_string() + ": " + source_why;
+        continue;
+      }
+      from = *bound;
     }
     const connect_result r =
-        co_await connect_within(socket, endpoint_of(a), options.timeout, timer, *from);
+        co_await connect_within(socket, endpoint_of(a), options.timeout, timer, from);
     if (r && !stopping()) {
       up_->connect_succeeded(*i);
       up_->started(*i);
