@@ -12,6 +12,7 @@
 #include "zcproxy/log.hpp"
 #include "zcproxy/privileges.hpp"
 #include "zcproxy/resolver.hpp"
+#include "zcproxy/source.hpp"
 
 namespace {
 
@@ -29,7 +30,7 @@ constexpr const char* usage =
     "connections, open ones run on unchanged. SIGUSR1 reopens log.access_file (logrotate).\n"
     "Exit codes: 0 ok; 2 bad usage, a bad config or a failure to start (an address in use, a\n"
     "privileged port without the right to bind it, a user it cannot switch to, a take-over\n"
-    "that got no sockets).\n"
+    "that got no sockets, an upstream source: it cannot bind).\n"
     "Sockets passed by systemd (LISTEN_FDS, FileDescriptorName= a listener's name) are used\n"
     "instead of binding.\n";
 
@@ -114,6 +115,11 @@ int main(int argc, char** argv) {
   if (check) {
     print_plan(cfg);
     check_names(cfg);
+    // What a start would fail on (exit 2), asked of this process as it runs now.
+    if (auto problems = zcproxy::source_problems(cfg.upstreams); !problems.empty()) {
+      std::fprintf(stderr, "zcproxy: %s\n", problems.c_str());
+      return 2;
+    }
     return 0;
   }
   try {

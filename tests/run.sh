@@ -18,13 +18,15 @@ bash .ci/deps.sh cmake make g++ ccache libboost1.81-dev libyaml-cpp-dev libspdlo
   iperf3 haproxy nginx libnginx-mod-stream socat wrk gnuplot-nox jq procps openssl curl dnsmasq-base \
   clang libclang-rt-14-dev clang-format chromium fonts-liberation util-linux \
   systemd go-md2man man-db groff-base lintian dpkg-dev debootstrap buildah python3 nodejs \
+  iproute2 iptables \
   # socket activation: libsystemd-dev (found by pkg-config); man pages: go-md2man (man_pages:
   # man-db, groff); the package and container tests: cpack's dpkg-shlibdeps (dpkg-dev), lintian,
   # debootstrap, buildah;
   # k8s_manifests: Node.js (npm comes with it) and the npm registry;
   # bench_quick: the peers and tools; systemd_unit: systemd-analyze; sni: openssl;
   # fuzz_smoke: clang and libFuzzer; format: clang-format; the stats page test: chromium;
-  # security: setpriv; the admin API (binary): curl; DNS names: dnsmasq
+  # security: setpriv; the admin API (binary): curl; DNS names: dnsmasq; source: network
+  # namespaces and policy routing (iproute2, iptables)
 BUILD_DIR=${BUILD_DIR:-build}
 jobs=$(nproc)
 # ccache hits across clones in other folders (CI's is a fresh one each time), and across build

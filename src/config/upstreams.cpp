@@ -208,6 +208,52 @@ const key_rule<resolve_scope> resolve_keys[] = {
     {"resolvers", check_resolvers},
 };
 
+constexpr std::string_view source_hint =
+    "client (the client's own address: transparent proxying) or an IP literal without a port, "
+    "e.g. 10.0.0.5 or 2001:db8::5";
+
+// `source: client` or `source: IP`: the port is always the kernel's.
+void check_source(checker& c, const entry& e, const std::string& path, upstream_config& u) {
+  auto text = c.scalar(e, path, source_hint);
+  if (!text) return;
+  if (*text == "client") {
+    u.source.kind = source_kind::client;
+    return;
+  }
+  const bool v6 = text->find(':') != std::string::npos;
+  auto ip = parse_address(v6 ? "[" + *text + "]:0" : *text + ":0");
+  if (!ip || text->empty() || text->front() == '[') {
+    c.fail(e, path, "expected " + std::string(source_hint) + ", got " + quoted(*text));
+    return;
+  }
+  u.source = {source_kind::fixed, *ip};
+}
+
+// What `source` cannot do with the upstream's endpoints: bind a Unix socket, or connect from an
+// IP of one family to an endpoint of the other. Checked once the whole upstream is read.
+void check_source_fits(checker& c, const entry& item, const std::string& path,
+                       const upstream_config& u) {
+  if (u.source.kind == source_kind::none || !item.value.is_map()) return;
+  for (const auto& [key, value] : item.value.entries()) {
+    if (!key.is_scalar() || key.scalar() != "source") continue;
+    for (const auto& e : u.endpoints) {
+      std::string why;
+      if (e.at.local)
+        why = "endpoint " + to_string(e) + " is a Unix socket, which has no source address";
+      else if (u.source.kind == source_kind::fixed && e.host.empty() &&
+               e.at.v6 != u.source.fixed.v6)
+        why = "endpoint " + to_string(e) + " is IPv" + (e.at.v6 ? "6" : "4") + ", the source IPv" +
+              (u.source.fixed.v6 ? "6" : "4");
+      if (why.empty()) continue;
+      c.fail_at(value.where(), child(path, "source"),
+                "expected an upstream whose endpoints are all IP endpoints of the source's "
+                "family: " +
+                    why);
+      return;
+    }
+  }
+}
+
 const key_rule<upstream_config> upstream_keys[] = {
     {"endpoints",
      [](auto& c, auto& e, auto& path, auto& u) { check_endpoints(c, e, path, u.endpoints); },
@@ -239,6 +285,7 @@ const key_rule<upstream_config> upstream_keys[] = {
      [](auto& c, auto& e, auto& path, auto& u) { check_resolve(c, e, path, u.resolve); }},
     {"send_proxy", [](auto& c, auto& e, auto& path,
                       auto& u) { c.one_of(e, path, proxy_protocol_version_names, u.send_proxy); }},
+    {"source", check_source},
 };
 
 }  // namespace
@@ -273,6 +320,7 @@ void check_upstreams(checker& c, const entry& e, config& out) {
     upstream.name = item.key;
     upstream.resolve = out.resolve;  // its own `resolve:` overrides key by key
     check_map(c, item, path, upstream_keys, upstream);
+    check_source_fits(c, item, path, upstream);
     out.upstreams.push_back(std::move(upstream));
   }
 }

@@ -17,6 +17,7 @@
 #include "zcproxy/admin.hpp"
 #include "zcproxy/log.hpp"
 #include "zcproxy/privileges.hpp"
+#include "zcproxy/source.hpp"
 
 namespace zcproxy {
 namespace asio = boost::asio;
@@ -26,6 +27,7 @@ struct control_plane::impl {
       : admin_cfg(cfg.admin),
         run_as(cfg.run_as),
         core_dumps(cfg.core_dumps),
+        keep_net_admin(needs_transparent(cfg.upstreams)),
         upgrade_path(cfg.upgrade_socket),
         watch_path(cfg.watch_config ? cfg.source : std::string()),
         loaded_digest(cfg.source_digest),
@@ -47,6 +49,7 @@ struct control_plane::impl {
   const admin_config admin_cfg;
   const std::optional<run_as_config> run_as;
   const bool core_dumps;
+  const bool keep_net_admin;  // `source: client` binds the client's address (IP_TRANSPARENT)
   const std::string upgrade_path;
   const std::string watch_path;  // the config file, with watch_config; else empty
   const std::size_t loaded_digest;
@@ -84,7 +87,7 @@ struct control_plane::impl {
     }
     if (run_as) {
       // Every socket is bound and the access file open: what needed root is done.
-      drop_privileges(*run_as, core_dumps);
+      drop_privileges(*run_as, core_dumps, keep_net_admin);
       main_log().info("running as user {} (uid {}), group {}", run_as->user, run_as->uid,
                       run_as->group.empty() ? std::to_string(run_as->gid) : run_as->group);
     }

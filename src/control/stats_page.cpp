@@ -78,7 +78,7 @@ std::string_view stats_page_html() {
 "use strict";
 const REFUSALS = ["denied", "limit", "proxy_header", "sni_timeout", "client_hello", "no_route"];
 const ERRORS = ["reset", "splice_refused", "connect_failed", "connect_timeout", "no_endpoint",
-                "proxy_header", "sni_timeout", "client_hello"];
+                "source_failed", "proxy_header", "sni_timeout", "client_hello"];
 const units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
 function bytes(n) {
   let i = 0;

@@ -1,5 +1,6 @@
 #include "zcproxy/connect.hpp"
 
+#include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
 
@@ -36,9 +37,34 @@ std::optional<boost::system::error_code> connect_ended(int fd) {
 
 }  // namespace
 
+boost::system::error_code set_transparent(int fd, bool v6) {
+  const int one = 1;
+  // EPERM: no CAP_NET_ADMIN (a `user:` without it, a container without it).
+  if (::setsockopt(fd, v6 ? SOL_IPV6 : SOL_IP, v6 ? IPV6_TRANSPARENT : IP_TRANSPARENT, &one,
+                   sizeof one) != 0)
+    return sys::errno_error(errno);
+  return {};
+}
+
+boost::system::error_code bind_source(int fd, const connect_source& source) {
+  if (source.transparent)
+    if (auto ec = set_transparent(fd, source.at->v6)) return ec;
+  // The port is chosen at connect, with the destination known, so a source IP's ~28k ports serve
+  // each destination, not all of them together; a kernel before 4.2 ignores it (and binds a port
+  // now): no reason to fail.
+  const int one = 1;
+  ::setsockopt(fd, SOL_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
+  address at = *source.at;
+  at.port = 0;
+  const stream_endpoint ep = endpoint_of(at);
+  // EADDRNOTAVAIL: not this host's address and not transparent; EADDRINUSE...
+  if (::bind(fd, ep.data(), ep.size()) != 0) return sys::errno_error(errno);
+  return {};
+}
+
 asio::awaitable<connect_result> connect_within(stream_socket& s, stream_endpoint to,
                                                std::chrono::milliseconds limit,
-                                               asio::steady_timer& timer) {
+                                               asio::steady_timer& timer, connect_source from) {
   connect_result out;
   boost::system::error_code ec;
   const int fd = ::socket(to.protocol().family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
@@ -50,6 +76,14 @@ asio::awaitable<connect_result> connect_within(stream_socket& s, stream_endpoint
   if (ec) {
     out.error = ec;
     co_return out;
+  }
+  if (from.at) {  // an upstream with `source:`; the one branch it costs the others
+    if (auto bind_ec = bind_source(fd, from)) {
+      out.error = bind_ec;
+      out.source_failed = true;
+      s.close(ec);
+      co_return out;
+    }
   }
   std::optional<boost::system::error_code> ended;
   if (::connect(fd, to.data(), to.size()) == 0)

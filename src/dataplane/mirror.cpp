@@ -148,13 +148,17 @@ void mirror::push() {
 
 asio::awaitable<void> run_mirror(std::shared_ptr<mirror> m, std::shared_ptr<upstream> shadow,
                                  std::shared_ptr<listener_metrics> metrics,
-                                 std::chrono::milliseconds connect_timeout, unsigned worker) {
+                                 std::chrono::milliseconds connect_timeout, unsigned worker,
+                                 std::optional<address> client) {
   // One attempt, with a timer of its own: a stop meanwhile closes the socket, which ends the
   // connect at once. Its failure counts towards passive ejection, which is not logged for a
   // shadow (it never was).
   endpoint_connection shadow_end(*shadow, worker);
   co_await shadow_end.connect(m->socket_,
-                              {.timeout = connect_timeout, .attempts = 1, .log_ejection = false},
+                              {.timeout = connect_timeout,
+                               .attempts = 1,
+                               .log_ejection = false,
+                               .client = client ? &*client : nullptr},
                               [&m] { return !m->active(); });
   if (shadow_end.index()) m->meter_ = &shadow_end.meter();
   m->connecting_ = false;

@@ -7,6 +7,7 @@
 #include <condition_variable>
 #include <csignal>
 #include <mutex>
+#include <stdexcept>
 #include <string>
 #include <thread>
 
@@ -15,6 +16,7 @@
 #include "server_impl.hpp"
 #include "worker.hpp"
 #include "zcproxy/log.hpp"
+#include "zcproxy/source.hpp"
 
 namespace zcproxy {
 namespace asio = boost::asio;
@@ -90,6 +92,9 @@ void server::open() {
   // splice(2) into a socket whose peer is gone raises SIGPIPE (splice takes no MSG_NOSIGNAL);
   // left at its default, one closing client would kill the whole proxy.
   std::signal(SIGPIPE, SIG_IGN);
+  // Before anything is bound: a source that cannot be had would reset every client later.
+  if (auto problems = source_problems(m.initial.upstreams); !problems.empty())
+    throw std::runtime_error(problems);
   setup_logging(m.initial.log);
   const unsigned n = m.initial.effective_threads();
   for (unsigned i = 0; i < n; ++i)
@@ -158,6 +163,9 @@ reload_result server::impl::apply_reload(config next) {
   // A draining worker would hold new listeners open without serving them.
   if (shutting_down) return reload_result::refused("the server is shutting down");
   keep_restart_only_settings(next, gen->cfg);
+  // Asked as the process runs now (its privileges given up, if `user:` said so).
+  if (auto problems = source_problems(next.upstreams); !problems.empty())
+    return reload_result::refused(problems);
   const std::string changed = changes_between(declared, next);
   built_generation built;
   try {

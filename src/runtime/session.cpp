@@ -233,9 +233,13 @@ asio::awaitable<outcome<>> session::connect() {
   setup->t = timeouts_for(listener, target.config());
   const std::uint64_t client_hash = detail::client_hash_for(target.config().balance, ip_key);
   endpoint = endpoint_connection(target, w.index);
-  auto connected = co_await endpoint.connect(
-      s.upstream, {.timeout = setup->t.connect, .client_hash = client_hash, .timer = s.timer},
-      [this] { return s.shutting_down; });
+  auto connected =
+      co_await endpoint.connect(s.upstream,
+                                {.timeout = setup->t.connect,
+                                 .client_hash = client_hash,
+                                 .timer = s.timer,
+                                 .client = setup->client_peer ? &*setup->client_peer : nullptr},
+                                [this] { return s.shutting_down; });
   if (!connected) endpoint.reset();  // none connected: the access log names none
   switch (detail::report_for(connected)) {
     case detail::connect_report::none:
@@ -270,7 +274,8 @@ void session::start_mirror() {
   asio::co_spawn(s.client.get_executor(),
                  run_mirror(shadow, std::shared_ptr<upstream>(gen, shadow_upstream),
                             std::shared_ptr<listener_metrics>(gen, &metrics),
-                            timeouts_for(listener, shadow_upstream->config()).connect, w.index),
+                            timeouts_for(listener, shadow_upstream->config()).connect, w.index,
+                            setup->client_peer),
                  asio::detached);
 }
 

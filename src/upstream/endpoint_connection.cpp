@@ -13,6 +13,25 @@
 namespace zcproxy {
 namespace asio = boost::asio;
 
+namespace {
+
+// Where an attempt on `to` binds its socket, for an upstream with `source:`: its fixed address,
+// or the client's, transparently. Nullopt, with `why`, when that is no IP of `to`'s family (a
+// Unix or unknown client, IPv4 beside IPv6): the backend would not see the address it is
+// promised, so no connect is made rather than one from the proxy's own.
+std::optional<connect_source> source_for(const source_config& source, const address* client,
+                                         const address& to, std::string& why) {
+  const bool transparent = source.kind == source_kind::client;
+  const address* from = transparent ? client : &source.fixed;
+  if (from && !from->local && from->v6 == to.v6) return connect_source{from, transparent};
+  why = transparent ? "source client " + (client ? client->to_string() : std::string("unknown"))
+                    : "source " + source.fixed.ip;
+  why += " is not an address of the endpoint's family";
+  return std::nullopt;
+}
+
+}  // namespace
+
 asio::awaitable<outcome<>> endpoint_connection::connect(stream_socket& socket,
                                                         endpoint_connect_options options,
                                                         std::function<bool()> stopping) {
@@ -25,8 +44,7 @@ asio::awaitable<outcome<>> endpoint_connection::connect(stream_socket& socket,
   asio::steady_timer& timer =
       options.timer ? *options.timer : own_timer.emplace(socket.get_executor());
   std::vector<std::uint8_t> candidates(n, 1);  // not yet tried by this connection
-  bool all_timed_out = true;
-  close_reason reason = close_reason::no_endpoint;
+  unsigned tried = 0, timed_out = 0, source_failed = 0;
   std::string why;
   for (unsigned attempt = 0; attempt < attempts && !stopping(); ++attempt) {
     auto now = upstream::clock::now();
@@ -39,8 +57,20 @@ asio::awaitable<outcome<>> endpoint_connection::connect(stream_socket& socket,
     if (!i) break;
     candidates[*i] = 0;
     const address& a = up_->at(*i);
+    ++tried;
+    connect_source from;
+    if (cfg.source.kind != source_kind::none) {  // all an upstream without `source:` pays here
+      std::string source_why;
+      const auto bound = source_for(cfg.source, options.client, a, source_why);
+      if (!bound) {  // not the endpoint's fault: not counted against it
+        ++source_failed;
+        why += (why.empty() ? "" : "; ") + a.to_string() + ": " + source_why;
+        continue;
+      }
+      from = *bound;
+    }
     const connect_result r =
-        co_await connect_within(socket, endpoint_of(a), options.timeout, timer);
+        co_await connect_within(socket, endpoint_of(a), options.timeout, timer, from);
     if (r && !stopping()) {
       up_->connect_succeeded(*i);
       up_->started(*i);
@@ -51,16 +81,25 @@ asio::awaitable<outcome<>> endpoint_connection::connect(stream_socket& socket,
     boost::system::error_code ec;
     socket.close(ec);  // connected as the stop came: not used
     if (stopping()) break;
-    all_timed_out = all_timed_out && r.timed_out;
-    reason = all_timed_out ? close_reason::connect_timeout : close_reason::connect_failed;
     why += (why.empty() ? "" : "; ") + a.to_string() + ": " +
-           (r.timed_out ? std::string("timed out") : r.error.message());
+           (r.timed_out       ? std::string("timed out")
+            : r.source_failed ? "binding source: " + r.error.message()
+                              : r.error.message());
+    timed_out += r.timed_out;
+    if (r.source_failed) {  // EPERM, EADDRNOTAVAIL: the proxy's setup, not the endpoint
+      ++source_failed;
+      continue;
+    }
     if (up_->connect_failed(*i, upstream::clock::now()) && options.log_ejection)
       main_log().warn(
           "upstream {} endpoint {}: ejected for {} ms after {} connect failures in a row", cfg.name,
           a.to_string(), cfg.fail_timeout.count(), cfg.max_fails);
   }
   if (stopping()) co_return close_reason::shutdown;
+  const close_reason reason = tried == 0                           ? close_reason::no_endpoint
+                              : source_failed == tried             ? close_reason::source_failed
+                              : timed_out + source_failed == tried ? close_reason::connect_timeout
+                                                                   : close_reason::connect_failed;
   co_return closing{reason, std::move(why)};
 }
 

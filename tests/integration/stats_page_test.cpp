@@ -325,8 +325,8 @@ std::uint64_t count(const json::object& o, const char* key) {
 constexpr const char* refusals[] = {"denied",      "limit",        "proxy_header",
                                     "sni_timeout", "client_hello", "no_route"};
 constexpr const char* errors[] = {"reset",           "splice_refused", "connect_failed",
-                                  "connect_timeout", "no_endpoint",    "proxy_header",
-                                  "sni_timeout",     "client_hello"};
+                                  "connect_timeout", "no_endpoint",    "source_failed",
+                                  "proxy_header",    "sni_timeout",    "client_hello"};
 template <std::size_t n>
 std::uint64_t sum(const json::object& closed, const char* const (&keys)[n]) {
   std::uint64_t total = 0;

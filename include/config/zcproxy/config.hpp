@@ -180,6 +180,16 @@ constexpr std::optional<proxy_protocol_version> parse_proxy_protocol_version(
   return parse_name<proxy_protocol_version>(proxy_protocol_version_names, text);
 }
 
+// Where an upstream's connections come from (`source:`): the kernel's choice (none), the client's
+// own address (`client`: transparent proxying, IP_TRANSPARENT, needs CAP_NET_ADMIN) or a fixed
+// local address. The port is always the kernel's (IP_BIND_ADDRESS_NO_PORT: chosen at connect).
+enum class source_kind : std::uint8_t { none, client, fixed };
+struct source_config {
+  source_kind kind = source_kind::none;
+  address fixed = {};  // kind fixed: the IP literal (port 0)
+  bool operator==(const source_config&) const = default;
+};
+
 struct upstream_config {
   std::string name;
   // A PROXY protocol header with the client's addresses goes first on every connection to it.
@@ -195,6 +205,7 @@ struct upstream_config {
   unsigned max_connect_attempts = 0;
   timeouts_config timeouts;
   resolve_config resolve;  // for its endpoints given by name
+  source_config source;    // the address its connections are bound to
   bool operator==(const upstream_config&) const = default;
 };
 

@@ -25,6 +25,7 @@ enum class close_reason : std::uint8_t {
   connect_failed,   // every endpoint tried refused, or failed, the connect or the first bytes
   connect_timeout,  // every endpoint tried timed out
   no_endpoint,      // none was usable: nothing was tried
+  source_failed,    // the upstream's `source:` could not be bound for any endpoint tried
   denied,           // allow/deny
   limit,            // max_connections(_per_ip)
   proxy_header,     // a missing or bad PROXY header
@@ -56,6 +57,7 @@ inline constexpr std::array<std::string_view, close_reasons.size()> close_reason
     "connect_failed",
     "connect_timeout",
     "no_endpoint",
+    "source_failed",
     "denied",
     "limit",
     "proxy_header",

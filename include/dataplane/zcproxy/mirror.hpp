@@ -39,7 +39,8 @@ class mirror {
  private:
   friend boost::asio::awaitable<void> run_mirror(std::shared_ptr<mirror>, std::shared_ptr<upstream>,
                                                  std::shared_ptr<listener_metrics>,
-                                                 std::chrono::milliseconds, unsigned);
+                                                 std::chrono::milliseconds, unsigned,
+                                                 std::optional<address>);
   void push();                   // send what the shadow takes now, drop its replies; never waits
   bool room_for(std::size_t n);  // within the lag, with a pipe at the back to add to
   std::size_t staged() const { return static_cast<std::size_t>(fed_ - sent_); }
@@ -68,9 +69,11 @@ class mirror {
 // until it closes, and the result counted in `metrics`; bytes sent are counted as they go, on the
 // endpoint's slot for worker thread `worker` (the one it runs on). It outlives its connection, and
 // a reload may retire the generation that holds `shadow` and `metrics`: the shared pointers keep
-// them alive (pass aliasing ones that share ownership of their holder).
+// them alive (pass aliasing ones that share ownership of their holder). `client` is the client's
+// address, for a shadow upstream with `source: client`.
 boost::asio::awaitable<void> run_mirror(std::shared_ptr<mirror> m, std::shared_ptr<upstream> shadow,
                                         std::shared_ptr<listener_metrics> metrics,
-                                        std::chrono::milliseconds connect_timeout, unsigned worker);
+                                        std::chrono::milliseconds connect_timeout, unsigned worker,
+                                        std::optional<address> client);
 
 }  // namespace zcproxy

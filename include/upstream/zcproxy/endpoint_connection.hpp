@@ -34,6 +34,9 @@ struct endpoint_connect_options {
   // Times the attempts; cancelling it ends one at once (a stop). None: one of the connect's own.
   boost::asio::steady_timer* timer = nullptr;
   bool log_ejection = true;  // a warning when a failure ejects an endpoint
+  // The client's address, bound to by an upstream with `source: client` (none: a Unix client, or
+  // unknown; such an upstream then refuses it, as one of another family than the endpoint).
+  const address* client = nullptr;
 };
 
 class endpoint_connection {
@@ -52,8 +55,9 @@ class endpoint_connection {
   // Connects `socket` (closed) to an endpoint (see endpoint_connect_options); `stopping` says
   // whether the caller is stopping, which ends the tries uncounted (a stop is no endpoint's
   // fault) and leaves `socket` closed. Closes with no_endpoint (none was usable, so nothing was
-  // tried: no why), connect_timeout (every attempt timed out), connect_failed or shutdown; the
-  // why says what each attempt met. Once only.
+  // tried: no why), connect_timeout (every attempt timed out), source_failed (every attempt
+  // failed to bind the upstream's `source:`, which does not count against the endpoint),
+  // connect_failed or shutdown; the why says what each attempt met. Once only.
   boost::asio::awaitable<outcome<>> connect(stream_socket& socket, endpoint_connect_options options,
                                             std::function<bool()> stopping);
 

@@ -429,3 +429,47 @@ TEST_CASE("bad max_fails, fail_timeout and max_connect_attempts are reported", "
                                    "integer") &&
                             Contains("got a sequence"));
 }
+
+TEST_CASE("source: client, a fixed IP, or none, each error saying where and what was expected",
+          "[config][source]") {
+  using zcproxy::source_kind;
+  auto c = load_config_string(with_upstream("    endpoints: [\"127.0.0.1:9000\"]\n"));
+  CHECK(c.upstreams[0].source.kind == source_kind::none);
+  c = load_config_string(
+      with_upstream("    endpoints: [\"127.0.0.1:9000\", \"app.test:80\"]\n    source: client\n"));
+  CHECK(c.upstreams[0].source.kind == source_kind::client);
+  c = load_config_string(
+      with_upstream("    endpoints: [\"127.0.0.1:9000\"]\n    source: 127.0.0.5\n"));
+  CHECK(c.upstreams[0].source.kind == source_kind::fixed);
+  CHECK(c.upstreams[0].source.fixed.ip == "127.0.0.5");
+  CHECK(c.upstreams[0].source.fixed.port == 0);
+  c = load_config_string(
+      with_upstream("    endpoints: [\"[::1]:9000\"]\n    source: \"::0001\"\n"));
+  CHECK(c.upstreams[0].source.fixed.ip == "::1");
+  CHECK(c.upstreams[0].source.fixed.v6);
+
+  for (const char* bad : {"clients", "127.0.0.5:80", "[::1]", "1.2.3", "", "unix:/x.sock"}) {
+    INFO(bad);
+    const auto errs = errors_of(with_upstream(
+        "    endpoints: [\"127.0.0.1:9000\"]\n    source: \"" + std::string(bad) + "\"\n"));
+    REQUIRE(errs.size() == 1);
+    CHECK(errs[0] ==
+          "t.yaml:6:13: upstreams.app.source: expected client (the client's own "
+          "address: transparent proxying) or an IP literal without a port, e.g. "
+          "10.0.0.5 or 2001:db8::5, got \"" +
+              std::string(bad) + "\"");
+  }
+  // What source cannot do with the endpoints: a Unix socket has no source address, and a fixed
+  // IP cannot reach an endpoint of the other family.
+  auto errs = errors_of(with_upstream(
+      "    endpoints: [\"127.0.0.1:9000\", \"unix:/run/app.sock\"]\n    source: client\n"));
+  REQUIRE(errs.size() == 1);
+  CHECK_THAT(errs[0], StartsWith("t.yaml:6:13: upstreams.app.source: expected an upstream whose "
+                                 "endpoints are all IP endpoints") &&
+                          Contains("endpoint unix:/run/app.sock is a Unix socket"));
+  errs = errors_of(with_upstream(
+      "    source: 127.0.0.5\n    endpoints: [\"127.0.0.1:9000\", \"[::1]:9000\"]\n"));
+  REQUIRE(errs.size() == 1);
+  CHECK_THAT(errs[0], StartsWith("t.yaml:5:13: upstreams.app.source:") &&
+                          Contains("endpoint [::1]:9000 is IPv6, the source IPv4"));
+}

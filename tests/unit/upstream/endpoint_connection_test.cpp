@@ -265,3 +265,62 @@ TEST_CASE("endpoint_connection: a stop ends the tries at once, uncounted, as shu
   CHECK(up->usable(0, upstream::clock::now()));
   CHECK_FALSE(c.index());
 }
+
+TEST_CASE(
+    "endpoint_connection: source binds a fixed address, and one it cannot bind, or a client of "
+    "another family, closes with source_failed, not counted against the endpoint",
+    "[endpoint_connection][source]") {
+  std::uint16_t port = 0;
+  fd listener = listen_loopback(port);
+  auto up_from = [&](zcproxy::source_config source) {
+    zcproxy::upstream_config cfg;
+    cfg.name = "app";
+    cfg.max_fails = 1;  // one failure counted would eject it
+    cfg.fail_timeout = 60s;
+    cfg.source = std::move(source);
+    cfg.endpoints.push_back({.at = *zcproxy::parse_address("127.0.0.1:" + std::to_string(port))});
+    return std::make_unique<upstream>(std::move(cfg), 1);
+  };
+  asio::io_context io;
+  {
+    // All of 127/8 is this host's: 127.0.0.7 is a fixed source that binds.
+    const auto up = up_from({zcproxy::source_kind::fixed, *zcproxy::parse_address("127.0.0.7:0")});
+    stream_socket socket(io);
+    endpoint_connection c(*up, 0);
+    REQUIRE(connect(c, socket, {.timeout = 2000ms}));
+    const auto local = zcproxy::local_of(socket);
+    REQUIRE(local);
+    CHECK(local->ip == "127.0.0.7");
+    CHECK(local->port != 0);  // the kernel's, at connect
+  }
+  const auto v6_client = *zcproxy::parse_address("[::1]:5000");
+  struct attempt {
+    zcproxy::source_config source;
+    const zcproxy::address* client;
+    std::string why;
+  } attempts[] = {
+      {{zcproxy::source_kind::fixed, *zcproxy::parse_address("198.51.100.7:0")},
+       nullptr,
+       "binding source: Cannot assign requested address"},
+      {{zcproxy::source_kind::client},
+       &v6_client,
+       "source client [::1]:5000 is not an address of the endpoint's family"},
+      {{zcproxy::source_kind::client},
+       nullptr,
+       "source client unknown is not an address of the endpoint's family"},
+  };
+  for (const auto& a : attempts) {
+    INFO(a.why);
+    const auto up = up_from(a.source);
+    for (int i = 0; i < 2; ++i) {  // the second finds the endpoint still usable
+      stream_socket socket(io);
+      endpoint_connection c(*up, 0);
+      const outcome<> r = connect(c, socket, {.timeout = 2000ms, .client = a.client});
+      REQUIRE_FALSE(r);
+      CHECK(r.reason() == close_reason::source_failed);
+      CHECK(r.why() == "127.0.0.1:" + std::to_string(port) + ": " + a.why);
+      CHECK_FALSE(socket.is_open());
+    }
+    CHECK(up->counts(0).connect_failures == 0);
+  }
+}
