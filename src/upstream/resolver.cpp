@@ -143,6 +143,10 @@ void resolver::impl::answered(watched& w, dns_answer a) {
   }
   const std::string& host = w.name.host;
   if (change) {
+    if (changed) {  // applied before it is logged: a client that reads the line finds it in use
+      std::lock_guard calling(calls);  // no call once the resolver is gone (see ~resolver)
+      if (!stopping) changed(w.name, w.addresses);
+    }
     main_log().info("dns: {} resolves to {} (ttl {}s; next in {}ms)", host,
                     addresses_text(w.addresses), a.ttl.count(), next_in.count());
   } else if (!ok && (first || before != a.result)) {  // once per change
@@ -156,9 +160,6 @@ void resolver::impl::answered(watched& w, dns_answer a) {
     main_log().info("dns: {} resolves again, to the same addresses: {}", host,
                     addresses_text(w.addresses));
   }
-  if (!change || !changed) return;
-  std::lock_guard calling(calls);  // no call once the resolver is gone (see ~resolver)
-  if (!stopping) changed(w.name, w.addresses);
 }
 
 resolver::resolver(asio::io_context& io, on_change changed)
