@@ -208,6 +208,18 @@ const key_rule<resolve_scope> resolve_keys[] = {
     {"resolvers", check_resolvers},
 };
 
+const key_rule<queue_config> queue_keys[] = {
+    {"max",
+     [](auto& c, auto& e, auto& path, auto& q) {
+       c.integer(e, path, 0, 100000, " (clients waiting at once; 0 = refuse at once)", q.max);
+     }},
+    {"timeout",
+     [](auto& c, auto& e, auto& path, auto& q) {
+       c.duration(e, path, std::chrono::milliseconds(1), std::chrono::hours(1), "1ms to 1h",
+                  q.timeout);
+     }},
+};
+
 const key_rule<upstream_config> upstream_keys[] = {
     {"endpoints",
      [](auto& c, auto& e, auto& path, auto& u) { check_endpoints(c, e, path, u.endpoints); },
@@ -229,6 +241,14 @@ const key_rule<upstream_config> upstream_keys[] = {
      [](auto& c, auto& e, auto& path, auto& u) {
        c.integer(e, path, 0, 1000, " (0 = every endpoint once)", u.max_connect_attempts);
      }},
+    {"max_connections_per_endpoint",
+     [](auto& c, auto& e, auto& path, auto& u) {
+       c.integer(e, path, 0, 1000000, " (0 = no limit)", u.max_connections_per_endpoint);
+     }},
+    {"queue",
+     [](auto& c, auto& e, auto& path, auto& u) {
+       check_map(c, e, path, queue_keys, u.queue.emplace());
+     }},
     {"connect_timeout",
      [](auto& c, auto& e, auto& path, auto& u) { connect_timeout(c, e, path, u.timeouts); }},
     {"idle_timeout",
@@ -240,6 +260,19 @@ const key_rule<upstream_config> upstream_keys[] = {
     {"send_proxy", [](auto& c, auto& e, auto& path,
                       auto& u) { c.one_of(e, path, proxy_protocol_version_names, u.send_proxy); }},
 };
+
+// A queue holds clients until an endpoint has a free slot under max_connections_per_endpoint;
+// without a limit no endpoint is ever full, so a queue would never be used: a config that sets
+// one has forgotten the limit.
+void check_queue_has_limit(checker& c, const entry& upstream_entry, const std::string& path,
+                           const upstream_config& u) {
+  if (!u.queue || u.max_connections_per_endpoint != 0 || !upstream_entry.value.is_map()) return;
+  for (const auto& [key, value] : upstream_entry.value.entries())
+    if (key.is_scalar() && key.scalar() == "queue")
+      c.fail_at(key.where(), child(path, "queue"),
+                "expected max_connections_per_endpoint (1 or more) beside queue: a queue holds "
+                "clients while every endpoint is at that limit, and without it none ever is");
+}
 
 }  // namespace
 
@@ -273,6 +306,7 @@ void check_upstreams(checker& c, const entry& e, config& out) {
     upstream.name = item.key;
     upstream.resolve = out.resolve;  // its own `resolve:` overrides key by key
     check_map(c, item, path, upstream_keys, upstream);
+    check_queue_has_limit(c, item, path, upstream);
     out.upstreams.push_back(std::move(upstream));
   }
 }
