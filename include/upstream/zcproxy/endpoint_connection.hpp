@@ -34,6 +34,8 @@ struct endpoint_connect_options {
   // Times the attempts; cancelling it ends one at once (a stop). None: one of the connect's own.
   boost::asio::steady_timer* timer = nullptr;
   bool log_ejection = true;  // a warning when a failure ejects an endpoint
+  // A slot on this endpoint taken for the connection already (the queue's): its first attempt.
+  std::optional<std::size_t> reserved = std::nullopt;
 };
 
 class endpoint_connection {
@@ -53,7 +55,10 @@ class endpoint_connection {
   // whether the caller is stopping, which ends the tries uncounted (a stop is no endpoint's
   // fault) and leaves `socket` closed. Closes with no_endpoint (none was usable, so nothing was
   // tried: no why), connect_timeout (every attempt timed out), connect_failed or shutdown; the
-  // why says what each attempt met. Once only.
+  // why says what each attempt met. Under max_connections_per_endpoint an attempt holds a slot
+  // from its start (a retry takes another), and closes with queue_full before any attempt when
+  // every usable endpoint is at the limit or clients queue already: its caller queues it or
+  // refuses it. Once connected, not again.
   boost::asio::awaitable<outcome<>> connect(stream_socket& socket, endpoint_connect_options options,
                                             std::function<bool()> stopping);
 
