@@ -241,14 +241,6 @@ const key_rule<upstream_config> upstream_keys[] = {
      [](auto& c, auto& e, auto& path, auto& u) {
        c.integer(e, path, 0, 1000, " (0 = every endpoint once)", u.max_connect_attempts);
      }},
-    {"max_connections_per_endpoint",
-     [](auto& c, auto& e, auto& path, auto& u) {
-       c.integer(e, path, 0, 1000000, " (0 = no limit)", u.max_connections_per_endpoint);
-     }},
-    {"queue",
-     [](auto& c, auto& e, auto& path, auto& u) {
-       check_map(c, e, path, queue_keys, u.queue.emplace());
-     }},
     {"connect_timeout",
      [](auto& c, auto& e, auto& path, auto& u) { connect_timeout(c, e, path, u.timeouts); }},
     {"idle_timeout",
@@ -259,6 +251,12 @@ const key_rule<upstream_config> upstream_keys[] = {
      [](auto& c, auto& e, auto& path, auto& u) { check_resolve(c, e, path, u.resolve); }},
     {"send_proxy", [](auto& c, auto& e, auto& path,
                       auto& u) { c.one_of(e, path, proxy_protocol_version_names, u.send_proxy); }},
+    {"max_connections_per_endpoint",
+     [](auto& c, auto& e, auto& path, auto& u) {
+       c.integer(e, path, 0, 1000000, " (0 = no limit)", u.max_connections_per_endpoint);
+     }},
+    {"queue", [](auto& c, auto& e, auto& path,
+                 auto& u) { check_map(c, e, path, queue_keys, u.queue.emplace()); }},
 };
 
 // A queue holds clients until an endpoint has a free slot under max_connections_per_endpoint;
@@ -267,11 +265,18 @@ const key_rule<upstream_config> upstream_keys[] = {
 void check_queue_has_limit(checker& c, const entry& upstream_entry, const std::string& path,
                            const upstream_config& u) {
   if (!u.queue || u.max_connections_per_endpoint != 0 || !upstream_entry.value.is_map()) return;
-  for (const auto& [key, value] : upstream_entry.value.entries())
-    if (key.is_scalar() && key.scalar() == "queue")
-      c.fail_at(key.where(), child(path, "queue"),
-                "expected max_connections_per_endpoint (1 or more) beside queue: a queue holds "
-                "clients while every endpoint is at that limit, and without it none ever is");
+  std::optional<mark> queue_at;
+  for (const auto& [key, value] : upstream_entry.value.entries()) {
+    if (!key.is_scalar()) continue;
+    if (key.scalar() == "max_connections_per_endpoint" && !value.is_scalar()) return;
+    if (key.scalar() == "max_connections_per_endpoint" && value.scalar() != "0")
+      return;  // given, but bad: reported as such already
+    if (key.scalar() == "queue") queue_at = key.where();
+  }
+  if (queue_at)
+    c.fail_at(*queue_at, child(path, "queue"),
+              "expected max_connections_per_endpoint (1 or more) beside queue: a queue holds "
+              "clients while every endpoint is at that limit, and without it none ever is");
 }
 
 }  // namespace

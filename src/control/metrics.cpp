@@ -188,8 +188,7 @@ void render_listener_traffic(std::string& out, const proxy_stats& s) {
   {
     family f(out, "zcproxy_listener_session_duration_seconds", "histogram",
              "How long client connections lasted.");
-    for (const auto& l : s.listeners)
-      histogram(f, listener_label(l), l.durations, l.duration_sum);
+    for (const auto& l : s.listeners) histogram(f, listener_label(l), l.durations, l.duration_sum);
   }
 }
 

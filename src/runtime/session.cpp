@@ -239,9 +239,11 @@ asio::awaitable<outcome<>> session::connect() {
   auto connected = co_await endpoint.connect(s.upstream, options, stopping);
   if (!connected && connected.reason() == close_reason::queue_full) {
     // Every endpoint at its limit, or clients queued before this one: the queue phase.
+    // (No co_await inside ?: : GCC 12 miscompiles it.)
     auto slot = co_await detail::wait_for_slot(s, target, client_hash);
-    if (slot) options.reserved = *slot;
-    connected = slot ? co_await endpoint.connect(s.upstream, options, stopping) : slot.failure();
+    if (!slot) co_return slot.failure();
+    options.reserved = *slot;
+    connected = co_await endpoint.connect(s.upstream, options, stopping);
   }
   if (!connected) endpoint.reset();  // none connected: the access log names none
   switch (detail::report_for(connected)) {

@@ -41,8 +41,8 @@ upstream::upstream(upstream_config cfg, unsigned workers, const upstream* previo
   }
   // Its clients queued before the reload keep their places, and a slot freed by either
   // generation wakes the oldest of them.
-  if (limited()) queue_ = previous && previous->queue_ ? previous->queue_
-                                                       : std::make_shared<connection_queue>();
+  if (limited())
+    queue_ = previous && previous->queue_ ? previous->queue_ : std::make_shared<connection_queue>();
 }
 
 upstream::endpoint_counts upstream::counts(std::size_t i) const {

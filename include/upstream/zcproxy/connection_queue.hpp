@@ -77,14 +77,14 @@ class connection_queue {
     std::size_t waiting = 0;
     std::uint64_t refused_full = 0, refused_timeout = 0;
     std::array<std::uint64_t, duration_buckets.size() + 1> waits{};  // per bucket, last +Inf
-    double wait_sum = 0;                                              // seconds
+    double wait_sum = 0;                                             // seconds
   };
   counts read() const;
 
  private:
-  void wake_next();                              // locks
+  void wake_next();  // locks
   void wake_after(std::list<std::shared_ptr<waiter>>::iterator from,
-                  const void* other_than);       // mutex held
+                  const void* other_than);             // mutex held
   static void wake(const std::shared_ptr<waiter>& w);  // mutex held
 
   std::mutex mutex_;

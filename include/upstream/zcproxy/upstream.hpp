@@ -122,7 +122,7 @@ class upstream {
   upstream_config cfg_;
   balancer balancer_;
   std::unique_ptr<endpoint_state[]> state_;
-  std::shared_ptr<connection_queue> queue_;  // under a limit; carried over a reload
+  std::shared_ptr<connection_queue> queue_;         // under a limit; carried over a reload
   std::atomic<std::int64_t> all_down_reported_{0};  // clock ticks
 };
 

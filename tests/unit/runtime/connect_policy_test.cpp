@@ -44,9 +44,9 @@ TEST_CASE("connect_policy: what the log gets of a connect's outcome", "[connect_
 
 TEST_CASE("connect_policy: the fallback response only when no endpoint could be reached",
           "[connect_policy]") {
-  for (auto r : {close_reason::no_endpoint, close_reason::connect_failed,
-                 close_reason::connect_timeout, close_reason::queue_full,
-                 close_reason::queue_timeout}) {
+  for (auto r :
+       {close_reason::no_endpoint, close_reason::connect_failed, close_reason::connect_timeout,
+        close_reason::queue_full, close_reason::queue_timeout}) {
     INFO(to_string(r));
     CHECK(refusal_for(r, true) == refusal::fallback);
     CHECK(refusal_for(r, false) == refusal::reset);
