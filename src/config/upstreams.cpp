@@ -253,6 +253,17 @@ void check_source_fits(checker& c, const entry& item, const std::string& path,
     }
   }
 }
+const key_rule<queue_config> queue_keys[] = {
+    {"max",
+     [](auto& c, auto& e, auto& path, auto& q) {
+       c.integer(e, path, 0, 100000, " (clients waiting at once; 0 = refuse at once)", q.max);
+     }},
+    {"timeout",
+     [](auto& c, auto& e, auto& path, auto& q) {
+       c.duration(e, path, std::chrono::milliseconds(1), std::chrono::hours(1), "1ms to 1h",
+                  q.timeout);
+     }},
+};
 
 const key_rule<upstream_config> upstream_keys[] = {
     {"endpoints",
@@ -286,7 +297,33 @@ const key_rule<upstream_config> upstream_keys[] = {
     {"send_proxy", [](auto& c, auto& e, auto& path,
                       auto& u) { c.one_of(e, path, proxy_protocol_version_names, u.send_proxy); }},
     {"source", check_source},
+    {"max_connections_per_endpoint",
+     [](auto& c, auto& e, auto& path, auto& u) {
+       c.integer(e, path, 0, 1000000, " (0 = no limit)", u.max_connections_per_endpoint);
+     }},
+    {"queue", [](auto& c, auto& e, auto& path,
+                 auto& u) { check_map(c, e, path, queue_keys, u.queue.emplace()); }},
 };
+
+// A queue holds clients until an endpoint has a free slot under max_connections_per_endpoint;
+// without a limit no endpoint is ever full, so a queue would never be used: a config that sets
+// one has forgotten the limit.
+void check_queue_has_limit(checker& c, const entry& upstream_entry, const std::string& path,
+                           const upstream_config& u) {
+  if (!u.queue || u.max_connections_per_endpoint != 0 || !upstream_entry.value.is_map()) return;
+  std::optional<mark> queue_at;
+  for (const auto& [key, value] : upstream_entry.value.entries()) {
+    if (!key.is_scalar()) continue;
+    if (key.scalar() == "max_connections_per_endpoint" && !value.is_scalar()) return;
+    if (key.scalar() == "max_connections_per_endpoint" && value.scalar() != "0")
+      return;  // given, but bad: reported as such already
+    if (key.scalar() == "queue") queue_at = key.where();
+  }
+  if (queue_at)
+    c.fail_at(*queue_at, child(path, "queue"),
+              "expected max_connections_per_endpoint (1 or more) beside queue: a queue holds "
+              "clients while every endpoint is at that limit, and without it none ever is");
+}
 
 }  // namespace
 
@@ -321,6 +358,7 @@ void check_upstreams(checker& c, const entry& e, config& out) {
     upstream.resolve = out.resolve;  // its own `resolve:` overrides key by key
     check_map(c, item, path, upstream_keys, upstream);
     check_source_fits(c, item, path, upstream);
+    check_queue_has_limit(c, item, path, upstream);
     out.upstreams.push_back(std::move(upstream));
   }
 }

@@ -63,6 +63,20 @@ class family {
   std::string_view name_;
 };
 
+// A histogram over duration_buckets (`counts` per bucket, the last +Inf) as its cumulative
+// buckets, sum and count.
+void histogram(family& f, const std::string& labels,
+               const std::array<std::uint64_t, duration_buckets.size() + 1>& counts, double sum) {
+  std::uint64_t cumulative = 0;
+  for (std::size_t i = 0; i < counts.size(); ++i) {
+    cumulative += counts[i];
+    const std::string le = i < duration_buckets.size() ? number(duration_buckets[i]) : "+Inf";
+    f.sample(labels + ",le=\"" + le + '"', static_cast<double>(cumulative), "_bucket");
+  }
+  f.sample(labels, sum, "_sum");
+  f.sample(labels, static_cast<double>(cumulative), "_count");
+}
+
 std::string listener_label(const listener_stats& l) {
   return "listener=\"" + label(l.name) + '"';
 }
@@ -174,16 +188,7 @@ void render_listener_traffic(std::string& out, const proxy_stats& s) {
   {
     family f(out, "zcproxy_listener_session_duration_seconds", "histogram",
              "How long client connections lasted.");
-    for (const auto& l : s.listeners) {
-      std::uint64_t cumulative = 0;
-      for (std::size_t i = 0; i < l.durations.size(); ++i) {
-        cumulative += l.durations[i];
-        const std::string le = i < duration_buckets.size() ? number(duration_buckets[i]) : "+Inf";
-        f.sample(listener_label(l) + ",le=\"" + le + '"', d(cumulative), "_bucket");
-      }
-      f.sample(listener_label(l), l.duration_sum, "_sum");
-      f.sample(listener_label(l), d(cumulative), "_count");
-    }
+    for (const auto& l : s.listeners) histogram(f, listener_label(l), l.durations, l.duration_sum);
   }
 }
 
@@ -233,6 +238,32 @@ void render_endpoints(std::string& out, const proxy_stats& s) {
   }
 }
 
+// Each limited upstream's queue (max_connections_per_endpoint).
+void render_queues(std::string& out, const proxy_stats& s) {
+  if (s.queues.empty()) return;
+  auto upstream_label = [](const upstream_queue_stats& q) {
+    return "upstream=\"" + label(q.upstream) + '"';
+  };
+  {
+    family f(out, "zcproxy_upstream_queue_length", "gauge",
+             "Clients waiting for a slot under max_connections_per_endpoint.");
+    for (const auto& q : s.queues) f.sample(upstream_label(q), d(q.waiting));
+  }
+  {
+    family f(out, "zcproxy_upstream_queue_refused_total", "counter",
+             "Clients refused by the queue, by close reason.");
+    for (const auto& q : s.queues) {
+      f.sample(upstream_label(q) + ",reason=\"queue_full\"", d(q.refused_full));
+      f.sample(upstream_label(q) + ",reason=\"queue_timeout\"", d(q.refused_timeout));
+    }
+  }
+  {
+    family f(out, "zcproxy_upstream_queue_wait_seconds", "histogram",
+             "How long queued clients waited, whatever ended the wait.");
+    for (const auto& q : s.queues) histogram(f, upstream_label(q), q.waits, q.wait_sum);
+  }
+}
+
 // Each DNS name's addresses and resolutions.
 void render_dns(std::string& out, const proxy_stats& s) {
   if (s.dns.empty()) return;
@@ -262,6 +293,7 @@ std::string render_prometheus(const proxy_stats& s) {
   render_listener_connections(out, s);
   render_listener_traffic(out, s);
   render_endpoints(out, s);
+  render_queues(out, s);
   render_dns(out, s);
   return out;
 }
@@ -316,6 +348,14 @@ std::string render_stats_json(const proxy_stats& s, const std::vector<throughput
   json::array endpoints;
   for (const auto& e : s.endpoints) endpoints.push_back(endpoint_json(e));
   root["endpoints"] = std::move(endpoints);
+  json::array queues;
+  for (const auto& q : s.queues)
+    queues.push_back(json::object{{"upstream", q.upstream},
+                                  {"waiting", q.waiting},
+                                  {"queue_full", q.refused_full},
+                                  {"queue_timeout", q.refused_timeout},
+                                  {"wait_seconds_sum", q.wait_sum}});
+  root["queues"] = std::move(queues);
   json::array names;
   for (const auto& n : s.dns) {
     json::object results;

@@ -10,6 +10,8 @@ bool is_refusal(close_reason r) {
     case close_reason::sni_timeout:
     case close_reason::client_hello:
     case close_reason::no_route:
+    case close_reason::queue_full:
+    case close_reason::queue_timeout:
       return true;
     default:
       return false;
@@ -26,6 +28,8 @@ std::string_view timeout_kind(close_reason r) {
       return "max_duration";
     case close_reason::sni_timeout:
       return "sni";
+    case close_reason::queue_timeout:
+      return "queue";
     default:
       return "";
   }

@@ -13,9 +13,15 @@ void listener_metrics::ended(close_reason reason, double seconds, splice_fallbac
   for (auto f : {up, down})
     if (f != splice_fallback::none)
       fallbacks[static_cast<std::size_t>(f) - 1].fetch_add(1, relaxed);
+  add_duration(durations, duration_sum_us, seconds);
+}
+
+void add_duration(std::array<std::atomic<std::uint64_t>, duration_buckets.size() + 1>& buckets,
+                  std::atomic<std::uint64_t>& sum_us, double seconds) {
+  constexpr auto relaxed = std::memory_order_relaxed;
   const auto bucket = std::lower_bound(duration_buckets.begin(), duration_buckets.end(), seconds);
-  durations[static_cast<std::size_t>(bucket - duration_buckets.begin())].fetch_add(1, relaxed);
-  duration_sum_us.fetch_add(static_cast<std::uint64_t>(std::max(0.0, seconds) * 1e6), relaxed);
+  buckets[static_cast<std::size_t>(bucket - duration_buckets.begin())].fetch_add(1, relaxed);
+  sum_us.fetch_add(static_cast<std::uint64_t>(std::max(0.0, seconds) * 1e6), relaxed);
 }
 
 listener_stats listener_stats::read(const listener_metrics& m) {

@@ -233,13 +233,20 @@ asio::awaitable<outcome<>> session::connect() {
   setup->t = timeouts_for(listener, target.config());
   const std::uint64_t client_hash = detail::client_hash_for(target.config().balance, ip_key);
   endpoint = endpoint_connection(target, w.index);
-  auto connected =
-      co_await endpoint.connect(s.upstream,
-                                {.timeout = setup->t.connect,
-                                 .client_hash = client_hash,
-                                 .timer = s.timer,
-                                 .client = setup->client_peer ? &*setup->client_peer : nullptr},
-                                [this] { return s.shutting_down; });
+  endpoint_connect_options options{.timeout = setup->t.connect,
+                                   .client_hash = client_hash,
+                                   .timer = s.timer,
+                                   .client = setup->client_peer ? &*setup->client_peer : nullptr};
+  auto stopping = [this] { return s.shutting_down; };
+  auto connected = co_await endpoint.connect(s.upstream, options, stopping);
+  if (!connected && connected.reason() == close_reason::queue_full) {
+    // Every endpoint at its limit, or clients queued before this one: the queue phase.
+    // (No co_await inside ?: : GCC 12 miscompiles it.)
+    auto slot = co_await detail::wait_for_slot(s, target, client_hash);
+    if (!slot) co_return slot.failure();
+    options.reserved = *slot;
+    connected = co_await endpoint.connect(s.upstream, options, stopping);
+  }
   if (!connected) endpoint.reset();  // none connected: the access log names none
   switch (detail::report_for(connected)) {
     case detail::connect_report::none:

@@ -16,6 +16,7 @@
 #include "zcproxy/relay.hpp"
 #include "zcproxy/sni.hpp"
 #include "zcproxy/socket.hpp"
+#include "zcproxy/upstream.hpp"
 
 namespace zcproxy::detail {
 
@@ -70,6 +71,13 @@ struct client_preface {
 // within `limit`. Closes with sni_timeout, client_hello or shutdown.
 boost::asio::awaitable<outcome<client_preface>> read_client_hello(session_state& s,
                                                                   std::chrono::milliseconds limit);
+
+// Wait in `u`'s queue (its queue.max and queue.timeout) for a slot on one of its endpoints,
+// holding nothing but the client's socket: the endpoint whose slot the client now holds. Closes
+// with queue_full (the queue is full, or the upstream has none), queue_timeout, reset (the client
+// went away) or shutdown (the session's stop); the queue's metrics count each wait.
+boost::asio::awaitable<outcome<std::size_t>> wait_for_slot(session_state& s, upstream& u,
+                                                           std::uint64_t client_hash);
 
 // Send a listener's fallback_response to the client, within `limit`, then end the stream with a
 // lingering close. Returns the bytes sent.

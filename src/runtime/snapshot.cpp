@@ -53,6 +53,12 @@ server::stats server::snapshot() {
                                  u->healthy(i), u->usable(i, now), u->active(i), c.connections,
                                  c.connect_failures, c.bytes_up, c.bytes_down});
     }
+  for (const auto& u : g->upstreams)
+    if (const connection_queue* q = u->queue()) {
+      const auto c = q->read();
+      total.queues.push_back(
+          {u->config().name, c.waiting, c.refused_full, c.refused_timeout, c.waits, c.wait_sum});
+    }
   std::lock_guard lock(impl_->mutex);
   if (impl_->dns) total.dns = impl_->dns->stats();
   return total;

@@ -44,16 +44,23 @@ asio::awaitable<outcome<>> endpoint_connection::connect(stream_socket& socket,
   asio::steady_timer& timer =
       options.timer ? *options.timer : own_timer.emplace(socket.get_executor());
   std::vector<std::uint8_t> candidates(n, 1);  // not yet tried by this connection
+  std::optional<std::size_t> reserved = options.reserved;
+  // Clients wait for a slot already: this one goes behind them, not to a slot freed meanwhile.
+  if (!reserved && up_->limited() && up_->queue()->waiting() != 0)
+    co_return close_reason::queue_full;
   unsigned tried = 0, timed_out = 0, source_failed = 0;
   std::string why;
   for (unsigned attempt = 0; attempt < attempts && !stopping(); ++attempt) {
     auto now = upstream::clock::now();
-    auto i = up_->pick(candidates, options.client_hash, now);
+    bool at_limit = false;
+    auto i = std::exchange(reserved, std::nullopt);
+    if (!i) i = up_->pick(candidates, options.client_hash, now, &at_limit);
     if (!i && attempt > 0) {
       // Every usable endpoint tried once and attempts are left: another round.
       std::fill(candidates.begin(), candidates.end(), 1);
       i = up_->pick(candidates, options.client_hash, now);
     }
+    if (!i && attempt == 0 && at_limit) co_return close_reason::queue_full;
     if (!i) break;
     candidates[*i] = 0;
     const address& a = up_->at(*i);
@@ -62,7 +69,8 @@ asio::awaitable<outcome<>> endpoint_connection::connect(stream_socket& socket,
     if (cfg.source.kind != source_kind::none) {  // all an upstream without `source:` pays here
       std::string source_why;
       const auto bound = source_for(cfg.source, options.client, a, source_why);
-      if (!bound) {  // not the endpoint's fault: not counted against it
+      if (!bound) {        // not the endpoint's fault: not counted against it
+        up_->release(*i);  // its slot, under a limit
         ++source_failed;
         why += (why.empty() ? "" : "; ") + a.to_string() + ": " + source_why;
         continue;
@@ -78,6 +86,7 @@ asio::awaitable<outcome<>> endpoint_connection::connect(stream_socket& socket,
       active_ = true;
       co_return go_on;
     }
+    up_->release(*i);  // its slot, under a limit
     boost::system::error_code ec;
     socket.close(ec);  // connected as the stop came: not used
     if (stopping()) break;
@@ -95,6 +104,7 @@ asio::awaitable<outcome<>> endpoint_connection::connect(stream_socket& socket,
           "upstream {} endpoint {}: ejected for {} ms after {} connect failures in a row", cfg.name,
           a.to_string(), cfg.fail_timeout.count(), cfg.max_fails);
   }
+  if (reserved) up_->release(*reserved);  // stopped before its attempt
   if (stopping()) co_return close_reason::shutdown;
   const close_reason reason = tried == 0                           ? close_reason::no_endpoint
                               : source_failed == tried             ? close_reason::source_failed

@@ -30,12 +30,19 @@ upstream::upstream(upstream_config cfg, unsigned workers, const upstream* previo
         state_[i].connections = old.connections.load();
         state_[i].connect_failures = old.connect_failures.load();
         state_[i].traffic = old.traffic;
+        state_[i].slots = old.slots;
         state_[i].mode = old.mode.load();
         const unsigned file_weight = previous->cfg_.endpoints[j].weight;
         if (file_weight == cfg_.endpoints[i].weight && previous->weight(j) != file_weight)
           set_weight(i, previous->weight(j));
       }
+    if (limited() && !state_[i].slots)
+      state_[i].slots = std::make_shared<std::atomic<std::int64_t>>(0);
   }
+  // Its clients queued before the reload keep their places, and a slot freed by either
+  // generation wakes the oldest of them.
+  if (limited())
+    queue_ = previous && previous->queue_ ? previous->queue_ : std::make_shared<connection_queue>();
 }
 
 upstream::endpoint_counts upstream::counts(std::size_t i) const {
@@ -57,10 +64,43 @@ bool upstream::usable(std::size_t i, clock::time_point now) const {
 }
 
 std::optional<std::size_t> upstream::pick(std::span<std::uint8_t> candidates,
-                                          std::uint64_t client_hash, clock::time_point now) {
+                                          std::uint64_t client_hash, clock::time_point now,
+                                          bool* at_limit) {
   for (std::size_t i = 0; i < candidates.size(); ++i)
     if (candidates[i] && !usable(i, now)) candidates[i] = 0;
-  return balancer_.pick(candidates, client_hash);
+  if (!limited()) return balancer_.pick(candidates, client_hash);
+  const std::int64_t limit = cfg_.max_connections_per_endpoint;
+  for (std::size_t i = 0; i < candidates.size(); ++i)
+    if (candidates[i] && held(i) >= limit) {
+      candidates[i] = 0;
+      if (at_limit) *at_limit = true;
+    }
+  // Another thread may take the chosen one's last slot first: then it is at the limit too.
+  while (auto i = balancer_.pick(candidates, client_hash)) {
+    if (try_slot(*i)) return i;
+    candidates[*i] = 0;
+    if (at_limit) *at_limit = true;
+  }
+  return std::nullopt;
+}
+
+std::optional<std::size_t> upstream::take_slot(std::uint64_t client_hash, clock::time_point now) {
+  std::vector<std::uint8_t> candidates(size(), 1);
+  return pick(candidates, client_hash, now);
+}
+
+bool upstream::try_slot(std::size_t i) {
+  auto& held = *state_[i].slots;
+  const std::int64_t limit = cfg_.max_connections_per_endpoint;
+  // seq_cst with the queue's count: see connection_queue::join.
+  for (auto n = held.load(std::memory_order_seq_cst); n < limit;)
+    if (held.compare_exchange_weak(n, n + 1, std::memory_order_seq_cst)) return true;
+  return false;
+}
+
+void upstream::release_slot(std::size_t i) {
+  state_[i].slots->fetch_sub(1, std::memory_order_seq_cst);
+  queue_->slot_freed();
 }
 
 bool upstream::connect_failed(std::size_t i, clock::time_point now) {

@@ -190,6 +190,15 @@ struct source_config {
   bool operator==(const source_config&) const = default;
 };
 
+// Where a client waits when every usable endpoint of its upstream is at
+// max_connections_per_endpoint (HAProxy's maxqueue and timeout queue): `max` clients at most
+// (0: refused at once with queue_full), each for `timeout` at most (then queue_timeout).
+struct queue_config {
+  unsigned max = 0;
+  std::chrono::milliseconds timeout{5000};
+  bool operator==(const queue_config&) const = default;
+};
+
 struct upstream_config {
   std::string name;
   // A PROXY protocol header with the client's addresses goes first on every connection to it.
@@ -203,6 +212,10 @@ struct upstream_config {
   std::chrono::milliseconds fail_timeout{10000};
   // Endpoints a connection tries before it gives up; 0 = every endpoint once.
   unsigned max_connect_attempts = 0;
+  // Connections (connecting or open) one endpoint takes at once, counted across reloads by
+  // address; 0 = no limit (and no queue).
+  unsigned max_connections_per_endpoint = 0;
+  std::optional<queue_config> queue;  // given: `queue:` (only with a limit)
   timeouts_config timeouts;
   resolve_config resolve;  // for its endpoints given by name
   source_config source;    // the address its connections are bound to

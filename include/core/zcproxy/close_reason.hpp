@@ -34,6 +34,8 @@ enum class close_reason : std::uint8_t {
   no_route,         // no route takes the client
   idle_timeout,     // no byte either way within idle_timeout
   max_duration,     // max_connection_duration passed
+  queue_full,       // every endpoint at max_connections_per_endpoint and the queue full (or none)
+  queue_timeout,    // queued for the upstream's queue.timeout without getting a slot
   fallback,         // the listener's fallback_response was sent; stays last (close_reasons)
 };
 
@@ -66,6 +68,8 @@ inline constexpr std::array<std::string_view, close_reasons.size()> close_reason
     "no_route",
     "idle_timeout",
     "max_duration",
+    "queue_full",
+    "queue_timeout",
     "fallback"};
 static_assert(all_named(close_reason_names), "a name for every reason");
 

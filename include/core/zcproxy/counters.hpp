@@ -42,6 +42,11 @@ constexpr std::string_view to_string(mirror_result r) {
 inline constexpr std::array<double, 9> duration_buckets{0.001, 0.01, 0.1,  1,   10,
                                                         60,    300,  1800, 3600};
 
+// A histogram over duration_buckets, per bucket (not cumulative, the last being +Inf), and the
+// sum in microseconds: `seconds` counted into them (any thread).
+void add_duration(std::array<std::atomic<std::uint64_t>, duration_buckets.size() + 1>& buckets,
+                  std::atomic<std::uint64_t>& sum_us, double seconds);
+
 // Adds to a counter that only one thread writes: no locked instruction on the data path.
 inline void add_single_writer(std::atomic<std::uint64_t>& c, std::uint64_t n) {
   c.store(c.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);

@@ -47,4 +47,13 @@ struct endpoint_stats {
   std::uint64_t bytes_up = 0, bytes_down = 0;  // by its connections, as they move
 };
 
+// An upstream with max_connections_per_endpoint: its queue.
+struct upstream_queue_stats {
+  std::string upstream;
+  std::size_t waiting = 0;                                         // clients queued now
+  std::uint64_t refused_full = 0, refused_timeout = 0;             // by close reason
+  std::array<std::uint64_t, duration_buckets.size() + 1> waits{};  // per bucket, last +Inf
+  double wait_sum = 0;                                             // seconds
+};
+
 }  // namespace zcproxy

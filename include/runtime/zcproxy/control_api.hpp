@@ -45,6 +45,7 @@ struct proxy_stats {
   std::uint64_t reloads = 0, reloads_failed = 0;
   std::vector<listener_stats> listeners;
   std::vector<endpoint_stats> endpoints;
+  std::vector<upstream_queue_stats> queues;  // the upstreams with a limit, in config order
   std::vector<dns_stats> dns;
 };
 

@@ -37,6 +37,8 @@ struct endpoint_connect_options {
   // The client's address, bound to by an upstream with `source: client` (none: a Unix client, or
   // unknown; such an upstream then refuses it, as one of another family than the endpoint).
   const address* client = nullptr;
+  // A slot on this endpoint taken for the connection already (the queue's): its first attempt.
+  std::optional<std::size_t> reserved = std::nullopt;
 };
 
 class endpoint_connection {
@@ -57,7 +59,10 @@ class endpoint_connection {
   // fault) and leaves `socket` closed. Closes with no_endpoint (none was usable, so nothing was
   // tried: no why), connect_timeout (every attempt timed out), source_failed (every attempt
   // failed to bind the upstream's `source:`, which does not count against the endpoint),
-  // connect_failed or shutdown; the why says what each attempt met. Once only.
+  // connect_failed or shutdown; the why says what each attempt met. Under
+  // max_connections_per_endpoint an attempt holds a slot from its start (a retry takes another),
+  // and closes with queue_full before any attempt when every usable endpoint is at the limit or
+  // clients queue already: its caller queues it or refuses it. Once connected, not again.
   boost::asio::awaitable<outcome<>> connect(stream_socket& socket, endpoint_connect_options options,
                                             std::function<bool()> stopping);
 

@@ -14,6 +14,7 @@
 
 #include "zcproxy/balancer.hpp"
 #include "zcproxy/config.hpp"
+#include "zcproxy/connection_queue.hpp"
 #include "zcproxy/counters.hpp"
 #include "zcproxy/endpoint_mode.hpp"
 
@@ -48,17 +49,39 @@ class upstream {
   unsigned weight(std::size_t i) const { return balancer_.weight(i); }
   void set_weight(std::size_t i, unsigned weight) { balancer_.set_weight(i, weight); }
   // Choose among the endpoints marked in `candidates` (each also checked for usable()), by the
-  // upstream's policy; nullopt when none is usable.
+  // upstream's policy; nullopt when none is usable. With max_connections_per_endpoint, an
+  // endpoint at the limit is no candidate, and the one chosen has a slot taken on it (give it
+  // back with release(), or ended() once connected); `at_limit`, when given, says whether some
+  // usable candidate was left out for being at the limit.
   std::optional<std::size_t> pick(std::span<std::uint8_t> candidates, std::uint64_t client_hash,
-                                  clock::time_point now);
+                                  clock::time_point now, bool* at_limit = nullptr);
+  // Endpoint i's slot taken by pick() (or handed over by the queue) given back unused; a client
+  // queued for one is woken.
+  void release(std::size_t i) {
+    if (limited()) release_slot(i);
+  }
+  // Whether max_connections_per_endpoint is set: then the queue exists.
+  bool limited() const { return cfg_.max_connections_per_endpoint != 0; }
+  // Where clients wait for a slot; nullptr without a limit.
+  connection_queue* queue() const { return queue_.get(); }
+  // A queued client's try for a slot, for connection_queue::try_take: pick() over every endpoint.
+  std::optional<std::size_t> take_slot(std::uint64_t client_hash, clock::time_point now);
+  // Connections counted against endpoint i's limit (connecting or open), in every generation.
+  std::int64_t held(std::size_t i) const {
+    return state_[i].slots ? state_[i].slots->load(std::memory_order_relaxed) : 0;
+  }
 
   // Passive checks: a connect to endpoint i failed or succeeded. Returns true when this failure
   // ejected the endpoint (max_fails in a row).
   bool connect_failed(std::size_t i, clock::time_point now);
   void connect_succeeded(std::size_t i);
-  // A connection to endpoint i started / ended (least_conn and random weigh by load).
+  // A connection to endpoint i started / ended (least_conn and random weigh by load); ended also
+  // frees its slot under a limit.
   void started(std::size_t i) { balancer_.started(i); }
-  void ended(std::size_t i) { balancer_.ended(i); }
+  void ended(std::size_t i) {
+    balancer_.ended(i);
+    if (limited()) release_slot(i);
+  }
   std::int64_t active(std::size_t i) const { return balancer_.active(i); }
 
   // Whether to log now that no endpoint is usable: true at most once a second, so a dead upstream
@@ -88,11 +111,18 @@ class upstream {
     std::atomic<std::uint64_t> connections{0};
     std::atomic<std::uint64_t> connect_failures{0};
     std::shared_ptr<endpoint_traffic> traffic;  // carried over a reload as the same object
+    // Under a limit, the connections counted against it: shared by every generation's endpoint at
+    // this address, so an old generation's connections (which still occupy the backend) count.
+    std::shared_ptr<std::atomic<std::int64_t>> slots;
   };
+
+  bool try_slot(std::size_t i);  // one slot of endpoint i, if it has one free
+  void release_slot(std::size_t i);
 
   upstream_config cfg_;
   balancer balancer_;
   std::unique_ptr<endpoint_state[]> state_;
+  std::shared_ptr<connection_queue> queue_;         // under a limit; carried over a reload
   std::atomic<std::int64_t> all_down_reported_{0};  // clock ticks
 };
 

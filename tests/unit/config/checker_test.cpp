@@ -40,7 +40,8 @@ upstreams:
   CHECK(errors[3] ==
         "t.yaml:8:41: upstreams.app.weight: unknown key; expected one of: endpoints, "
         "balance, health_check, max_fails, fail_timeout, max_connect_attempts, "
-        "connect_timeout, idle_timeout, max_connection_duration, resolve, send_proxy, source");
+        "connect_timeout, idle_timeout, max_connection_duration, resolve, send_proxy, source, "
+        "max_connections_per_endpoint, queue");
 }
 
 TEST_CASE("a scalar where a map is expected is a type error", "[config]") {

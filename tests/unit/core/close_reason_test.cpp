@@ -25,6 +25,8 @@ TEST_CASE("close_reason: every reason has its own name, in the metrics' order", 
                                   "no_route",
                                   "idle_timeout",
                                   "max_duration",
+                                  "queue_full",
+                                  "queue_timeout",
                                   "fallback"};
   REQUIRE(close_reasons.size() == std::size(expected));
   std::set<std::string_view> seen;
@@ -44,12 +46,14 @@ TEST_CASE("close_reason: refusals and timeout kinds", "[close_reasons]") {
     if (!timeout_kind(r).empty()) ++timeouts;
   }
   CHECK(refusals == std::set<std::string_view>{"denied", "limit", "proxy_header", "sni_timeout",
-                                               "client_hello", "no_route"});
-  CHECK(timeouts == 4);
+                                               "client_hello", "no_route", "queue_full",
+                                               "queue_timeout"});
+  CHECK(timeouts == 5);
   CHECK(timeout_kind(close_reason::connect_timeout) == "connect");
   CHECK(timeout_kind(close_reason::idle_timeout) == "idle");
   CHECK(timeout_kind(close_reason::max_duration) == "max_duration");
   CHECK(timeout_kind(close_reason::sni_timeout) == "sni");
+  CHECK(timeout_kind(close_reason::queue_timeout) == "queue");
 }
 
 TEST_CASE("close_reason: an outcome holds a value or why the connection closes",

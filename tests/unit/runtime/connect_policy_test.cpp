@@ -37,12 +37,16 @@ TEST_CASE("connect_policy: what the log gets of a connect's outcome", "[connect_
         connect_report::unreachable);
   CHECK(report_for(outcome<>(close_reason::connect_timeout, "127.0.0.1:9: timed out")) ==
         connect_report::unreachable);
+  // Every endpoint at its limit is no endpoint's failure: the queue's metrics count it.
+  CHECK(report_for(outcome<>(close_reason::queue_full)) == connect_report::none);
+  CHECK(report_for(outcome<>(close_reason::queue_timeout)) == connect_report::none);
 }
 
 TEST_CASE("connect_policy: the fallback response only when no endpoint could be reached",
           "[connect_policy]") {
   for (auto r :
-       {close_reason::no_endpoint, close_reason::connect_failed, close_reason::connect_timeout}) {
+       {close_reason::no_endpoint, close_reason::connect_failed, close_reason::connect_timeout,
+        close_reason::queue_full, close_reason::queue_timeout}) {
     INFO(to_string(r));
     CHECK(refusal_for(r, true) == refusal::fallback);
     CHECK(refusal_for(r, false) == refusal::reset);
