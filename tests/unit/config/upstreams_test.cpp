@@ -472,70 +472,72 @@ TEST_CASE("source: client, a fixed IP, or none, each error saying where and what
   REQUIRE(errs.size() == 1);
   CHECK_THAT(errs[0], StartsWith("t.yaml:5:13: upstreams.app.source:") &&
                           Contains("endpoint [::1]:9000 is IPv6, the source IPv4"));
-  TEST_CASE("max_connections_per_endpoint and queue: limit, queue bounds, defaults",
-            "[config][queue]") {
-    auto c = load_config_string(with_upstream(R"(    endpoints: ["127.0.0.1:9000"]
+}
+
+TEST_CASE("max_connections_per_endpoint and queue: limit, queue bounds, defaults",
+          "[config][queue]") {
+  auto c = load_config_string(with_upstream(R"(    endpoints: ["127.0.0.1:9000"]
     max_connections_per_endpoint: 100
     queue: { max: 50, timeout: 2s }
 )"));
-    const auto& u = c.upstreams[0];
-    CHECK(u.max_connections_per_endpoint == 100);
-    REQUIRE(u.queue);
-    CHECK(u.queue->max == 50);
-    CHECK(u.queue->timeout == 2s);
+  const auto& u = c.upstreams[0];
+  CHECK(u.max_connections_per_endpoint == 100);
+  REQUIRE(u.queue);
+  CHECK(u.queue->max == 50);
+  CHECK(u.queue->timeout == 2s);
 
-    // A limit alone: no queue (a client finding every endpoint full is refused at once).
-    c = load_config_string(with_upstream(R"(    endpoints: ["127.0.0.1:9000"]
+  // A limit alone: no queue (a client finding every endpoint full is refused at once).
+  c = load_config_string(with_upstream(R"(    endpoints: ["127.0.0.1:9000"]
     max_connections_per_endpoint: 1
 )"));
-    CHECK(c.upstreams[0].max_connections_per_endpoint == 1);
-    CHECK_FALSE(c.upstreams[0].queue);
-    // queue: {} takes the defaults: max 0 (refuse at once), timeout 5s.
-    c = load_config_string(with_upstream(R"(    endpoints: ["127.0.0.1:9000"]
+  CHECK(c.upstreams[0].max_connections_per_endpoint == 1);
+  CHECK_FALSE(c.upstreams[0].queue);
+  // queue: {} takes the defaults: max 0 (refuse at once), timeout 5s.
+  c = load_config_string(with_upstream(R"(    endpoints: ["127.0.0.1:9000"]
     max_connections_per_endpoint: 1
     queue: {}
 )"));
-    REQUIRE(c.upstreams[0].queue);
-    CHECK(c.upstreams[0].queue->max == 0);
-    CHECK(c.upstreams[0].queue->timeout == 5s);
-    // Absent: no limit, no queue.
-    c = load_config_string(with_upstream("    endpoints: [\"127.0.0.1:9000\"]\n"));
-    CHECK(c.upstreams[0].max_connections_per_endpoint == 0);
-    CHECK_FALSE(c.upstreams[0].queue);
-  }
+  REQUIRE(c.upstreams[0].queue);
+  CHECK(c.upstreams[0].queue->max == 0);
+  CHECK(c.upstreams[0].queue->timeout == 5s);
+  // Absent: no limit, no queue.
+  c = load_config_string(with_upstream("    endpoints: [\"127.0.0.1:9000\"]\n"));
+  CHECK(c.upstreams[0].max_connections_per_endpoint == 0);
+  CHECK_FALSE(c.upstreams[0].queue);
+}
 
-  TEST_CASE("a queue without max_connections_per_endpoint, and bad queue values, are reported",
-            "[config][queue]") {
-    auto errors = errors_of(with_upstream(R"(    endpoints: ["127.0.0.1:9000"]
+TEST_CASE("a queue without max_connections_per_endpoint, and bad queue values, are reported",
+          "[config][queue]") {
+  auto errors = errors_of(with_upstream(R"(    endpoints: ["127.0.0.1:9000"]
     queue: { max: 10 }
 )"));
-    INFO(joined(errors));
-    REQUIRE(errors.size() == 1);
-    CHECK_THAT(errors[0], StartsWith("t.yaml:6:5: upstreams.app.queue: expected "
-                                     "max_connections_per_endpoint (1 or more) beside queue") &&
-                              Contains("without it none ever is"));
-    errors = errors_of(with_upstream(R"(    endpoints: ["127.0.0.1:9000"]
+  INFO(joined(errors));
+  REQUIRE(errors.size() == 1);
+  CHECK_THAT(errors[0], StartsWith("t.yaml:6:5: upstreams.app.queue: expected "
+                                   "max_connections_per_endpoint (1 or more) beside queue") &&
+                            Contains("without it none ever is"));
+  errors = errors_of(with_upstream(R"(    endpoints: ["127.0.0.1:9000"]
     max_connections_per_endpoint: 0
     queue: { max: 10 }
 )"));
-    REQUIRE(errors.size() == 1);
-    CHECK_THAT(errors[0], StartsWith("t.yaml:7:5: upstreams.app.queue: expected "
-                                     "max_connections_per_endpoint"));
+  REQUIRE(errors.size() == 1);
+  CHECK_THAT(errors[0], StartsWith("t.yaml:7:5: upstreams.app.queue: expected "
+                                   "max_connections_per_endpoint"));
 
-    errors = errors_of(with_upstream(R"(    endpoints: ["127.0.0.1:9000"]
+  errors = errors_of(with_upstream(R"(    endpoints: ["127.0.0.1:9000"]
     max_connections_per_endpoint: many
     queue: { max: -1, timeout: 0s, size: 3 }
 )"));
-    INFO(joined(errors));
-    REQUIRE(errors.size() == 4);
-    CHECK_THAT(errors[0],
-               StartsWith("t.yaml:6:35: upstreams.app.max_connections_per_endpoint: expected an "
-                          "integer from 0 to 1000000 (0 = no limit)"));
-    CHECK_THAT(errors[1], StartsWith("t.yaml:7:19: upstreams.app.queue.max: expected an integer") &&
-                              Contains(R"(got "-1")"));
-    CHECK(
-        errors[2] ==
-        R"(t.yaml:7:32: upstreams.app.queue.timeout: expected a duration from 1ms to 1h, got "0s")");
-    CHECK_THAT(errors[3], StartsWith("t.yaml:7:36: upstreams.app.queue.size: unknown key; expected "
-                                     "one of: max, timeout"));
-  }
+  INFO(joined(errors));
+  REQUIRE(errors.size() == 4);
+  CHECK_THAT(errors[0],
+             StartsWith("t.yaml:6:35: upstreams.app.max_connections_per_endpoint: expected an "
+                        "integer from 0 to 1000000 (0 = no limit)"));
+  CHECK_THAT(errors[1], StartsWith("t.yaml:7:19: upstreams.app.queue.max: expected an integer") &&
+                            Contains(R"(got "-1")"));
+  CHECK(
+      errors[2] ==
+      R"(t.yaml:7:32: upstreams.app.queue.timeout: expected a duration from 1ms to 1h, got "0s")");
+  CHECK_THAT(errors[3], StartsWith("t.yaml:7:36: upstreams.app.queue.size: unknown key; expected "
+                                   "one of: max, timeout"));
+}
