@@ -78,7 +78,7 @@ fd queue_one(proxy& p, std::size_t before) {
 
 }  // namespace
 
-TEST_CASE("queue: N connected, M queued, k refused at once; a freed slot goes to the oldest",
+TEST_CASE("queue: N connected, M queued, k refused at once, and a freed slot goes to the oldest",
           "[queue][integration]") {
   constexpr std::size_t n = 3, m = 3, k = 2;
   holding_backend backend;
@@ -171,7 +171,7 @@ TEST_CASE("queue: a queued client that resets leaves the queue at once", "[queue
   CHECK(backend.server.accepted() == 2);
 }
 
-TEST_CASE("queue: a drain serves queued clients as slots free; a stop refuses them cleanly",
+TEST_CASE("queue: a drain serves queued clients as slots free, and a stop refuses them cleanly",
           "[queue][integration]") {
   holding_backend backend;
   proxy p(config_for(backend.port(),
