@@ -202,7 +202,10 @@ std::optional<std::size_t> balancer::pick_round_robin(std::span<const std::uint8
   const std::uint64_t current = current_turns_.load(std::memory_order_acquire);
   const auto& turns = turns_[current >> 32];
   const std::uint64_t length = current & 0xffffffffu;
-  for (std::size_t tries = 0; tries < n; ++tries) {
+  // A ramping endpoint's turn may pass: then up to a whole cycle, so that passing never falls
+  // through to the spread below, which would not weigh the ramp.
+  const std::uint64_t tries_max = Weights::gates ? std::max<std::uint64_t>(n, length) : n;
+  for (std::uint64_t tries = 0; tries < tries_max; ++tries) {
     auto i = turns[next_.fetch_add(1, std::memory_order_relaxed) % length].load(
         std::memory_order_relaxed);
     // A ramping endpoint's turn passes with the probability its ramp lacks: it takes
