@@ -214,6 +214,16 @@ const key_rule<upstream_config> upstream_keys[] = {
      endpoints_hint},
     {"balance", [](auto& c, auto& e, auto& path,
                    auto& u) { c.one_of(e, path, balance_policy_names, u.balance); }},
+    {"hash_balance_factor",
+     [](auto& c, auto& e, auto& path, auto& u) {
+       c.integer(e, path, 100, 1000, " (percent of the mean load; absent = off)",
+                 u.hash_balance_factor);
+     }},
+    {"slow_start",
+     [](auto& c, auto& e, auto& path, auto& u) {
+       c.duration(e, path, std::chrono::milliseconds(0), std::chrono::hours(1),
+                  "0s to 1h (0s = off)", u.slow_start);
+     }},
     {"health_check",
      [](auto& c, auto& e, auto& path, auto& u) { check_health_check(c, e, path, u.health_check); }},
     {"max_fails",
@@ -240,6 +250,18 @@ const key_rule<upstream_config> upstream_keys[] = {
     {"send_proxy", [](auto& c, auto& e, auto& path,
                       auto& u) { c.one_of(e, path, proxy_protocol_version_names, u.send_proxy); }},
 };
+
+// hash_balance_factor bounds source_hash's loads; with another policy it would be silently ignored.
+void check_hash_balance_factor(checker& c, const entry& item, const std::string& path,
+                               const upstream_config& u) {
+  if (u.hash_balance_factor == 0 || u.balance == balance_policy::source_hash) return;
+  for (const auto& [key, value] : item.value.entries())
+    if (key.is_scalar() && key.scalar() == "hash_balance_factor")
+      c.fail_at(value.where(), child(path, "hash_balance_factor"),
+                "expected balance: source_hash beside it (it bounds source_hash's loads), got "
+                "balance: " +
+                    std::string(to_string(u.balance)));
+}
 
 }  // namespace
 
@@ -273,6 +295,7 @@ void check_upstreams(checker& c, const entry& e, config& out) {
     upstream.name = item.key;
     upstream.resolve = out.resolve;  // its own `resolve:` overrides key by key
     check_map(c, item, path, upstream_keys, upstream);
+    check_hash_balance_factor(c, item, path, upstream);
     out.upstreams.push_back(std::move(upstream));
   }
 }

@@ -11,9 +11,11 @@ std::vector<balancer::endpoint> balancer_endpoints(const upstream_config& cfg) {
 
 }  // namespace
 
-upstream::upstream(upstream_config cfg, unsigned workers, const upstream* previous)
+upstream::upstream(upstream_config cfg, unsigned workers, const upstream* previous,
+                   clock::time_point now)
     : cfg_(std::move(cfg)),
-      balancer_(cfg_.balance, balancer_endpoints(cfg_)),
+      balancer_(cfg_.balance, balancer_endpoints(cfg_),
+                {.slow_start = cfg_.slow_start, .hash_balance_factor = cfg_.hash_balance_factor}),
       state_(std::make_unique<endpoint_state[]>(cfg_.endpoints.size())) {
   for (std::size_t i = 0; i < size(); ++i) {
     state_[i].traffic = std::make_shared<endpoint_traffic>(workers);
@@ -21,8 +23,11 @@ upstream::upstream(upstream_config cfg, unsigned workers, const upstream* previo
     // health checks pass (at start-up every endpoint starts up, as ever).
     if (previous && !cfg_.endpoints[i].host.empty() && cfg_.health_check.enabled)
       state_[i].healthy = false;
+    bool known = false;
     for (std::size_t j = 0; previous && j < previous->size(); ++j)
       if (previous->at(j) == at(i)) {
+        known = true;
+        if (auto since = previous->balancer_.ramping_since(j, now)) balancer_.came_up(i, *since);
         const auto& old = previous->state_[j];
         state_[i].healthy = old.healthy.load();
         state_[i].fails = old.fails.load();
@@ -35,6 +40,9 @@ upstream::upstream(upstream_config cfg, unsigned workers, const upstream* previo
         if (file_weight == cfg_.endpoints[i].weight && previous->weight(j) != file_weight)
           set_weight(i, previous->weight(j));
       }
+    // New beside endpoints that serve: it comes up (with health checks, again when they pass).
+    // The first addresses of a name that had none share with nobody: they start warm.
+    if (!known && previous && previous->size() > 0) balancer_.came_up(i, now);
   }
 }
 
@@ -60,7 +68,7 @@ std::optional<std::size_t> upstream::pick(std::span<std::uint8_t> candidates,
                                           std::uint64_t client_hash, clock::time_point now) {
   for (std::size_t i = 0; i < candidates.size(); ++i)
     if (candidates[i] && !usable(i, now)) candidates[i] = 0;
-  return balancer_.pick(candidates, client_hash);
+  return balancer_.pick(candidates, client_hash, now);
 }
 
 bool upstream::connect_failed(std::size_t i, clock::time_point now) {
@@ -91,8 +99,15 @@ bool upstream::should_report_all_down(clock::time_point now) {
          all_down_reported_.compare_exchange_strong(last, t, std::memory_order_relaxed);
 }
 
-bool upstream::set_healthy(std::size_t i, bool up) {
-  return state_[i].healthy.exchange(up, std::memory_order_relaxed) != up;
+void upstream::set_mode(std::size_t i, endpoint_mode m, clock::time_point now) {
+  const auto was = state_[i].mode.exchange(m, std::memory_order_relaxed);
+  if (was == endpoint_mode::maint && m == endpoint_mode::ready) balancer_.came_up(i, now);
+}
+
+bool upstream::set_healthy(std::size_t i, bool up, clock::time_point now) {
+  if (state_[i].healthy.exchange(up, std::memory_order_relaxed) == up) return false;
+  if (up) balancer_.came_up(i, now);
+  return true;
 }
 
 }  // namespace zcproxy
