@@ -190,7 +190,8 @@ std::optional<std::size_t> balancer::pick_with(std::span<const std::uint8_t> usa
 
 template <class Weights>
 bool balancer::less_loaded(std::size_t i, std::size_t j, const Weights& w) const {
-  return static_cast<__int128>(active(i)) * w(j) < static_cast<__int128>(active(j)) * w(i);
+  // Weights are at most 256 << ramp_shift: far from overflowing with any count of connections.
+  return active(i) * static_cast<std::int64_t>(w(j)) < active(j) * static_cast<std::int64_t>(w(i));
 }
 
 template <class Weights>

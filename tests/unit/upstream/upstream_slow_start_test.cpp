@@ -28,7 +28,7 @@ zcproxy::upstream_config app(std::vector<std::uint16_t> ports) {
 
 }  // namespace
 
-TEST_CASE("upstream: endpoints start warm; a passed health check and ready after maint ramp",
+TEST_CASE("upstream: endpoints start warm, and a passed health check or ready after maint ramps",
           "[upstream][slow_start]") {
   upstream u(app({9000, 9001}), 1, nullptr, t0);
   CHECK(u.effective_weight(0, t0) == 1.0);
@@ -57,7 +57,7 @@ TEST_CASE("upstream: endpoints start warm; a passed health check and ready after
   CHECK(on_0 / 10000.0 == Approx(0.1 / 1.1).margin(0.02));
 }
 
-TEST_CASE("upstream: a reload keeps each ramp; an address new beside serving ones ramps",
+TEST_CASE("upstream: a reload keeps each ramp, and an address new beside serving ones ramps",
           "[upstream][slow_start]") {
   upstream before(app({9000, 9001}), 1, nullptr, t0);
   before.set_healthy(1, false, t0);
