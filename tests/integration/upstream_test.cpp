@@ -438,3 +438,25 @@ TEST_CASE("upstream: hash_balance_factor keeps proxies agreeing, and spreads one
   for (const auto& [name, count] : held) CHECK(count <= 15);
   CHECK(held.size() >= 2);
 }
+
+TEST_CASE("upstream: slow_start ramps an endpoint whose health check passes again",
+          "[upstream][integration][slow_start][health]") {
+  using namespace std::chrono_literals;
+  named_backend a("a");
+  auto b = std::make_unique<named_backend>("b");
+  const std::uint16_t b_port = b->port();
+  proxy p(config_with(ep(a.port()) + ", " + ep(b_port),
+                      "    slow_start: 2s\n"
+                      "    health_check: { interval: 50ms, timeout: 50ms, rise: 1, fall: 1 }\n"));
+  CHECK(endpoint_at(p.srv->snapshot(), b_port).effective_weight == 1.0);  // warm at start-up
+  b.reset();
+  REQUIRE(wait_until([&] { return !endpoint_at(p.srv->snapshot(), b_port).healthy; }, 10s));
+  b = std::make_unique<named_backend>("b", b_port);
+  REQUIRE(wait_until([&] { return endpoint_at(p.srv->snapshot(), b_port).healthy; }, 10s));
+  const auto seen_up = clock_type::now();
+  CHECK(endpoint_at(p.srv->snapshot(), b_port).effective_weight < 0.3);
+  REQUIRE(wait_until([&] { return endpoint_at(p.srv->snapshot(), b_port).effective_weight == 1.0; },
+                     10s));
+  // It came up at most one check interval (plus the polling) before it was seen up.
+  CHECK(clock_type::now() - seen_up > 1.8s);
+}
