@@ -271,6 +271,16 @@ const key_rule<upstream_config> upstream_keys[] = {
      endpoints_hint},
     {"balance", [](auto& c, auto& e, auto& path,
                    auto& u) { c.one_of(e, path, balance_policy_names, u.balance); }},
+    {"hash_balance_factor",
+     [](auto& c, auto& e, auto& path, auto& u) {
+       c.integer(e, path, 100, 1000, " (percent of the mean load; absent = off)",
+                 u.hash_balance_factor);
+     }},
+    {"slow_start",
+     [](auto& c, auto& e, auto& path, auto& u) {
+       c.duration(e, path, std::chrono::milliseconds(0), std::chrono::hours(1),
+                  "0s to 1h (0s = off)", u.slow_start);
+     }},
     {"health_check",
      [](auto& c, auto& e, auto& path, auto& u) { check_health_check(c, e, path, u.health_check); }},
     {"max_fails",
@@ -323,7 +333,18 @@ void check_queue_has_limit(checker& c, const entry& upstream_entry, const std::s
     c.fail_at(*queue_at, child(path, "queue"),
               "expected max_connections_per_endpoint (1 or more) beside queue: a queue holds "
               "clients while every endpoint is at that limit, and without it none ever is");
-}
+  // hash_balance_factor bounds source_hash's loads; with another policy it would be silently
+  // ignored.
+  void check_hash_balance_factor(checker & c, const entry& item, const std::string& path,
+                                 const upstream_config& u) {
+    if (u.hash_balance_factor == 0 || u.balance == balance_policy::source_hash) return;
+    for (const auto& [key, value] : item.value.entries())
+      if (key.is_scalar() && key.scalar() == "hash_balance_factor")
+        c.fail_at(value.where(), child(path, "hash_balance_factor"),
+                  "expected balance: source_hash beside it (it bounds source_hash's loads), got "
+                  "balance: " +
+                      std::string(to_string(u.balance)));
+  }
 
 }  // namespace
 
@@ -359,6 +380,7 @@ void check_upstreams(checker& c, const entry& e, config& out) {
     check_map(c, item, path, upstream_keys, upstream);
     check_source_fits(c, item, path, upstream);
     check_queue_has_limit(c, item, path, upstream);
+    check_hash_balance_factor(c, item, path, upstream);
     out.upstreams.push_back(std::move(upstream));
   }
 }

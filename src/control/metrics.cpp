@@ -216,6 +216,11 @@ void render_endpoints(std::string& out, const proxy_stats& s) {
     for (const auto& e : s.endpoints) f.sample(endpoint_labels(e), d(e.weight));
   }
   {
+    family f(out, "zcproxy_endpoint_effective_weight", "gauge",
+             "The weight picks go by now: less than its weight while in its slow start.");
+    for (const auto& e : s.endpoints) f.sample(endpoint_labels(e), e.effective_weight);
+  }
+  {
     family f(out, "zcproxy_endpoint_connections_active", "gauge", "Connections open to it.");
     for (const auto& e : s.endpoints) f.sample(endpoint_labels(e), d(e.active));
   }
@@ -306,6 +311,7 @@ json::object endpoint_json(const endpoint_stats& e) {
           {"name", e.name.empty() ? json::value(nullptr) : json::value(e.name)},
           {"state", to_string(e.mode)},
           {"weight", e.weight},
+          {"effective_weight", e.effective_weight},
           {"healthy", e.healthy},
           {"usable", e.usable},
           {"active", e.active},

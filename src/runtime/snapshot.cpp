@@ -50,8 +50,9 @@ server::stats server::snapshot() {
     for (std::size_t i = 0; i < u->size(); ++i) {
       const auto c = u->counts(i);
       total.endpoints.push_back({u->config().name, u->at(i), u->host(i), u->mode(i), u->weight(i),
-                                 u->healthy(i), u->usable(i, now), u->active(i), c.connections,
-                                 c.connect_failures, c.bytes_up, c.bytes_down});
+                                 u->effective_weight(i, now), u->healthy(i), u->usable(i, now),
+                                 u->active(i), c.connections, c.connect_failures, c.bytes_up,
+                                 c.bytes_down});
     }
   for (const auto& u : g->upstreams)
     if (const connection_queue* q = u->queue()) {

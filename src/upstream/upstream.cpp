@@ -11,9 +11,11 @@ std::vector<balancer::endpoint> balancer_endpoints(const upstream_config& cfg) {
 
 }  // namespace
 
-upstream::upstream(upstream_config cfg, unsigned workers, const upstream* previous)
+upstream::upstream(upstream_config cfg, unsigned workers, const upstream* previous,
+                   clock::time_point now)
     : cfg_(std::move(cfg)),
-      balancer_(cfg_.balance, balancer_endpoints(cfg_)),
+      balancer_(cfg_.balance, balancer_endpoints(cfg_),
+                {.slow_start = cfg_.slow_start, .hash_balance_factor = cfg_.hash_balance_factor}),
       state_(std::make_unique<endpoint_state[]>(cfg_.endpoints.size())) {
   for (std::size_t i = 0; i < size(); ++i) {
     state_[i].traffic = std::make_shared<endpoint_traffic>(workers);
@@ -21,8 +23,11 @@ upstream::upstream(upstream_config cfg, unsigned workers, const upstream* previo
     // health checks pass (at start-up every endpoint starts up, as ever).
     if (previous && !cfg_.endpoints[i].host.empty() && cfg_.health_check.enabled)
       state_[i].healthy = false;
+    bool known = false;
     for (std::size_t j = 0; previous && j < previous->size(); ++j)
       if (previous->at(j) == at(i)) {
+        known = true;
+        if (auto since = previous->balancer_.ramping_since(j, now)) balancer_.came_up(i, *since);
         const auto& old = previous->state_[j];
         state_[i].healthy = old.healthy.load();
         state_[i].fails = old.fails.load();
@@ -38,6 +43,9 @@ upstream::upstream(upstream_config cfg, unsigned workers, const upstream* previo
       }
     if (limited() && !state_[i].slots)
       state_[i].slots = std::make_shared<std::atomic<std::int64_t>>(0);
+    // New beside endpoints that serve: it comes up (with health checks, again when they pass).
+    // The first addresses of a name that had none share with nobody: they start warm.
+    if (!known && previous && previous->size() > 0) balancer_.came_up(i, now);
   }
   // Its clients queued before the reload keep their places, and a slot freed by either
   // generation wakes the oldest of them.
@@ -68,7 +76,7 @@ std::optional<std::size_t> upstream::pick(std::span<std::uint8_t> candidates,
                                           bool* at_limit) {
   for (std::size_t i = 0; i < candidates.size(); ++i)
     if (candidates[i] && !usable(i, now)) candidates[i] = 0;
-  if (!limited()) return balancer_.pick(candidates, client_hash);
+  if (!limited()) return balancer_.pick(candidates, client_hash, now);
   const std::int64_t limit = cfg_.max_connections_per_endpoint;
   for (std::size_t i = 0; i < candidates.size(); ++i)
     if (candidates[i] && held(i) >= limit) {
@@ -76,7 +84,7 @@ std::optional<std::size_t> upstream::pick(std::span<std::uint8_t> candidates,
       if (at_limit) *at_limit = true;
     }
   // Another thread may take the chosen one's last slot first: then it is at the limit too.
-  while (auto i = balancer_.pick(candidates, client_hash)) {
+  while (auto i = balancer_.pick(candidates, client_hash, now)) {
     if (try_slot(*i)) return i;
     candidates[*i] = 0;
     if (at_limit) *at_limit = true;
@@ -131,8 +139,15 @@ bool upstream::should_report_all_down(clock::time_point now) {
          all_down_reported_.compare_exchange_strong(last, t, std::memory_order_relaxed);
 }
 
-bool upstream::set_healthy(std::size_t i, bool up) {
-  return state_[i].healthy.exchange(up, std::memory_order_relaxed) != up;
+void upstream::set_mode(std::size_t i, endpoint_mode m, clock::time_point now) {
+  const auto was = state_[i].mode.exchange(m, std::memory_order_relaxed);
+  if (was == endpoint_mode::maint && m == endpoint_mode::ready) balancer_.came_up(i, now);
+}
+
+bool upstream::set_healthy(std::size_t i, bool up, clock::time_point now) {
+  if (state_[i].healthy.exchange(up, std::memory_order_relaxed) == up) return false;
+  if (up) balancer_.came_up(i, now);
+  return true;
 }
 
 }  // namespace zcproxy

@@ -4,10 +4,13 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <atomic>
 #include <catch2/catch.hpp>
+#include <cmath>
 #include <map>
 #include <string>
+#include <vector>
 
 #include "support/net.hpp"
 
@@ -343,4 +346,117 @@ TEST_CASE("upstream: with send_proxy, a health check can start with a PROXY head
   const int before = with.accepted();
   REQUIRE(wait_until([&] { return with.accepted() >= before + 4; }, 10s));
   CHECK(endpoint_at(p.srv->snapshot(), with.port()).healthy);
+}
+
+TEST_CASE("upstream: slow_start ramps an endpoint that comes up from ~0 to its share in 2 s",
+          "[upstream][integration][slow_start]") {
+  using namespace std::chrono_literals;
+  for (const std::string policy : {"round_robin", "least_conn"}) {
+    CAPTURE(policy);
+    named_backend a("a"), b("b");
+    proxy p(config_with(ep(a.port()) + ", " + ep(b.port()),
+                        "    balance: " + policy + "\n    slow_start: 2s\n"));
+    const auto b_at = endpoint_at(p.srv->snapshot(), b.port()).at;
+    auto set_b = [&](zcproxy::endpoint_mode m) {
+      REQUIRE(
+          p.srv->control().update_endpoint("app", b_at, {.mode = m, .weight = std::nullopt}).what ==
+          zcproxy::endpoint_update_result::status::applied);
+    };
+    set_b(zcproxy::endpoint_mode::maint);
+    set_b(zcproxy::endpoint_mode::ready);  // comes up now
+    const auto up = clock_type::now();
+    // Six windows of 400 ms: five in the ramp, one after it. Round robin's b weighs f against
+    // a's 1: f / (1 + f) of the picks, about .09 .23 .33 .41 .47 in the windows; least_conn
+    // between idle backends f / 2: .05 .15 .25 .35 .45; then both 1/2. Without slow start it is
+    // 1/2 from the first window on.
+    std::vector<double> share;
+    std::vector<double> effective;  // b's effective weight in /stats.json, mid-window
+    for (int w = 1; w <= 6; ++w) {
+      int on_b = 0, total = 0;
+      bool sampled = false;
+      while (clock_type::now() < up + w * 400ms) {
+        on_b += reached(p.port()) == "b";
+        ++total;
+        p.wait_sessions();  // the last one ended: least_conn sees the backends idle
+        if (!sampled && clock_type::now() >= up + w * 400ms - 200ms) {
+          const double f =
+              std::min(1.0, std::chrono::duration<double>(clock_type::now() - up).count() / 2);
+          effective.push_back(endpoint_at(p.srv->snapshot(), b.port()).effective_weight - f);
+          sampled = true;
+        }
+      }
+      INFO("window " << w << ": " << on_b << " of " << total);
+      REQUIRE(total >= 20);  // enough to judge a share
+      share.push_back(on_b / double(total));
+    }
+    CAPTURE(share, effective);
+    CHECK(share[0] < 0.25);  // ~0 at first, not 1/2
+    CHECK(share[1] < 0.4);
+    CHECK(share[3] > share[0] + 0.12);  // rising
+    CHECK(share[4] > 0.3);              // nearly its weight by the end of the ramp
+    CHECK(share[5] > 0.42);             // and at its weight from 2 s on
+    CHECK(share[5] < 0.58);
+    // The gauge follows the ramp (it was read at most a few ms after `f` was computed).
+    for (double off_by : effective) CHECK(std::abs(off_by) < 0.05);
+  }
+}
+
+TEST_CASE("upstream: hash_balance_factor keeps proxies agreeing, and spreads one hot client",
+          "[upstream][integration][hash_balance_factor]") {
+  named_backend a("a"), b("b"), c("c");
+  const std::string keys = "    balance: source_hash\n    hash_balance_factor: 150\n";
+  proxy one(config_with(ep(a.port()) + ", " + ep(b.port()) + ", " + ep(c.port()), keys));
+  proxy two(config_with(ep(c.port()) + ", " + ep(a.port()) + ", " + ep(b.port()), keys));
+  // Nothing overloaded (one connection at a time): every client reaches the same backend through
+  // either proxy, whatever the order of the endpoints.
+  std::map<std::string, std::string> backend_of;
+  for (int host = 2; host < 32; ++host) {
+    const std::string from = "127.0.0." + std::to_string(host);
+    for (auto* p : {&one, &two}) {
+      fd s = connect_from(from.c_str(), p->port());
+      const std::string name = name_of(s.get());
+      s = fd();
+      p->wait_sessions();
+      CHECK(backend_of.try_emplace(from, name).first->second == name);
+    }
+  }
+  std::map<std::string, int> clients;
+  for (const auto& [from, name] : backend_of) ++clients[name];
+  CHECK(clients.size() == 3);
+
+  // One client holds 30 connections: its backend takes up to 150% of the mean (15), the rest go
+  // to the next on its order. Without the factor all 30 would go to one backend.
+  const std::string hot_first = backend_of["127.0.0.2"];
+  std::vector<fd> open;
+  std::map<std::string, int> held;
+  for (int n = 0; n < 30; ++n) {
+    open.push_back(connect_from("127.0.0.2", one.port()));
+    ++held[name_of(open.back().get())];
+  }
+  CAPTURE(held);
+  CHECK(held[hot_first] == 15);
+  for (const auto& [name, count] : held) CHECK(count <= 15);
+  CHECK(held.size() >= 2);
+}
+
+TEST_CASE("upstream: slow_start ramps an endpoint whose health check passes again",
+          "[upstream][integration][slow_start][health]") {
+  using namespace std::chrono_literals;
+  named_backend a("a");
+  auto b = std::make_unique<named_backend>("b");
+  const std::uint16_t b_port = b->port();
+  proxy p(config_with(ep(a.port()) + ", " + ep(b_port),
+                      "    slow_start: 2s\n"
+                      "    health_check: { interval: 50ms, timeout: 50ms, rise: 1, fall: 1 }\n"));
+  CHECK(endpoint_at(p.srv->snapshot(), b_port).effective_weight == 1.0);  // warm at start-up
+  b.reset();
+  REQUIRE(wait_until([&] { return !endpoint_at(p.srv->snapshot(), b_port).healthy; }, 10s));
+  b = std::make_unique<named_backend>("b", b_port);
+  REQUIRE(wait_until([&] { return endpoint_at(p.srv->snapshot(), b_port).healthy; }, 10s));
+  const auto seen_up = clock_type::now();
+  CHECK(endpoint_at(p.srv->snapshot(), b_port).effective_weight < 0.3);
+  REQUIRE(wait_until([&] { return endpoint_at(p.srv->snapshot(), b_port).effective_weight == 1.0; },
+                     10s));
+  // It came up at most one check interval (plus the polling) before it was seen up.
+  CHECK(clock_type::now() - seen_up > 1.8s);
 }

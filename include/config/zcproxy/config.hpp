@@ -205,6 +205,12 @@ struct upstream_config {
   proxy_protocol_version send_proxy = proxy_protocol_version::off;
   std::vector<endpoint_config> endpoints;
   balance_policy balance = balance_policy::round_robin;
+  // source_hash: an endpoint over this % of the mean load (per unit of weight) is passed over for
+  // the next on the client's rendezvous order; 0 = off, else 100..1000.
+  unsigned hash_balance_factor = 0;
+  // An endpoint that comes up (health check passes, new from DNS, ready after maint) ramps its
+  // weight from ~0 to its own over this; 0 = off.
+  std::chrono::milliseconds slow_start{0};
   health_check_config health_check;
   // Passive checks: `max_fails` connect failures in a row eject an endpoint for `fail_timeout`;
   // 0 = off.

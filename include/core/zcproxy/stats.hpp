@@ -39,8 +39,9 @@ struct endpoint_stats {
   std::string name;  // the DNS name it was resolved from; empty when given as an address
   endpoint_mode mode = endpoint_mode::ready;  // set at run time (admin API)
   unsigned weight = 1;                        // likewise: the file's unless set
-  bool healthy = true;                        // per active health checks
-  bool usable = true;                         // ready, healthy and not ejected by passive checks
+  double effective_weight = 1;  // the weight picks go by now: less while in its slow start
+  bool healthy = true;          // per active health checks
+  bool usable = true;           // ready, healthy and not ejected by passive checks
   std::int64_t active = 0;
   std::uint64_t connections = 0;               // connections made to it
   std::uint64_t connect_failures = 0;          // attempts that failed or timed out

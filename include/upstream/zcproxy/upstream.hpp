@@ -29,8 +29,11 @@ class upstream {
   // keep their run-time mode, and a weight set at run time while the file's weight is unchanged.
   // An address new to it that a name resolved to starts down when health checks are on.
   // Without `previous` (start-up) every endpoint starts up. `workers`: how many worker threads
-  // count bytes (traffic()).
-  upstream(upstream_config cfg, unsigned workers, const upstream* previous = nullptr);
+  // count bytes (traffic()). With slow_start, an endpoint new to a running upstream that had
+  // endpoints comes up at `now` (ramps from then), one still ramping in `previous` ramps on, the
+  // rest are warm.
+  upstream(upstream_config cfg, unsigned workers, const upstream* previous = nullptr,
+           clock::time_point now = clock::now());
   const upstream_config& config() const { return cfg_; }
   std::size_t size() const { return cfg_.endpoints.size(); }
   const address& at(std::size_t i) const { return cfg_.endpoints[i].at; }
@@ -43,10 +46,13 @@ class upstream {
 
   // The admin API's: an endpoint's mode and weight, at run time (thread-safe).
   endpoint_mode mode(std::size_t i) const { return state_[i].mode.load(std::memory_order_relaxed); }
-  void set_mode(std::size_t i, endpoint_mode m) {
-    state_[i].mode.store(m, std::memory_order_relaxed);
-  }
+  // ready after maint: the endpoint comes up at `now` (slow start).
+  void set_mode(std::size_t i, endpoint_mode m, clock::time_point now = clock::now());
   unsigned weight(std::size_t i) const { return balancer_.weight(i); }
+  // Its weight as picks see it at `now`: weight(i) scaled by its slow start, if it ramps.
+  double effective_weight(std::size_t i, clock::time_point now) const {
+    return balancer_.effective_weight(i, now);
+  }
   void set_weight(std::size_t i, unsigned weight) { balancer_.set_weight(i, weight); }
   // Choose among the endpoints marked in `candidates` (each also checked for usable()), by the
   // upstream's policy; nullopt when none is usable. With max_connections_per_endpoint, an
@@ -98,8 +104,9 @@ class upstream {
     return state_[i].traffic->slots[worker];
   }
 
-  // Active checks: returns true when the state changed.
-  bool set_healthy(std::size_t i, bool up);
+  // Active checks: returns true when the state changed. Going up, it comes up at `now` (slow
+  // start).
+  bool set_healthy(std::size_t i, bool up, clock::time_point now = clock::now());
   bool healthy(std::size_t i) const { return state_[i].healthy.load(std::memory_order_relaxed); }
 
  private:

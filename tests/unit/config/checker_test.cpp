@@ -39,7 +39,8 @@ upstreams:
         "rate_limit, routes, sni_timeout, non_tls, fallback_response, mirror");
   CHECK(errors[3] ==
         "t.yaml:8:41: upstreams.app.weight: unknown key; expected one of: endpoints, "
-        "balance, health_check, max_fails, fail_timeout, max_connect_attempts, "
+        "balance, hash_balance_factor, slow_start, health_check, max_fails, fail_timeout, "
+        "max_connect_attempts, "
         "connect_timeout, idle_timeout, max_connection_duration, resolve, send_proxy, source, "
         "max_connections_per_endpoint, queue");
 }

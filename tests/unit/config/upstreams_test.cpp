@@ -541,3 +541,44 @@ TEST_CASE("a queue without max_connections_per_endpoint, and bad queue values, a
   CHECK_THAT(errors[3], StartsWith("t.yaml:7:36: upstreams.app.queue.size: unknown key; expected "
                                    "one of: max, timeout"));
 }
+
+TEST_CASE("slow_start and hash_balance_factor: read, off when absent, bad values reported",
+          "[config]") {
+  auto c = load_config_string(with_upstream(R"(    endpoints: ["127.0.0.1:9000"]
+)"));
+  CHECK(c.upstreams[0].slow_start == 0ms);
+  CHECK(c.upstreams[0].hash_balance_factor == 0);
+  c = load_config_string(with_upstream(R"(    endpoints: ["127.0.0.1:9000"]
+    balance: source_hash
+    slow_start: 30s
+    hash_balance_factor: 150
+)"));
+  CHECK(c.upstreams[0].slow_start == 30s);
+  CHECK(c.upstreams[0].hash_balance_factor == 150);
+
+  auto errors = errors_of(with_upstream(R"(    endpoints: ["127.0.0.1:9000"]
+    balance: source_hash
+    slow_start: 2h
+    hash_balance_factor: 99
+)"));
+  INFO(joined(errors));
+  REQUIRE(errors.size() == 2);
+  CHECK(errors[0] == R"(t.yaml:7:17: upstreams.app.slow_start: expected a duration from 0s to 1h )"
+                     R"((0s = off), got "2h")");
+  CHECK(errors[1] ==
+        "t.yaml:8:26: upstreams.app.hash_balance_factor: expected an integer from "
+        R"(100 to 1000 (percent of the mean load; absent = off), got "99")");
+
+  errors = errors_of(with_upstream(R"(    endpoints: ["127.0.0.1:9000"]
+    hash_balance_factor: 150
+    balance: least_conn
+    slow_start: 30
+)"));
+  INFO(joined(errors));
+  REQUIRE(errors.size() == 2);
+  CHECK(errors[0] ==
+        "t.yaml:6:26: upstreams.app.hash_balance_factor: expected balance: "
+        "source_hash beside it (it bounds source_hash's loads), got balance: "
+        "least_conn");
+  CHECK_THAT(errors[1], StartsWith("t.yaml:8:17: upstreams.app.slow_start: expected a duration"));
+}

@@ -52,6 +52,8 @@ proxy_stats sample_stats() {
   e.healthy = false;
   e.usable = false;
   e.active = 2;
+  e.weight = 4;
+  e.effective_weight = 1.5;  // in its slow start
   e.connections = 7;
   e.connect_failures = 3;
   e.bytes_up = 11;
@@ -126,6 +128,8 @@ TEST_CASE("metrics: the Prometheus text is well-formed and carries the values", 
   const std::string ep = R"(upstream="app",endpoint="[::1]:9000")";
   CHECK(series.at("zcproxy_endpoint_up{" + ep + "}") == 0);
   CHECK(series.at("zcproxy_endpoint_connections_active{" + ep + "}") == 2);
+  CHECK(series.at("zcproxy_endpoint_weight{" + ep + "}") == 4);
+  CHECK(series.at("zcproxy_endpoint_effective_weight{" + ep + "}") == 1.5);
   CHECK(series.at("zcproxy_endpoint_connections_total{" + ep + "}") == 7);
   CHECK(series.at("zcproxy_endpoint_connect_failures_total{" + ep + "}") == 3);
   CHECK(series.at("zcproxy_endpoint_bytes_total{" + ep + R"(,direction="upstream_to_client"})") ==
@@ -180,6 +184,8 @@ TEST_CASE("metrics: stats.json parses and carries every field", "[metrics]") {
   CHECK(e.at("address").as_string() == "[::1]:9000");
   CHECK(e.at("healthy").as_bool() == false);
   CHECK(e.at("connect_failures").to_number<int>() == 3);
+  CHECK(e.at("weight").to_number<int>() == 4);
+  CHECK(e.at("effective_weight").to_number<double>() == 1.5);
   const auto& h = root.at("history").as_array();
   REQUIRE(h.size() == 2);
   CHECK(h[0].at("up").to_number<double>() == 100.5);
