@@ -333,18 +333,20 @@ void check_queue_has_limit(checker& c, const entry& upstream_entry, const std::s
     c.fail_at(*queue_at, child(path, "queue"),
               "expected max_connections_per_endpoint (1 or more) beside queue: a queue holds "
               "clients while every endpoint is at that limit, and without it none ever is");
-  // hash_balance_factor bounds source_hash's loads; with another policy it would be silently
-  // ignored.
-  void check_hash_balance_factor(checker & c, const entry& item, const std::string& path,
-                                 const upstream_config& u) {
-    if (u.hash_balance_factor == 0 || u.balance == balance_policy::source_hash) return;
-    for (const auto& [key, value] : item.value.entries())
-      if (key.is_scalar() && key.scalar() == "hash_balance_factor")
-        c.fail_at(value.where(), child(path, "hash_balance_factor"),
-                  "expected balance: source_hash beside it (it bounds source_hash's loads), got "
-                  "balance: " +
-                      std::string(to_string(u.balance)));
-  }
+}
+
+// hash_balance_factor bounds source_hash's loads; with another policy it would be silently
+// ignored.
+void check_hash_balance_factor(checker& c, const entry& item, const std::string& path,
+                               const upstream_config& u) {
+  if (u.hash_balance_factor == 0 || u.balance == balance_policy::source_hash) return;
+  for (const auto& [key, value] : item.value.entries())
+    if (key.is_scalar() && key.scalar() == "hash_balance_factor")
+      c.fail_at(value.where(), child(path, "hash_balance_factor"),
+                "expected balance: source_hash beside it (it bounds source_hash's loads), got "
+                "balance: " +
+                    std::string(to_string(u.balance)));
+}
 
 }  // namespace
 
