@@ -58,7 +58,8 @@ std::map<std::string, std::string> fields_of(const std::string& line, bool json)
     }
     return out;
   }
-  for (const auto& [key, value] : boost::json::parse(line).as_object()) {
+  const boost::json::value parsed = boost::json::parse(line);
+  for (const auto& [key, value] : parsed.as_object()) {
     if (value.is_string())
       out[std::string(key)] = std::string(value.as_string());
     else if (value.is_null())
