@@ -171,7 +171,8 @@ TEST_CASE("an access file that cannot be opened leaves the access log where it w
   zcproxy::setup_logging({});  // back to the defaults (stdout) for whatever runs next
 }
 
-TEST_CASE("connect and interim lines say which they are; the final line has no event", "[log]") {
+TEST_CASE("connect and interim lines say which they are, and the final line has no event",
+          "[log]") {
   access_record connect = full_record();
   connect.event = zcproxy::access_event::connect;
   connect.connect_ms = 12;
