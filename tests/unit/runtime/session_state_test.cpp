@@ -7,7 +7,7 @@
 using namespace std::chrono_literals;
 using zcproxy::detail::session_state;
 
-TEST_CASE("interim lines: due every interval from the last due time; a late sweep bursts none",
+TEST_CASE("interim lines: due every interval from the last due time, and a late sweep bursts none",
           "[log][runtime]") {
   const std::chrono::steady_clock::time_point t0{};
   // A sweep 80 ms after the line was due: the next is due an interval after the due time, not
