@@ -54,6 +54,20 @@ void check_access_file(checker& c, const entry& e, const std::string& path, log_
     out.access_file = file;
 }
 
+// 0s (off), or at least 1s: the worker's sweep (every 100 ms) writes the interim lines, so a
+// shorter interval would be off by more than a tenth, and flood the log besides.
+void check_log_interval(checker& c, const entry& e, const std::string& path, log_config& out) {
+  constexpr std::string_view range = "0s (no interim lines) or 1s to 24h";
+  std::chrono::milliseconds value{};
+  if (!c.duration(e, path, std::chrono::milliseconds(0), std::chrono::hours(24), range, value))
+    return;
+  if (value.count() > 0 && value < std::chrono::seconds(1))
+    c.fail(e, path,
+           "expected a duration from " + std::string(range) + ", got " + quoted(e.value.scalar()));
+  else
+    out.interval = value;
+}
+
 const key_rule<log_config> log_keys[] = {
     {"level", check_level},
     {"access_log",
@@ -63,6 +77,9 @@ const key_rule<log_config> log_keys[] = {
        c.one_of(e, path, access_log_format_names, out.access_format);
      }},
     {"access_file", check_access_file},
+    {"on_connect",
+     [](auto& c, auto& e, auto& path, auto& out) { c.boolean(e, path, out.on_connect); }},
+    {"interval", check_log_interval},
 };
 
 const key_rule<relay_config> relay_keys[] = {

@@ -10,6 +10,7 @@
 #include <atomic>
 #include <boost/json.hpp>
 #include <ctime>
+#include <iterator>
 #include <memory>
 #include <mutex>
 #include <stdexcept>
@@ -134,6 +135,56 @@ json::value string_or_null(const std::string& s, json::storage_ptr sp) {
   return json::value(json::string_view(s), std::move(sp));
 }
 
+// The final line exactly as it always was; the others carry their event after "access".
+std::string format_text(const access_record& r, system_clock::time_point now) {
+  fmt::memory_buffer out;
+  auto to = std::back_inserter(out);
+  fmt::format_to(to, "{} access ", format_time(now, false));
+  if (r.event != access_event::close) fmt::format_to(to, "event={} ", to_string(r.event));
+  fmt::format_to(to, "client={} listener={} sni={} upstream={} endpoint={}", r.client, r.listener,
+                 or_dash(r.sni), or_dash(r.upstream), or_dash(r.endpoint));
+  if (r.event == access_event::connect) {
+    fmt::format_to(to, " connect_ms={}", r.connect_ms);
+    return fmt::to_string(out);
+  }
+  fmt::format_to(to, " bytes_up={} bytes_down={} duration_ms={} engine_up={} engine_down={}",
+                 r.bytes_up, r.bytes_down, r.duration_ms, or_dash(r.engine_up),
+                 or_dash(r.engine_down));
+  if (r.event == access_event::close) fmt::format_to(to, " close={}", to_string(r.close));
+  return fmt::to_string(out);
+}
+
+// The text format's fields in its order, after "time" (and "event", but for the final line) and
+// "start".
+std::string format_json(const access_record& r, system_clock::time_point now) {
+  // Built in a stack buffer: no heap allocation for a line of usual size.
+  unsigned char buffer[2048];
+  json::monotonic_resource arena(buffer, sizeof buffer);
+  json::storage_ptr sp(&arena);
+  json::object line(sp);
+  line.reserve(14);
+  // Insertion order is kept: the fields come out as the text format lists them.
+  line.emplace("time", format_time(now, true));
+  if (r.event != access_event::close) line.emplace("event", to_string(r.event));
+  line.emplace("start", format_time(r.start, true));
+  line.emplace("client", r.client);
+  line.emplace("listener", r.listener);
+  line.emplace("sni", string_or_null(r.sni, sp));
+  line.emplace("upstream", string_or_null(r.upstream, sp));
+  line.emplace("endpoint", string_or_null(r.endpoint, sp));
+  if (r.event == access_event::connect) {
+    line.emplace("connect_ms", r.connect_ms);
+    return json::serialize(line);
+  }
+  line.emplace("bytes_up", r.bytes_up);
+  line.emplace("bytes_down", r.bytes_down);
+  line.emplace("duration_ms", r.duration_ms);
+  line.emplace("engine_up", string_or_null(r.engine_up, sp));
+  line.emplace("engine_down", string_or_null(r.engine_down, sp));
+  if (r.event == access_event::close) line.emplace("close", to_string(r.close));
+  return json::serialize(line);
+}
+
 }  // namespace
 
 void setup_logging(const log_config& cfg) {
@@ -178,34 +229,7 @@ void log_access(const access_record& r) {
 
 std::string format_access(const access_record& r, access_log_format format,
                           system_clock::time_point now) {
-  if (format == access_log_format::text)
-    return fmt::format(
-        "{} access client={} listener={} sni={} upstream={} endpoint={} bytes_up={} "
-        "bytes_down={} duration_ms={} engine_up={} engine_down={} close={}",
-        format_time(now, false), r.client, r.listener, or_dash(r.sni), or_dash(r.upstream),
-        or_dash(r.endpoint), r.bytes_up, r.bytes_down, r.duration_ms, or_dash(r.engine_up),
-        or_dash(r.engine_down), to_string(r.close));
-  // Built in a stack buffer: no heap allocation for a line of usual size.
-  unsigned char buffer[2048];
-  json::monotonic_resource arena(buffer, sizeof buffer);
-  json::storage_ptr sp(&arena);
-  json::object line(sp);
-  line.reserve(13);
-  // Insertion order is kept: the fields come out as the text format lists them.
-  line.emplace("time", format_time(now, true));
-  line.emplace("start", format_time(r.start, true));
-  line.emplace("client", r.client);
-  line.emplace("listener", r.listener);
-  line.emplace("sni", string_or_null(r.sni, sp));
-  line.emplace("upstream", string_or_null(r.upstream, sp));
-  line.emplace("endpoint", string_or_null(r.endpoint, sp));
-  line.emplace("bytes_up", r.bytes_up);
-  line.emplace("bytes_down", r.bytes_down);
-  line.emplace("duration_ms", r.duration_ms);
-  line.emplace("engine_up", string_or_null(r.engine_up, sp));
-  line.emplace("engine_down", string_or_null(r.engine_down, sp));
-  line.emplace("close", to_string(r.close));
-  return json::serialize(line);
+  return format == access_log_format::text ? format_text(r, now) : format_json(r, now);
 }
 
 void reopen_access_log() {

@@ -1,5 +1,6 @@
 // A listener's fallback_response: what a client gets, instead of a reset, when no endpoint of its
 // upstream could be reached.
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -25,6 +26,11 @@ constexpr std::chrono::milliseconds linger_limit{1000};
 constexpr std::size_t linger_max_bytes = 1 << 20;
 
 }  // namespace
+
+void reset_on_close(stream_socket& s) {
+  const linger abort_on_close{1, 0};
+  ::setsockopt(s.native_handle(), SOL_SOCKET, SO_LINGER, &abort_on_close, sizeof abort_on_close);
+}
 
 // The body's bytes go to the client by sendfile(2) from its sealed memfd (no copy through user
 // space), or by a plain write of the same bytes where sendfile is refused, all within `limit`.

@@ -6,8 +6,6 @@
 // serves gets the fallback response or a reset.
 #include "session.hpp"
 
-#include <sys/socket.h>
-
 #include <algorithm>
 #include <array>
 #include <boost/asio/co_spawn.hpp>
@@ -63,20 +61,18 @@ constexpr std::chrono::seconds mirror_finish_limit{10};
 // default.
 constexpr std::chrono::milliseconds fallback_limit_without_idle = std::chrono::minutes(10);
 
-// The client is refused (access control, limits, a bad PROXY header, no endpoint): it is reset,
-// as a direct connect to a dead or closed service would be, not closed cleanly, which could pass
-// for an empty reply. (Not through Asio: its socket destructor turns a linger set through it
-// back off.)
-void reset_on_close(stream_socket& s) {
-  const linger abort_on_close{1, 0};
-  ::setsockopt(s.native_handle(), SOL_SOCKET, SO_LINGER, &abort_on_close, sizeof abort_on_close);
+// Milliseconds since `t`, for the access log.
+std::uint64_t ms_since(std::chrono::steady_clock::time_point t) {
+  return static_cast<std::uint64_t>(
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t)
+          .count());
 }
 
 // One client connection, its phases as member functions, in the order serve() calls them. On the
 // heap, on its worker's thread: serve()'s coroutine owns it until the relays start, then the
 // relays do, and the last to end deletes it (an idle connection pins no coroutine frame). `gen`
 // keeps what the listener's references point to alive through any reload.
-struct session final : relay_owner {
+struct session final : relay_owner, detail::interim_log {
   // What only the phases before the relays need: kept in serve()'s frame, which ends as the
   // relays start, so an open connection does not hold it.
   struct setup_state {
@@ -105,6 +101,8 @@ struct session final : relay_owner {
   void direction_ended(relay_direction& d) override;
   asio::awaitable<close_reason> refuse(close_reason reason);
   void finish(close_reason reason);
+  access_record record(access_event event) const;
+  std::chrono::milliseconds log_interim() override;
   bool may_log(close_reason reason, spdlog::level::level_enum level);
 
   worker& w;
@@ -233,6 +231,9 @@ asio::awaitable<outcome<>> session::connect() {
   setup->t = timeouts_for(listener, target.config());
   const std::uint64_t client_hash = detail::client_hash_for(target.config().balance, ip_key);
   endpoint = endpoint_connection(target, w.index);
+  // log.on_connect: the clock is read only when the line is asked for.
+  const bool log_connect = gen->cfg.log.on_connect;
+  const auto began = log_connect ? std::chrono::steady_clock::now() : decltype(started){};
   endpoint_connect_options options{.timeout = setup->t.connect,
                                    .client_hash = client_hash,
                                    .timer = s.timer,
@@ -248,6 +249,11 @@ asio::awaitable<outcome<>> session::connect() {
     connected = co_await endpoint.connect(s.upstream, options, stopping);
   }
   if (!connected) endpoint.reset();  // none connected: the access log names none
+  if (connected && log_connect && access_log_enabled()) {
+    access_record line = record(access_event::connect);
+    line.connect_ms = ms_since(began);
+    log_access(line);
+  }
   switch (detail::report_for(connected)) {
     case detail::connect_report::none:
       break;
@@ -341,7 +347,12 @@ void session::start_relays() {
   s.relay_started = std::chrono::steady_clock::now();
   s.link.touch();
   s.relaying = true;
-  if (t.idle.count() > 0 || t.max_duration.count() > 0) w.need_sweep();
+  // log.interval's interim lines ride on the same sweep.
+  if (const auto every = gen->cfg.log.interval; every.count() > 0) {
+    s.interim = this;
+    s.next_interim = s.relay_started + every;
+  }
+  if (t.idle.count() > 0 || t.max_duration.count() > 0 || s.interim) w.need_sweep();
   if (listener.upload_rate) upload = std::make_unique<token_bucket>(listener.upload_rate);
   if (listener.download_rate) download = std::make_unique<token_bucket>(listener.download_rate);
   endpoint_traffic_slot& meter = endpoint.meter();
@@ -370,7 +381,7 @@ void session::direction_ended(relay_direction&) {
 // time gets less); otherwise a reset.
 asio::awaitable<close_reason> session::refuse(close_reason reason) {
   if (detail::refusal_for(reason, listener.fallback != nullptr) == detail::refusal::reset) {
-    reset_on_close(s.client);
+    detail::reset_on_close(s.client);
     co_return reason;
   }
   fallback_sent = co_await detail::send_fallback(
@@ -394,20 +405,31 @@ void session::finish(close_reason reason) {
   metrics.ended(reason, seconds, up.result().copy_switch, down.result().copy_switch);
   metrics.active.fetch_sub(1, std::memory_order_relaxed);
   if (!access_log_enabled()) return;
-  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-      std::chrono::steady_clock::now() - started);
-  log_access({.client = client_addr,
-              .listener = listener.name,
-              .sni = server_name,
-              .upstream = routed ? routed->config().name : "",
-              .endpoint = endpoint.index() ? endpoint.at().to_string() : "",
-              .bytes_up = up.result().bytes() + first_bytes_sent,
-              .bytes_down = down.result().bytes() + fallback_sent,
-              .duration_ms = static_cast<std::uint64_t>(ms.count()),
-              .engine_up = endpoint.index() ? up.result().engine() : "",
-              .engine_down = endpoint.index() ? down.result().engine() : "",
-              .close = reason,
-              .start = std::chrono::system_clock::now() - ms});
+  access_record line = record(access_event::close);
+  line.close = reason;
+  log_access(line);
+}
+
+// The access-log line's fields as they stand now: the bytes so far while the relays run.
+access_record session::record(access_event event) const {
+  const std::uint64_t ms = ms_since(started);
+  return {.client = client_addr,
+          .listener = listener.name,
+          .sni = server_name,
+          .upstream = routed ? routed->config().name : "",
+          .endpoint = endpoint.index() ? endpoint.at().to_string() : "",
+          .bytes_up = up.result().bytes() + first_bytes_sent,
+          .bytes_down = down.result().bytes() + fallback_sent,
+          .duration_ms = ms,
+          .engine_up = endpoint.index() ? up.result().engine() : "",
+          .engine_down = endpoint.index() ? down.result().engine() : "",
+          .start = std::chrono::system_clock::now() - std::chrono::milliseconds(ms),
+          .event = event};
+}
+
+std::chrono::milliseconds session::log_interim() {
+  if (access_log_enabled()) log_access(record(access_event::interim));
+  return gen->cfg.log.interval;
 }
 
 // Whether a main-log line about a client closed for `reason` may be written (log_limiter: a flood

@@ -20,6 +20,15 @@
 
 namespace zcproxy::detail {
 
+// Writes a relaying connection's interim access-log line (log.interval) when the worker's sweep
+// finds one due; returns the interval to the next one.
+struct interim_log {
+  virtual std::chrono::milliseconds log_interim() = 0;
+
+ protected:
+  ~interim_log() = default;
+};
+
 // The session's sockets and what the worker may do to it. Lives in the session's object;
 // touched by its worker's thread only.
 struct session_state final : session_handle {
@@ -38,7 +47,18 @@ struct session_state final : session_handle {
       expired = close_reason::max_duration;
     else if (limits.idle.count() > 0 && now >= link.last_activity() + limits.idle)
       expired = close_reason::idle_timeout;
-    if (expired) link.stop();
+    if (expired)
+      link.stop();
+    else if (interim && now >= next_interim)
+      next_interim = next_due(next_interim, interim->log_interim(), now);
+  }
+
+  // Every `every` from `due`; a late sweep (a busy worker) does not make up for lost lines with a
+  // burst.
+  static std::chrono::steady_clock::time_point next_due(std::chrono::steady_clock::time_point due,
+                                                        std::chrono::milliseconds every,
+                                                        std::chrono::steady_clock::time_point now) {
+    return due + every > now ? due + every : now + every;
   }
 
   stream_socket client;
@@ -52,6 +72,10 @@ struct session_state final : session_handle {
   timeouts limits;
   std::chrono::steady_clock::time_point relay_started;
   std::optional<close_reason> expired;  // the timeout that stopped the relays
+  // log.interval: the sweep that finds next_interim passed has `interim` write the line (the
+  // worker's one timer; none of the connection's own). Null: no interim lines.
+  interim_log* interim = nullptr;
+  std::chrono::steady_clock::time_point next_interim;
 };
 
 // Read the PROXY protocol header the client must send first, within `limit`, consuming exactly
@@ -78,6 +102,12 @@ boost::asio::awaitable<outcome<client_preface>> read_client_hello(session_state&
 // went away) or shutdown (the session's stop); the queue's metrics count each wait.
 boost::asio::awaitable<outcome<std::size_t>> wait_for_slot(session_state& s, upstream& u,
                                                            std::uint64_t client_hash);
+
+// The client is refused (access control, limits, a bad PROXY header, no endpoint): it is reset,
+// as a direct connect to a dead or closed service would be, not closed cleanly, which could pass
+// for an empty reply. (Not through Asio: its socket destructor turns a linger set through it
+// back off.)
+void reset_on_close(stream_socket& s);
 
 // Send a listener's fallback_response to the client, within `limit`, then end the stream with a
 // lingering close. Returns the bytes sent.

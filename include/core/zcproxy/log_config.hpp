@@ -3,6 +3,7 @@
 #pragma once
 
 #include <array>
+#include <chrono>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -33,6 +34,10 @@ struct log_config {
   bool access_log = true;
   access_log_format access_format = access_log_format::text;
   std::string access_file;  // an absolute path in a directory that existed at load; "" = stdout
+  // Lines besides a connection's final one (format_access: access_event): one as its upstream
+  // connection is made, and one per interval while it relays (0 = none; else 1s or more).
+  bool on_connect = false;
+  std::chrono::milliseconds interval{0};
   bool operator==(const log_config&) const = default;
 };
 

@@ -29,7 +29,7 @@ upstreams:
   REQUIRE(errors.size() == 4);
   CHECK(errors[0] ==
         "t.yaml:1:21: log.colour: unknown key; expected one of: level, access_log, "
-        "access_format, access_file");
+        "access_format, access_file, on_connect, interval");
   CHECK_THAT(errors[1], StartsWith("t.yaml:4:3: relay.pipe_sz: unknown key") &&
                             Contains("expected one of: engine, pipe_size, max_pipes, buffer_size"));
   CHECK(errors[2] ==
@@ -51,7 +51,7 @@ TEST_CASE("a scalar where a map is expected is a type error", "[config]") {
   REQUIRE(errors.size() == 2);
   CHECK(errors[0] ==
         R"(t.yaml:1:6: log: expected a map with keys level, access_log, access_format, )"
-        R"(access_file, got "debug")");
+        R"(access_file, on_connect, interval, got "debug")");
   CHECK_THAT(errors[1], StartsWith("t.yaml:2:8: relay: expected a map with keys engine") &&
                             Contains("got a sequence"));
 }

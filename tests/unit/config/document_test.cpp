@@ -327,3 +327,32 @@ TEST_CASE("config: the README's configuration example is a valid config", "[conf
     FAIL("the README's example has errors");
   }
 }
+
+TEST_CASE("log.on_connect and log.interval: off by default, set, and a bad interval reported",
+          "[config]") {
+  auto c = load_config_string(minimal, "min.yaml");
+  CHECK_FALSE(c.log.on_connect);
+  CHECK(c.log.interval == 0ms);
+  c = load_config_string(std::string("log: { on_connect: true, interval: 60s }\n") + minimal,
+                         "t.yaml");
+  CHECK(c.log.on_connect);
+  CHECK(c.log.interval == 60s);
+  CHECK(
+      load_config_string(std::string("log: { interval: 1s }\n") + minimal, "t.yaml").log.interval ==
+      1s);
+  CHECK(
+      load_config_string(std::string("log: { interval: 0s }\n") + minimal, "t.yaml").log.interval ==
+      0ms);
+  auto error_for = [](const std::string& log) {
+    auto errors = errors_of("log: " + log + "\n" + minimal);
+    INFO(joined(errors));
+    REQUIRE(errors.size() == 1);
+    return errors[0];
+  };
+  const std::string range = "expected a duration from 0s (no interim lines) or 1s to 24h, got ";
+  CHECK(error_for("{ interval: 500ms }") == "t.yaml:1:18: log.interval: " + range + "\"500ms\"");
+  CHECK(error_for("{ interval: 25h }") == "t.yaml:1:18: log.interval: " + range + "\"25h\"");
+  CHECK_THAT(error_for("{ interval: soon }"), StartsWith("t.yaml:1:18: log.interval: expected "));
+  CHECK_THAT(error_for("{ on_connect: yes please }"),
+             StartsWith("t.yaml:1:20: log.on_connect: expected "));
+}

@@ -170,3 +170,39 @@ TEST_CASE("an access file that cannot be opened leaves the access log where it w
   CHECK(parse_line(written.substr(0, written.size() - 1)).at("listener") == "web");
   zcproxy::setup_logging({});  // back to the defaults (stdout) for whatever runs next
 }
+
+TEST_CASE("connect and interim lines say which they are, and the final line has no event",
+          "[log]") {
+  access_record connect = full_record();
+  connect.event = zcproxy::access_event::connect;
+  connect.connect_ms = 12;
+  CHECK(format_access(connect, access_log_format::text, now) ==
+        local_time_text(now) +
+            ".123 access event=connect client=127.0.0.1:58590 listener=web sni=api.example.com "
+            "upstream=app endpoint=127.0.0.1:5201 connect_ms=12");
+  access_record interim = full_record();
+  interim.event = zcproxy::access_event::interim;
+  CHECK(format_access(interim, access_log_format::text, now) ==
+        local_time_text(now) +
+            ".123 access event=interim client=127.0.0.1:58590 listener=web sni=api.example.com "
+            "upstream=app endpoint=127.0.0.1:5201 bytes_up=542638117 bytes_down=0 "
+            "duration_ms=3017 engine_up=splice engine_down=splice+copy");
+  CHECK(format_access(full_record(), access_log_format::text, now).find("event=") ==
+        std::string::npos);
+
+  const std::string connect_json = format_access(connect, access_log_format::json, now);
+  CHECK(
+      connect_json ==
+      R"({"time":"2026-11-25T17:02:20.123Z","event":"connect","start":"2026-11-25T17:02:17.106Z",)"
+      R"("client":"127.0.0.1:58590","listener":"web","sni":"api.example.com","upstream":"app",)"
+      R"("endpoint":"127.0.0.1:5201","connect_ms":12})");
+  const json::object i = parse_line(format_access(interim, access_log_format::json, now));
+  CHECK(i.size() == 13);  // the final line's 13 fields, "event" instead of "close"
+  CHECK(i.at("event") == "interim");
+  CHECK(i.at("bytes_up").to_number<std::uint64_t>() == 542638117);
+  CHECK(i.at("duration_ms").to_number<std::uint64_t>() == 3017);
+  CHECK(i.at("engine_down") == "splice+copy");
+  CHECK_FALSE(i.contains("close"));
+  CHECK_FALSE(
+      parse_line(format_access(full_record(), access_log_format::json, now)).contains("event"));
+}
