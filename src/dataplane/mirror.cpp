@@ -9,6 +9,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <cerrno>
 #include <cstring>
+#include <random>
 
 #include "zcproxy/deadline.hpp"
 #include "zcproxy/endpoint_connection.hpp"
@@ -19,6 +20,13 @@
 namespace zcproxy {
 namespace asio = boost::asio;
 using namespace asio::experimental::awaitable_operators;
+
+bool mirror_sampled(double share) {
+  if (share >= 1) return true;
+  if (share <= 0) return false;
+  static thread_local std::mt19937_64 rng{std::random_device{}()};
+  return std::uniform_real_distribution<double>(0, 1)(rng) < share;
+}
 
 mirror::mirror(const stream_socket::executor_type& ex, std::size_t lag, std::size_t pipe_size)
     : socket_(ex),

@@ -14,7 +14,6 @@
 #include <boost/asio/write.hpp>
 #include <chrono>
 #include <optional>
-#include <random>
 #include <string>
 #include <tuple>
 
@@ -33,25 +32,6 @@ namespace asio = boost::asio;
 using detail::session_state;
 
 namespace {
-
-// Why the relays ended, when no timeout stopped them.
-close_reason relay_end(const session_state& s, const direction_result& up,
-                       const direction_result& down) {
-  if (s.shutting_down) return close_reason::shutdown;
-  for (const auto* d : {&up, &down}) {
-    if (d->end == direction_end::splice_refused) return close_reason::splice_refused;
-    if (d->end == direction_end::reset) return close_reason::reset;
-  }
-  return close_reason::eof;
-}
-
-// Whether this connection is in a mirror's sampled share.
-bool sampled(double share) {
-  if (share >= 1) return true;
-  if (share <= 0) return false;
-  static thread_local std::mt19937_64 rng{std::random_device{}()};
-  return std::uniform_real_distribution<double>(0, 1)(rng) < share;
-}
 
 // How long a mirror may take, once its connection has ended, to send what is staged.
 constexpr std::chrono::seconds mirror_finish_limit{10};
@@ -276,7 +256,7 @@ asio::awaitable<outcome<>> session::connect() {
 // nothing here waits for the shadow.
 void session::start_mirror() {
   upstream* shadow_upstream = nullptr;
-  if (listener.mirror_upstream.empty() || !sampled(listener.mirror_sample) ||
+  if (listener.mirror_upstream.empty() || !mirror_sampled(listener.mirror_sample) ||
       !(shadow_upstream = gen->find(listener.mirror_upstream)))
     return;
   // The lag is at least a copy round's worth: a round feeds the mirror all it filled at once (up
@@ -368,7 +348,7 @@ void session::start_relays() {
 void session::direction_ended(relay_direction&) {
   if (--relays_running > 0) return;
   s.relaying = false;
-  const close_reason reason = s.expired ? *s.expired : relay_end(s, up.result(), down.result());
+  const close_reason reason = s.expired ? *s.expired : s.relay_end(up.result(), down.result());
   w.bytes_spliced.fetch_add(up.result().spliced + down.result().spliced, std::memory_order_relaxed);
   w.bytes_copied.fetch_add(up.result().copied + down.result().copied, std::memory_order_relaxed);
   endpoint.end();

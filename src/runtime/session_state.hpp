@@ -61,6 +61,16 @@ struct session_state final : session_handle {
     return due + every > now ? due + every : now + every;
   }
 
+  // Why the relays ended, when no timeout stopped them.
+  close_reason relay_end(const direction_result& up, const direction_result& down) const {
+    if (shutting_down) return close_reason::shutdown;
+    for (const auto* d : {&up, &down}) {
+      if (d->end == direction_end::splice_refused) return close_reason::splice_refused;
+      if (d->end == direction_end::reset) return close_reason::reset;
+    }
+    return close_reason::eof;
+  }
+
   stream_socket client;
   stream_socket upstream;
   // The deadline of whichever step before the relays waits; it lives in the session's setup

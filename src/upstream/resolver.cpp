@@ -38,9 +38,9 @@ std::vector<dns_name> names_in(const config& c) {
   return out;
 }
 
-// Shared with the handlers queued on the io_context, which hold it weakly: whichever thread lets
-// go of it last (the resolver's owner, or a handler that was running) destroys it, never while
-// another uses it.
+// Shared with the handlers queued on the io_context, which hold it weakly (its c-ares sockets'
+// handlers by plain pointer): it is destroyed on the io_context's thread, by the resolver's last
+// handler or one that was running, never while another uses it.
 struct resolver::impl : std::enable_shared_from_this<impl> {
   struct watched {
     watched(asio::io_context& io, dns_name n, std::function<void()> activity)
@@ -170,7 +170,9 @@ resolver::~resolver() {
     std::lock_guard calling(impl_->calls);  // waits for a call under way
     impl_->stopping = true;
   }
-  impl_.reset();  // or its last handler does, on the io_context's thread
+  // Its c-ares sockets' handlers point into it: it goes on the io_context's thread, never while
+  // one of them runs there (or with the io_context, if that runs no more).
+  asio::post(impl_->io, [last = std::move(impl_)] {});
 }
 
 void resolver::watch(std::vector<dns_name> names) {

@@ -23,6 +23,9 @@ namespace zcproxy {
 
 class upstream;
 
+// Whether a connection is in a mirror's sampled `share` (0..1).
+bool mirror_sampled(double share);
+
 class mirror {
  public:
   // `lag`: how many bytes the shadow may fall behind; staged in pipes of `pipe_size` each.

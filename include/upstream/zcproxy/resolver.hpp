@@ -36,6 +36,7 @@ class resolver {
   // Resolves on `io` (the control loop), which must outlive it.
   resolver(boost::asio::io_context& io, on_change changed);
   // Abandons what is in flight; no call of `changed` is under way or starts once it returns.
+  // What is left is freed on the io_context's thread (or with it).
   ~resolver();
   resolver(const resolver&) = delete;
   resolver& operator=(const resolver&) = delete;
