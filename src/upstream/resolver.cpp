@@ -172,7 +172,8 @@ resolver::~resolver() {
   }
   // Its c-ares sockets' handlers point into it: it goes on the io_context's thread, never while
   // one of them runs there (or with the io_context, if that runs no more).
-  asio::post(impl_->io, [last = std::move(impl_)] {});
+  asio::io_context& io = impl_->io;
+  asio::post(io, [last = std::move(impl_)] {});
 }
 
 void resolver::watch(std::vector<dns_name> names) {
