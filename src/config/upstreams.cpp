@@ -253,6 +253,7 @@ void check_source_fits(checker& c, const entry& item, const std::string& path,
     }
   }
 }
+
 const key_rule<queue_config> queue_keys[] = {
     {"max",
      [](auto& c, auto& e, auto& path, auto& q) {
