@@ -61,6 +61,8 @@ class browser {
   std::string log() const { return slurp(log_); }
 
  private:
+  // Start the browser with `profile` and connect to it, within `timeout`; throws cdp::error.
+  void launch(std::chrono::milliseconds timeout, const std::string& profile);
   boost::json::object read(std::chrono::steady_clock::time_point deadline, std::string_view what);
   void keep(boost::json::object event);
   void stop();
