@@ -52,7 +52,7 @@ std::uint64_t ms_since(std::chrono::steady_clock::time_point t) {
 // heap, on its worker's thread: serve()'s coroutine owns it until the relays start, then the
 // relays do, and the last to end deletes it (an idle connection pins no coroutine frame). `gen`
 // keeps what the listener's references point to alive through any reload.
-struct session final : relay_owner, detail::interim_log {
+struct session final : relay_owner, session_handle {
   // What only the phases before the relays need: kept in serve()'s frame, which ends as the
   // relays start, so an open connection does not hold it.
   struct setup_state {
@@ -66,7 +66,7 @@ struct session final : relay_owner, detail::interim_log {
 
   session(worker& w, std::shared_ptr<const generation> gen, listener_view l, stream_socket client,
           setup_state& setup);
-  ~session() { w.session_ended(&s); }
+  ~session() { w.session_ended(this); }
   session(const session&) = delete;
   session& operator=(const session&) = delete;
 
@@ -82,7 +82,13 @@ struct session final : relay_owner, detail::interim_log {
   asio::awaitable<close_reason> refuse(close_reason reason);
   void finish(close_reason reason);
   access_record record(access_event event) const;
-  std::chrono::milliseconds log_interim() override;
+  std::chrono::milliseconds log_interim();
+  // session_handle: the worker's stop and sweep.
+  void stop() override { s.stop(); }
+  void check_timeouts(std::chrono::steady_clock::time_point now) override {
+    if (s.check_timeouts(now))
+      s.next_interim = session_state::next_due(s.next_interim, log_interim(), now);
+  }
   bool may_log(close_reason reason, spdlog::level::level_enum level);
 
   worker& w;
@@ -124,7 +130,7 @@ session::session(worker& w, std::shared_ptr<const generation> gen, listener_view
       client_addr(setup.peer ? setup.peer->to_string() : "?"),
       routed(l.target) {
   s.timer = &setup.timer;
-  w.session_started(&s);
+  w.session_started(this);
   metrics.accepted.fetch_add(1, std::memory_order_relaxed);
   metrics.active.fetch_add(1, std::memory_order_relaxed);
   // Splice, read_some/write_some and peeks must never block. A listener's sockets are so from
@@ -328,11 +334,10 @@ void session::start_relays() {
   s.link.touch();
   s.relaying = true;
   // log.interval's interim lines ride on the same sweep.
-  if (const auto every = gen->cfg.log.interval; every.count() > 0) {
-    s.interim = this;
+  if (const auto every = gen->cfg.log.interval; every.count() > 0)
     s.next_interim = s.relay_started + every;
-  }
-  if (t.idle.count() > 0 || t.max_duration.count() > 0 || s.interim) w.need_sweep();
+  if (t.idle.count() > 0 || t.max_duration.count() > 0 || s.next_interim != session_state::never)
+    w.need_sweep();
   if (listener.upload_rate) upload = std::make_unique<token_bucket>(listener.upload_rate);
   if (listener.download_rate) download = std::make_unique<token_bucket>(listener.download_rate);
   endpoint_traffic_slot& meter = endpoint.meter();

@@ -20,37 +20,27 @@
 
 namespace zcproxy::detail {
 
-// Writes a relaying connection's interim access-log line (log.interval) when the worker's sweep
-// finds one due; returns the interval to the next one.
-struct interim_log {
-  virtual std::chrono::milliseconds log_interim() = 0;
-
- protected:
-  ~interim_log() = default;
-};
-
-// The session's sockets and what the worker may do to it. Lives in the session's object;
-// touched by its worker's thread only.
-struct session_state final : session_handle {
+// The session's sockets and what the worker may do to it (through the session, the worker's
+// session_handle). Lives in the session's object; touched by its worker's thread only.
+struct session_state final {
   explicit session_state(stream_socket c) : client(std::move(c)), upstream(client.get_executor()) {}
 
-  void stop() override {
+  void stop() {
     shutting_down = true;
     link.stop();  // cancels both sockets: a pending connect or relay wait ends at once
     if (timer) timer->cancel();
   }
 
-  // Called by the worker's sweep while the relays run (see worker::sweep).
-  void check_timeouts(std::chrono::steady_clock::time_point now) override {
-    if (!relaying || link.stopped()) return;
+  // Called by the worker's sweep while the relays run (see worker::sweep). Whether an interim
+  // access-log line is due (log.interval): the session writes it and sets the next.
+  bool check_timeouts(std::chrono::steady_clock::time_point now) {
+    if (!relaying || link.stopped()) return false;
     if (limits.max_duration.count() > 0 && now >= relay_started + limits.max_duration)
       expired = close_reason::max_duration;
     else if (limits.idle.count() > 0 && now >= link.last_activity() + limits.idle)
       expired = close_reason::idle_timeout;
-    if (expired)
-      link.stop();
-    else if (interim && now >= next_interim)
-      next_interim = next_due(next_interim, interim->log_interim(), now);
+    if (expired) link.stop();
+    return !expired && now >= next_interim;
   }
 
   // Every `every` from `due`; a late sweep (a busy worker) does not make up for lost lines with a
@@ -82,10 +72,10 @@ struct session_state final : session_handle {
   timeouts limits;
   std::chrono::steady_clock::time_point relay_started;
   std::optional<close_reason> expired;  // the timeout that stopped the relays
-  // log.interval: the sweep that finds next_interim passed has `interim` write the line (the
-  // worker's one timer; none of the connection's own). Null: no interim lines.
-  interim_log* interim = nullptr;
-  std::chrono::steady_clock::time_point next_interim;
+  // log.interval: the sweep that finds it passed has the session write the line (the worker's one
+  // timer; none of the connection's own). Never: no interim lines.
+  static constexpr auto never = std::chrono::steady_clock::time_point::max();
+  std::chrono::steady_clock::time_point next_interim = never;
 };
 
 // Read the PROXY protocol header the client must send first, within `limit`, consuming exactly
